@@ -1,0 +1,1 @@
+"""Data layer: parquet layouts, synthetic data, checks, importers and the Ray Data pipeline."""

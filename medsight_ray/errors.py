@@ -1,0 +1,77 @@
+"""User-facing errors.
+
+Every error a user can cause names what was expected, what came, and where (file,
+column, row or image id), and says how to fix it. Command-line entry points turn these
+into a one-paragraph message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+
+class MedsightError(Exception):
+    """An error caused by the user's input, data or configuration.
+
+    Args:
+        what: one line saying what is wrong.
+        where: file, column, row or image id the problem was found at.
+        expected: what a valid input looks like.
+        got: what was actually found.
+        fix: how to fix it.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str = "",
+        expected: str = "",
+        got: str = "",
+        fix: str = "",
+    ) -> None:
+        self.what = what
+        self.where = where
+        self.expected = expected
+        self.got = got
+        self.fix = fix
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        """Return the error as one paragraph."""
+        parts = [f"{self.where}: {self.what}" if self.where else self.what]
+        if self.expected:
+            parts.append(f"expected {self.expected}")
+        if self.got:
+            parts.append(f"got {self.got}")
+        text = "; ".join(parts) + "."
+        if self.fix:
+            text += f" Fix: {self.fix}"
+        return text
+
+
+class DataError(MedsightError):
+    """A dataset does not match its layout or cannot be used for training."""
+
+
+class ConfigError(MedsightError):
+    """A configuration, search space or command-line request is invalid."""
+
+
+def exit_on_error(main: Callable[[], int | None]) -> Callable[[], NoReturn]:
+    """Wrap a CLI ``main`` so that user errors print one paragraph and exit with 2."""
+
+    def wrapped() -> NoReturn:
+        try:
+            code = main()
+        except MedsightError as err:
+            print(f"error: {err.message()}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        sys.exit(code or 0)
+
+    return wrapped
