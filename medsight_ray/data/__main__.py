@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("data")
     check.add_argument("--task", choices=TASKS, help="fail unless the dataset is of this task family")
 
+    dry = sub.add_parser("dryrun", help="stream a dataset through Ray Train workers without a model")
+    dry.add_argument("data")
+    dry.add_argument("--workers", type=int, default=2)
+    dry.add_argument("--epochs", type=int, default=1)
+    dry.add_argument("--batch-size", type=int, default=32)
+    dry.add_argument("--image-size", type=int, default=64)
+    dry.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)")
+
     imp = sub.add_parser("import", help="convert a real dataset layout")
     kinds = imp.add_subparsers(dest="kind", required=True)
     vindr = kinds.add_parser("vindr", help="VinDr-CXR CSV + PNG/DICOM images -> concepts")
@@ -55,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     vindr.add_argument("--iou", type=float, default=0.4, help="IoU to merge boxes of different radiologists")
     vindr.add_argument("--image-labels", type=Path, help="VinDr image_labels CSV for the global labels")
     vindr.add_argument("--sizes", type=Path, help="CSV image_id,width,height of the original images")
+    vindr.add_argument("--concepts", default="observed",
+                       help="'observed' (VinDr findings in the CSV), 'vindr22', or a comma-separated list")
     vindr.add_argument("--skip-missing", action="store_true", help="import only images present (counted)")
     _split_args(vindr)
     folders = kinds.add_parser("folders", help="one folder per class -> grading")
@@ -82,9 +92,14 @@ def _run_import(args: argparse.Namespace) -> str:
     split = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "seed": args.seed}
     if args.kind == "vindr":
         from medsight_ray.data.importers.vindr import import_vindr
+        from medsight_ray.data.schema import VINDR_CONCEPTS
 
+        concepts = {"observed": None, "vindr22": VINDR_CONCEPTS}.get(args.concepts)
+        if args.concepts not in ("observed", "vindr22"):
+            concepts = tuple(c.strip() for c in args.concepts.split(","))
         info, counts = import_vindr(args.csv, args.images, args.out, args.image_size, args.min_votes, args.iou,
-                                    args.image_labels, args.sizes, args.skip_missing, **split)
+                                    args.image_labels, args.sizes, args.skip_missing, **split,
+                                    concept_names=concepts)
         return (f"imported {counts['images']} images with {counts['boxes']} merged boxes"
                 + (f"; skipped {counts['skipped_missing']} images missing from {args.images}"
                    if counts["skipped_missing"] else ""))
@@ -102,9 +117,29 @@ def _run_import(args: argparse.Namespace) -> str:
     return f"imported image/mask pairs ({info.source})"
 
 
+def _run_dryrun(args: argparse.Namespace) -> int:
+    from medsight_ray.data.dryrun import dry_run
+    from medsight_ray.data.pipeline import PipelineConfig
+    from medsight_ray.raylocal import init_ray
+
+    report = check_dataset(args.data)
+    report.raise_if_errors()
+    init_ray(args.address)
+    history = dry_run(args.data, args.workers, args.epochs, args.batch_size,
+                      PipelineConfig(image_size=args.image_size))
+    print(f"{'epoch':>5} {'split':>6} {'rows':>7} {'unique':>7} {'per worker':>16} {'rows/s':>9}")
+    for epoch in history:
+        for split in ("train", "val"):
+            print(f"{epoch['epoch']:>5} {split:>6} {epoch[f'{split}/rows']:>7} {epoch[f'{split}/unique']:>7} "
+                  f"{str(epoch[f'{split}/per_worker']):>16} {epoch[f'{split}/rows_per_s']:>9.1f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "dryrun":
+        return _run_dryrun(args)
     if args.command == "synth":
         from medsight_ray.data.synth import Knobs, synthesize
 

@@ -218,7 +218,8 @@ class _RowChecker:
         self.ids.add(image_id)
         if rec.get("patient_id") in (None, ""):
             self.report.errors.add(Problem("missing_patient", self.where(path, index, image_id, "patient_id"),
-                                           "patient id is empty", expected="a patient id", got=repr(rec.get("patient_id"))))
+                                           "patient id is empty", expected="a patient id",
+                                           got=repr(rec.get("patient_id"))))
         else:
             self.patient_splits[rec["patient_id"]].add(split)
         image = self._decode(path, index, image_id, rec.get("image"), "image", self.info.image_mode)

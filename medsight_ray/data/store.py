@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -147,15 +148,18 @@ def iter_batches(files: DatasetFiles, batch_size: int = 256) -> Iterator[tuple[s
 
 
 class DatasetWriter:
-    """Write rows into ``{split}-00000.parquet`` files, streaming.
+    """Write rows into ``{split}-NNNNN.parquet`` files, streaming.
 
     Rows arrive as dicts in the layout of :mod:`medsight_ray.data.schema`, each with
-    its ``split``. They are buffered per split and flushed as row groups, so memory
-    stays flat however many rows are written. The dataset info goes into each file's
-    footer on :meth:`close`, once ``max_boxes`` is known.
+    its ``split``. They are buffered per split and flushed as row groups, and a split
+    rolls over to a new file every ``rows_per_file`` rows, so memory stays flat however
+    many rows are written, and readers can shuffle and parallelise by file. The
+    dataset info goes into each file's footer on :meth:`close`, once ``max_boxes`` is
+    known.
     """
 
-    def __init__(self, out: str | Path, info: DatasetInfo, row_group_rows: int = 256) -> None:
+    def __init__(self, out: str | Path, info: DatasetInfo, row_group_rows: int = 256,
+                 rows_per_file: int = 2048) -> None:
         self.fs, self.root = resolve(out)
         try:
             self.fs.create_dir(self.root, recursive=True)
@@ -169,9 +173,12 @@ class DatasetWriter:
             ) from None
         self.info = info
         self.row_group_rows = row_group_rows
+        self.rows_per_file = max(rows_per_file, row_group_rows)
         self._schema = info.schema().remove_metadata()
         self._buffers: dict[str, list[dict]] = {s: [] for s in SPLITS}
-        self._writers: dict[str, tuple[object, pq.ParquetWriter]] = {}
+        self._open: dict[str, tuple[Any, pq.ParquetWriter, int]] = {}  # split -> stream, writer, rows
+        self._done: list[tuple[Any, pq.ParquetWriter]] = []
+        self._file_index: dict[str, int] = {s: 0 for s in SPLITS}
         self.max_boxes = 0
         self.rows = 0
 
@@ -190,11 +197,20 @@ class DatasetWriter:
         rows = self._buffers[split]
         if not rows:
             return
-        if split not in self._writers:
-            stream = self.fs.open_output_stream(f"{self.root}/{split}-00000.parquet")
-            self._writers[split] = (stream, pq.ParquetWriter(stream, self._schema))
-        self._writers[split][1].write_table(pa.Table.from_pylist(rows, schema=self._schema))
+        if split not in self._open:
+            path = f"{self.root}/{split}-{self._file_index[split]:05d}.parquet"
+            self._file_index[split] += 1
+            stream = self.fs.open_output_stream(path)
+            self._open[split] = (stream, pq.ParquetWriter(stream, self._schema), 0)
+        stream, writer, count = self._open[split]
+        writer.write_table(pa.Table.from_pylist(rows, schema=self._schema))
         self._buffers[split] = []
+        count += len(rows)
+        if count >= self.rows_per_file:
+            self._done.append((stream, writer))
+            del self._open[split]
+        else:
+            self._open[split] = (stream, writer, count)
 
     def close(self) -> DatasetInfo:
         """Finish the files and return the final info (with ``max_boxes``)."""
@@ -205,8 +221,9 @@ class DatasetWriter:
             info = replace(info, max_boxes=self.max_boxes)
         for split in SPLITS:
             self._flush(split)
-        for stream, writer in self._writers.values():
+        self._done.extend((stream, writer) for stream, writer, _ in self._open.values())
+        for stream, writer in self._done:
             writer.add_key_value_metadata({METADATA_KEY: info.to_json().encode()})
             writer.close()
-            stream.close()  # type: ignore[attr-defined]
+            stream.close()
         return info

@@ -59,7 +59,8 @@ def import_pairs(
             values = set(np.unique(raw).tolist())
             if not values <= {0, 1, 255}:
                 raise DataError("mask is not binary", where=str(mask_by_stem[stem]),
-                                expected="values in {0, 1, 255}", got=f"{len(values)} distinct values")
+                                expected="values in {0, 1, 255}",
+                                got=f"{len(values)} distinct values, e.g. {sorted(values)[:5]}")
             mask = (raw > 0).astype(np.uint8) * 255
         else:
             mask = np.zeros(image.shape[:2], dtype=np.uint8)

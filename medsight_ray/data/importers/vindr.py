@@ -132,15 +132,25 @@ def import_vindr(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
-    concept_names: tuple[str, ...] = VINDR_CONCEPTS,
+    concept_names: tuple[str, ...] | None = None,
 ) -> tuple[DatasetInfo, dict[str, int]]:
     """Write VinDr-CXR annotations and images as a ``concepts`` dataset at ``out``.
+
+    Args:
+        concept_names: the concept list. ``None`` (default) keeps the VinDr-CXR
+            findings that occur in the CSV, in VinDr order: the Kaggle release has
+            14 of the 22, and a concept never present is an all-zero label column.
+            Pass :data:`VINDR_CONCEPTS` (``--concepts vindr22``) to keep all 22, or an
+            explicit list so that separately imported sets share one layout.
 
     Returns:
         the dataset info, and counts: ``images``, ``skipped_missing`` (images in the
         CSV without a file, only with ``skip_missing``), ``boxes``.
     """
     frame = _read_csv(csv)
+    if concept_names is None:
+        seen = {n.lower() for n in frame["class_name"].unique()}
+        concept_names = tuple(c for c in VINDR_CONCEPTS if c.lower() in seen)
     lower = {c.lower(): i for i, c in enumerate(concept_names)}
     unknown = sorted({n for n in frame["class_name"].unique()
                       if n.lower() not in lower and n != NO_FINDING and n not in VINDR_TARGETS})

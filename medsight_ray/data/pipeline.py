@@ -1,0 +1,185 @@
+"""The Ray Data input pipeline: parquet → decode/resize → normalise → augment → tensors.
+
+:func:`build_datasets` returns lazy, streaming Ray Datasets, one per split, ready for
+``TorchTrainer(datasets=...)``; workers iterate their shard with
+``iter_torch_batches``. Nothing is materialised: files are read in row groups and
+decoded in tasks as the trainer pulls batches.
+
+Batch columns (B rows, S = ``image_size``, K concepts, C targets, N = max boxes):
+
+    image       float32 (B, ch, S, S)  normalised as (x/255 - 0.5) / 0.25
+    concepts    float32 (B, K)          task concepts
+    targets     float32 (B, C)          task concepts
+    boxes       float32 (B, N, 5)       task concepts: concept, x_min, y_min, x_max, y_max in
+                                        [0, 1]; padding rows have concept = -1
+    label       int64   (B,)            task grading
+    mask        float32 (B, 1, S, S)    task segmentation, 0/1
+    has_mask    float32 (B,)            task segmentation, 1 = mask known
+    image_id    str     (B,)            only with ``keep_ids`` (not a tensor)
+
+Train-only augmentation moves boxes and masks with the image: a horizontal flip maps
+``x`` to ``1 - x`` for the image, the mask and every box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from medsight_ray.data.images import decode_image, resize
+from medsight_ray.data.schema import DatasetInfo
+from medsight_ray.data.store import list_dataset, read_info
+from medsight_ray.errors import DataError
+
+MEAN, STD = 0.5, 0.25
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Input pipeline settings.
+
+    Attributes:
+        image_size: side S of the square tensors, pixels.
+        hflip: probability of a horizontal flip (train only).
+        vflip: probability of a vertical flip (train only).
+        intensity: brightness/contrast jitter amplitude, 0 = off (train only).
+        decode_cpus: logical CPUs per decode task; small, so that Ray Data can run
+            beside train workers on a small machine.
+        decode_batch: rows per decode task call.
+    """
+
+    image_size: int = 64
+    hflip: float = 0.5
+    vflip: float = 0.0
+    intensity: float = 0.1
+    decode_cpus: float = 0.25
+    decode_batch: int = 64
+
+
+def _normalise(images: np.ndarray) -> np.ndarray:
+    return ((images / 255.0 - MEAN) / STD).astype(np.float32)
+
+
+def _decode_images(column: pa.ChunkedArray | pa.Array, ids: list[str], mode: str, size: int,
+                   nearest: bool = False) -> np.ndarray:
+    """Decode PNG bytes to uint8 (B, ch, S, S)."""
+    out = []
+    for data, image_id in zip(column.to_pylist(), ids):
+        arr = resize(decode_image(data, mode, where=f"image_id {image_id}"), size, nearest=nearest)
+        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    return np.stack(out)
+
+
+def _boxes(column: pa.ChunkedArray | pa.Array, max_boxes: int) -> np.ndarray:
+    """Pad box lists to (B, max(N, 1), 5) float32 with concept = -1 for padding."""
+    rows = column.to_pylist()
+    out = np.full((len(rows), max(max_boxes, 1), 5), -1.0, dtype=np.float32)
+    for i, boxes in enumerate(rows):
+        for j, b in enumerate(boxes or []):
+            out[i, j] = (b["concept"], b["x_min"], b["y_min"], b["x_max"], b["y_max"])
+    return out
+
+
+def _augment(batch: dict[str, np.ndarray], cfg: PipelineConfig, rng: np.random.Generator) -> None:
+    """Flip and jitter in place; boxes and masks move with their image."""
+    images = batch["image"]
+    for i in range(images.shape[0]):
+        if rng.random() < cfg.hflip:
+            images[i] = images[i, :, :, ::-1]
+            if "mask" in batch:
+                batch["mask"][i] = batch["mask"][i, :, :, ::-1]
+            if "boxes" in batch:
+                b = batch["boxes"][i]
+                real = b[:, 0] >= 0
+                b[real, 1], b[real, 3] = 1 - b[real, 3], 1 - b[real, 1]
+        if rng.random() < cfg.vflip:
+            images[i] = images[i, :, ::-1, :]
+            if "mask" in batch:
+                batch["mask"][i] = batch["mask"][i, :, ::-1, :]
+            if "boxes" in batch:
+                b = batch["boxes"][i]
+                real = b[:, 0] >= 0
+                b[real, 2], b[real, 4] = 1 - b[real, 4], 1 - b[real, 2]
+        if cfg.intensity > 0:
+            gain, shift = 1 + rng.uniform(-cfg.intensity, cfg.intensity), rng.uniform(-cfg.intensity, cfg.intensity)
+            images[i] = images[i] * gain + shift / STD
+
+
+def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bool,
+                 keep_ids: bool) -> dict[str, np.ndarray]:
+    """Turn a parquet record batch into model-ready numpy arrays (see module docstring)."""
+    info = DatasetInfo.from_json(info_json)
+    config = PipelineConfig(**cfg)
+    ids = table.column("image_id").to_pylist()
+    batch: dict[str, np.ndarray] = {
+        "image": _normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
+    }
+    if info.task == "concepts":
+        batch["concepts"] = np.asarray(table.column("concepts").to_pylist(), dtype=np.float32)
+        batch["targets"] = np.asarray(table.column("targets").to_pylist(), dtype=np.float32)
+        batch["boxes"] = _boxes(table.column("boxes"), info.max_boxes)
+    elif info.task == "grading":
+        batch["label"] = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
+    else:
+        masks = _decode_images(table.column("mask"), ids, "L", config.image_size, nearest=True)
+        batch["mask"] = (masks > 127).astype(np.float32)
+        batch["has_mask"] = np.asarray(table.column("has_segmentation").to_pylist(), dtype=np.float32)
+    if train:
+        _augment(batch, config, np.random.default_rng())
+    batch["image"] = np.ascontiguousarray(batch["image"])
+    if "mask" in batch:
+        batch["mask"] = np.ascontiguousarray(batch["mask"])
+    if keep_ids:
+        batch["image_id"] = np.asarray(ids, dtype=object)
+    return batch
+
+
+def build_datasets(
+    data: str,
+    cfg: PipelineConfig | None = None,
+    splits: tuple[str, ...] = ("train", "val"),
+    keep_ids: bool = False,
+) -> tuple[DatasetInfo, dict[str, Any]]:
+    """Lazy Ray Datasets for ``splits`` of the dataset at ``data``.
+
+    Args:
+        data: dataset directory or URI.
+        cfg: pipeline settings.
+        splits: which splits to build; ``train`` gets augmentation and a shuffled
+            file order, the others are read in order without augmentation.
+        keep_ids: add the ``image_id`` column (for tests and prediction).
+
+    Returns:
+        (dataset info, split name → ``ray.data.Dataset``).
+
+    Raises:
+        DataError: the dataset has no files for a requested split.
+    """
+    import ray.data
+
+    cfg = cfg or PipelineConfig()
+    files = list_dataset(data)
+    info = read_info(files)
+    columns = list(info.schema().names)
+    out: dict[str, Any] = {}
+    for split in splits:
+        paths = files.by_split.get(split)
+        if not paths:
+            raise DataError(f"dataset has no {split} split", where=str(data),
+                            expected=f"a {split}-00000.parquet file with rows",
+                            got=f"splits {sorted(files.by_split)}",
+                            fix="re-import or re-synthesise with a non-zero --val-fraction")
+        train = split == "train"
+        # File-order shuffling streams (a block-order shuffle would materialise the
+        # split); the fit loop adds a local shuffle buffer on top.
+        ds = ray.data.read_parquet(paths, filesystem=files.filesystem, columns=columns,
+                                   num_cpus=cfg.decode_cpus, shuffle="files" if train else None)
+        ds = ds.map_batches(
+            decode_batch, batch_size=cfg.decode_batch, batch_format="pyarrow", num_cpus=cfg.decode_cpus,
+            fn_kwargs={"info_json": info.to_json(), "cfg": asdict(cfg), "train": train, "keep_ids": keep_ids},
+        )
+        out[split] = ds
+    return info, out

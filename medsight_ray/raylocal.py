@@ -1,0 +1,46 @@
+"""Start or join Ray with safe defaults for a single machine.
+
+Local Ray listens on all interfaces unless told otherwise. Setting
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before Ray starts makes the node IP 127.0.0.1,
+so the GCS, raylet, dashboard, metrics and client ports are loopback-only; the
+dashboard host is pinned to 127.0.0.1 as well. Progress bars are turned off because
+the Train split coordinator ignores ``DataContext.enable_progress_bars``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_TRAIN_V2_ENABLED": "1",
+}
+
+
+def set_local_env() -> None:
+    """Apply :data:`LOOPBACK_ENV` unless the user set a value; call before importing ray."""
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), else start local Ray.
+
+    A local start binds every listener to 127.0.0.1. ``num_cpus`` sets the logical
+    CPUs of a local start: more than the cores is fine and leaves room for Ray Data's
+    decode tasks beside train workers.
+    """
+    set_local_env()
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True, **kwargs)
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+             log_to_driver=True, **kwargs)

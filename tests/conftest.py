@@ -1,0 +1,61 @@
+"""Shared fixtures: one local Ray instance per test session, small datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from medsight_ray.raylocal import set_local_env
+
+set_local_env()
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One shared local Ray; 4 logical CPUs leave room for Ray Data beside 2 workers."""
+    import ray
+
+    from medsight_ray.raylocal import init_ray
+
+    init_ray(num_cpus=4)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: a cached synthetic dataset per (task, rows, size, seed, knobs)."""
+    from medsight_ray.data.synth import Knobs, synthesize
+
+    cache: dict[tuple, Path] = {}
+
+    def make(task: str, rows: int = 120, image_size: int = 32, seed: int = 0, **knobs: object) -> Path:
+        key = (task, rows, image_size, seed, tuple(sorted(knobs.items())))
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"synth_{task}")
+            synthesize(task, out, rows=rows, image_size=image_size, seed=seed, knobs=Knobs(**knobs))
+            cache[key] = out
+        return cache[key]
+
+    return make
+
+
+def rewrite_dataset(src: Path, dst: Path, edit: Callable[[str, pa.Table], pa.Table]) -> Path:
+    """Copy a dataset, passing each file's table through ``edit(file name, table)``.
+
+    The footer metadata is kept, so only what ``edit`` changes differs.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.parquet")):
+        pf = pq.ParquetFile(path)
+        table = edit(path.name, pf.read())
+        with pq.ParquetWriter(dst / path.name, table.schema.remove_metadata()) as writer:
+            writer.write_table(table.replace_schema_metadata(None))
+            writer.add_key_value_metadata({k: v for k, v in pf.metadata.metadata.items() if k != b"ARROW:schema"})
+    return dst
