@@ -1,0 +1,2 @@
+"""Losses, one concept per module. Every docstring gives the formula, the shapes,
+whether inputs are logits or probabilities, and that lower is better."""
