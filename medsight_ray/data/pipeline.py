@@ -70,6 +70,8 @@ def _decode_images(column: pa.ChunkedArray | pa.Array, ids: list[str], mode: str
     for data, image_id in zip(column.to_pylist(), ids):
         arr = resize(decode_image(data, mode, where=f"image_id {image_id}"), size, nearest=nearest)
         out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    if not out:  # resampling can leave a batch empty
+        return np.zeros((0, 1 if mode == "L" else 3, size, size), dtype=np.uint8)
     return np.stack(out)
 
 
@@ -108,11 +110,27 @@ def _augment(batch: dict[str, np.ndarray], cfg: PipelineConfig, rng: np.random.G
             images[i] = images[i] * gain + shift / STD
 
 
+def resample(table: pa.Table, rates: list[float], rng: np.random.Generator) -> pa.Table:
+    """Class-aware resampling: each row of class c appears floor(r_c) times, plus once
+    more with probability r_c - floor(r_c); the expected count is r_c."""
+    labels = np.asarray(table.column("label").to_pylist())
+    r = np.asarray(rates)[labels]
+    copies = np.floor(r).astype(int) + (rng.random(len(r)) < r - np.floor(r))
+    return table.take(pa.array(np.repeat(np.arange(len(r)), copies)))
+
+
 def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bool,
-                 keep_ids: bool) -> dict[str, np.ndarray]:
-    """Turn a parquet record batch into model-ready numpy arrays (see module docstring)."""
+                 keep_ids: bool, rates: list[float] | None = None) -> dict[str, np.ndarray]:
+    """Turn a parquet record batch into model-ready numpy arrays (see module docstring).
+
+    ``rates`` (train only) resamples rows by class before decoding, so that each copy
+    of a row gets its own augmentation.
+    """
     info = DatasetInfo.from_json(info_json)
     config = PipelineConfig(**cfg)
+    rng = np.random.default_rng()
+    if rates is not None:
+        table = resample(table, rates, rng)
     ids = table.column("image_id").to_pylist()
     batch: dict[str, np.ndarray] = {
         "image": _normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
@@ -128,7 +146,7 @@ def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bo
         batch["mask"] = (masks > 127).astype(np.float32)
         batch["has_mask"] = np.asarray(table.column("has_segmentation").to_pylist(), dtype=np.float32)
     if train:
-        _augment(batch, config, np.random.default_rng())
+        _augment(batch, config, rng)
     batch["image"] = np.ascontiguousarray(batch["image"])
     if "mask" in batch:
         batch["mask"] = np.ascontiguousarray(batch["mask"])
@@ -142,6 +160,7 @@ def build_datasets(
     cfg: PipelineConfig | None = None,
     splits: tuple[str, ...] = ("train", "val"),
     keep_ids: bool = False,
+    rates: list[float] | None = None,
 ) -> tuple[DatasetInfo, dict[str, Any]]:
     """Lazy Ray Datasets for ``splits`` of the dataset at ``data``.
 
@@ -151,6 +170,7 @@ def build_datasets(
         splits: which splits to build; ``train`` gets augmentation and a shuffled
             file order, the others are read in order without augmentation.
         keep_ids: add the ``image_id`` column (for tests and prediction).
+        rates: class-aware resampling rates of the train split (task grading).
 
     Returns:
         (dataset info, split name → ``ray.data.Dataset``).
@@ -179,7 +199,8 @@ def build_datasets(
                                    num_cpus=cfg.decode_cpus, shuffle="files" if train else None)
         ds = ds.map_batches(
             decode_batch, batch_size=cfg.decode_batch, batch_format="pyarrow", num_cpus=cfg.decode_cpus,
-            fn_kwargs={"info_json": info.to_json(), "cfg": asdict(cfg), "train": train, "keep_ids": keep_ids},
+            fn_kwargs={"info_json": info.to_json(), "cfg": asdict(cfg), "train": train, "keep_ids": keep_ids,
+                       "rates": rates if train else None},
         )
         out[split] = ds
     return info, out

@@ -82,7 +82,8 @@ class ConceptModel(PartsModule):
         Returns:
             ``cams`` (B, K, H, W) logits; ``concept_logits`` (B, K), higher = present;
             ``local_vectors`` (B, K, D); ``prototype_sim`` (B, K, M) cosine in [-1, 1];
-            ``task_logits`` (B, C), higher = disease present.
+            ``task_logits`` (B, C), higher = disease present; ``prototypes`` (K, M, D)
+            unit vectors (returned so that losses use them inside the forward pass).
         """
         backbone_trains = any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and backbone_trains):
@@ -90,7 +91,8 @@ class ConceptModel(PartsModule):
         cams = self.concept_head(features)
         concept_logits = cams.amax(dim=(-2, -1))
         vectors = self.local_vectors(cams, self.projector(features))
-        sim = torch.einsum("bkd,kmd->bkm", vectors, self.normalised_prototypes())
+        prototypes = self.normalised_prototypes()
+        sim = torch.einsum("bkd,kmd->bkm", vectors, prototypes)
         evidence = torch.cat([torch.sigmoid(concept_logits), sim.amax(dim=-1)], dim=1)
         return {"cams": cams, "concept_logits": concept_logits, "local_vectors": vectors,
-                "prototype_sim": sim, "task_logits": self.task_head(evidence)}
+                "prototype_sim": sim, "task_logits": self.task_head(evidence), "prototypes": prototypes}

@@ -1,0 +1,63 @@
+"""Model checkpoints: state dicts plus the config and dataset metadata that made them.
+
+A checkpoint directory holds ``model.pt`` (what inference and the next stage need),
+``train_state.pt`` (optimiser and schedule, to resume after a failure) and
+``history.json`` (metrics of every epoch so far). Both ``.pt`` files hold only
+tensors and plain data and load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medsight_ray.errors import ConfigError
+
+FORMAT = "medsight_ray/1"
+MODEL_FILE = "model.pt"
+STATE_FILE = "train_state.pt"
+HISTORY_FILE = "history.json"
+
+
+def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta: dict[str, Any],
+                    train_state: dict[str, Any] | None, history: list[dict[str, Any]]) -> None:
+    """Write a checkpoint directory; ``meta`` must hold plain data only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, **meta, "state_dict": model_state}, directory / MODEL_FILE)
+    if train_state is not None:
+        torch.save(train_state, directory / STATE_FILE)
+    (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
+
+
+def load_model_file(path: str | Path) -> dict[str, Any]:
+    """Read ``model.pt`` (or the ``model.pt`` inside a checkpoint directory).
+
+    Raises:
+        ConfigError: missing, corrupt, or not a medsight_ray checkpoint.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / MODEL_FILE
+    if not file.is_file():
+        raise ConfigError("checkpoint does not exist", where=str(path),
+                          expected=f"a {MODEL_FILE} file or a checkpoint directory holding one", got="nothing there")
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise ConfigError("checkpoint does not load", where=str(file),
+                          expected="a medsight_ray checkpoint (loaded with weights_only=True)",
+                          got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ConfigError("not a medsight_ray checkpoint", where=str(file), expected=f"format {FORMAT!r}",
+                          got=repr(got))
+    return data
+
+
+def read_history(directory: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch metrics stored beside a checkpoint (empty if none)."""
+    file = Path(directory) / HISTORY_FILE
+    return json.loads(file.read_text()) if file.is_file() else []

@@ -1,0 +1,78 @@
+"""Settings shared by every stage: the fit loop and the optimiser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsight_ray.data.pipeline import PipelineConfig
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How a stage trains.
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: rows per step per worker.
+        workers: Ray Train workers (data-parallel).
+        cpus_per_worker: logical CPUs each worker reserves; keep below the node's
+            cores so that Ray Data's decode tasks can run beside the workers.
+        use_gpu: one GPU per worker; ``None`` = use GPUs if the cluster has any.
+        amp: mixed precision on GPU (ignored on CPU).
+        grad_clip: max total gradient norm (seeds: 1.0); 0 = no clipping.
+        accumulate: micro-batches per optimiser step.
+        early_stop_patience: stop after this many epochs without a better primary
+            metric; 0 = off.
+        seed: torch seed of each worker (offset by rank).
+        shuffle_buffer: rows in each worker's local shuffle buffer.
+        max_failures: worker-group restarts from the last checkpoint after a crash.
+        keep_checkpoints: best checkpoints kept on storage.
+    """
+
+    epochs: int = 8
+    batch_size: int = 32
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    use_gpu: bool | None = None
+    amp: bool = True
+    grad_clip: float = 1.0
+    accumulate: int = 1
+    early_stop_patience: int = 0
+    seed: int = 0
+    shuffle_buffer: int = 256
+    max_failures: int = 0
+    keep_checkpoints: int = 2
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and schedule. Learning rates of parameter groups are ``lr`` times a
+    named scale (``backbone_lr_scale`` ...), never an inline factor.
+
+    Attributes:
+        name: ``adamw`` or ``sgd`` (momentum 0.9).
+        lr: base learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 (SGD).
+        backbone_lr_scale, head_lr_scale, prototype_lr_scale: group multipliers.
+        scheduler: ``cosine`` (linear warmup, cosine decay), ``onecycle`` (torch
+            OneCycleLR with the group lrs as max lrs), or ``constant``.
+        warmup_fraction: share of steps spent warming up (cosine).
+    """
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    backbone_lr_scale: float = 1.0
+    head_lr_scale: float = 1.0
+    prototype_lr_scale: float = 1.0
+    scheduler: str = "cosine"
+    warmup_fraction: float = 0.05
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Fields every stage config has; stage modules add ``model``, ``loss`` and more."""
+
+    data: PipelineConfig = PipelineConfig()
+    fit: FitConfig = FitConfig()
+    optim: OptimConfig = OptimConfig()

@@ -1,0 +1,230 @@
+"""The one fit loop, run by every Ray Train worker for every stage.
+
+Per epoch: apply the stage's freeze schedule, train over this worker's shard (with
+gradient accumulation, clipping, AMP on GPU and a per-step LR schedule), validate
+over this worker's exact share of the validation split, gather the validation arrays
+from all workers, compute the epoch metrics (identically on every worker), let the
+health monitor judge, and make one ``ray.train.report`` with a checkpoint from rank 0.
+Early stopping and health stops are decided from gathered data, so all workers stop
+together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medsight_ray.config import from_dict, to_dict
+from medsight_ray.data.schema import DatasetInfo
+from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
+from medsight_ray.fit.distributed import gather_arrays, mean_across, world
+from medsight_ray.fit.optim import Schedule, build_optimizer
+from medsight_ray.stages.base import Context, Stage, get_stage
+
+
+def scalar_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The numeric entries of ``metrics`` with ``prefix`` added (what Tune can schedule on)."""
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
+
+
+def objective(value: float) -> float:
+    """The sanitised objective: the metric, or 0 when it is NaN/inf, so that no NaN
+    ever reaches a scheduler or searcher (Ray #24809, #6659)."""
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+class _Trainer:
+    """State of one worker's fit; the methods are the phases of an epoch."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import ray.train
+        import ray.train.torch
+
+        self.stage: Stage = get_stage(config["task"], config["stage"])
+        self.cfg = from_dict(self.stage.config_cls, config["config"])
+        self.info = DatasetInfo.from_json(config["info"])
+        self.meta = {"task": self.stage.task, "stage": self.stage.name, "config": config["config"],
+                     "info": config["info"], "fingerprint": config["fingerprint"]}
+        self.rank, self.world_size = world()
+        self.device = ray.train.torch.get_device()
+        torch.manual_seed(self.cfg.fit.seed + self.rank)
+        self.model = self.stage.build_model(self.cfg, self.info)
+        if config.get("init_checkpoint") is not None:
+            with config["init_checkpoint"].as_directory() as directory:
+                state = load_model_file(directory)["state_dict"]
+            self.model.load_state_dict(state)
+        self.model.to(self.device)
+        self.parts = self.stage.trainable_parts(self.cfg, 0)
+        self.model.set_trainable(self.parts)
+        self.optimizer = build_optimizer(self.stage.param_groups(self.model, self.cfg), self.cfg.optim)
+        rows = config["stats"]["rows"] // max(self.world_size, 1)
+        self.drop_last = rows >= self.cfg.fit.batch_size
+        steps = max(rows // self.cfg.fit.batch_size if self.drop_last else 1, 1)
+        self.schedule = Schedule(self.optimizer, self.cfg.optim,
+                                 math.ceil(steps / self.cfg.fit.accumulate) * self.cfg.fit.epochs)
+        self.use_amp = self.cfg.fit.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
+        self.stage.prepare(self.ctx)
+        self.monitor = config.get("monitor_factory", lambda *_: None)(self.cfg, self.stage)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.best = -math.inf
+        self.stale = 0
+        self._resume(ray.train.get_checkpoint())
+        self.wrapped = self._wrap()
+
+    def _resume(self, checkpoint: Any) -> None:
+        """Continue after a worker failure from the last reported checkpoint."""
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as directory:
+            self.model.load_state_dict(load_model_file(directory)["state_dict"])
+            state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+            self.history = read_history(directory)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.start_epoch, self.best, self.stale = state["epoch"] + 1, state["best"], state["stale"]
+
+    def _wrap(self) -> nn.Module:
+        import ray.train.torch
+
+        if self.world_size == 1:
+            return self.model
+        # DDP records which parameters need gradients when it is built, so a change
+        # of the trainable set (unfreezing) rebuilds the wrapper.
+        return ray.train.torch.prepare_model(self.model, move_to_device=False)
+
+    def _set_epoch_parts(self, epoch: int) -> None:
+        parts = self.stage.trainable_parts(self.cfg, epoch)
+        if parts != self.parts:
+            self.parts = parts
+            self.model.set_trainable(parts)
+            self.wrapped = self._wrap()
+
+    def train_epoch(self, shard: Any) -> dict[str, float]:
+        fit = self.cfg.fit
+        self.model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        norms: list[float] = []
+        self.optimizer.zero_grad(set_to_none=True)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
+                                           drop_last=self.drop_last, device=self.device)
+        for i, batch in enumerate(batches):
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                out = self.stage.train_step(self.wrapped, _to_device(batch, self.device), self.ctx)
+            loss = out["loss"]
+            self.scaler.scale(loss / fit.accumulate).backward()
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+            if (i + 1) % fit.accumulate:
+                continue
+            self.scaler.unscale_(self.optimizer)
+            if fit.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(params, fit.grad_clip, foreach=True)
+            else:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
+            norms.append(float(norm))
+            if self.monitor is not None:
+                self.monitor.on_step(float(loss.detach()), norms[-1])
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.schedule.step()
+        local = {f"train/{k}": v / max(n, 1) for k, v in sums.items()}
+        local["train/grad_norm"] = float(np.mean(norms)) if norms else float("nan")
+        local["train/grad_norm_max"] = float(np.max(norms)) if norms else float("nan")
+        local["train/steps"] = float(len(norms))
+        return mean_across(local)
+
+    @torch.no_grad()
+    def validate(self, shard: Any) -> dict[str, Any]:
+        self.model.eval()
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size, device=self.device):
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                arrays = self.stage.eval_batch(self.model, _to_device(batch, self.device), self.ctx)
+            for k, v in arrays.items():
+                parts.setdefault(k, []).append(v)
+        return self.stage.epoch_metrics(gather_arrays(parts), self.model, self.ctx)
+
+    def report(self, epoch: int, metrics: dict[str, Any], extra: dict[str, Any], stop: bool) -> None:
+        import ray.train
+
+        scalars = {"epoch": epoch + 1, **extra, **scalar_metrics(metrics, "val/")}
+        primary = metrics.get(self.stage.primary_metric, float("nan"))
+        scalars["objective"] = objective(float(primary))
+        self.history.append({**scalars, "details": {k: v for k, v in metrics.items() if isinstance(v, (dict, list))}})
+        state = {"epoch": epoch, "best": self.best, "stale": self.stale}
+        if self.rank != 0:
+            ray.train.report(scalars)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            meta = {**self.meta, "epoch": epoch + 1, "metrics": scalars, "stopped": stop}
+            train_state = {**state, "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
+            model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            save_checkpoint(Path(tmp), model_state, meta, train_state, self.history)
+            ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+    def run(self) -> None:
+        import ray.train
+
+        train_shard = ray.train.get_dataset_shard("train")
+        val_shard = ray.train.get_dataset_shard("val")
+        for epoch in range(self.start_epoch, self.cfg.fit.epochs):
+            self.ctx.epoch = epoch
+            self._set_epoch_parts(epoch)
+            start = time.perf_counter()
+            train = self.train_epoch(train_shard)
+            metrics = self.validate(val_shard)
+            extra = {**train, "time/epoch_s": time.perf_counter() - start}
+            primary = float(metrics.get(self.stage.primary_metric, float("nan")))
+            if math.isfinite(primary) and primary > self.best:
+                self.best, self.stale = primary, 0
+            else:
+                self.stale += 1
+            stop = bool(self.cfg.fit.early_stop_patience) and self.stale >= self.cfg.fit.early_stop_patience
+            if self.monitor is not None:
+                signals = self.stage.health_signals(metrics, self.model, self.ctx)
+                extra.update(self.monitor.on_epoch(epoch, train, metrics, signals))
+                stop = stop or self.monitor.should_stop()
+            if self.rank == 0:
+                shown = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in scalar_metrics(metrics, "").items()
+                                  if k in ("auc_macro", "f1_macro", "dice", "retrieval", "pointing",
+                                           "energy_ratio", "prototype_similarity", "map"))
+                print(f"[{self.stage.task}/{self.stage.name}] epoch {epoch + 1}/{self.cfg.fit.epochs} "
+                      f"loss {train.get('train/loss', float('nan')):.4f} | {shown}", flush=True)
+            self.report(epoch, metrics, extra, stop)
+            if stop:
+                break
+
+
+def fit_loop(config: dict[str, Any]) -> None:
+    """Ray Train ``train_loop_per_worker`` for every stage (see module docstring).
+
+    ``config`` keys: ``task``, ``stage``, ``config`` (the stage config as a dict),
+    ``info`` (dataset info JSON), ``stats`` (train label statistics), ``fingerprint``,
+    ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None).
+    """
+    _Trainer(config).run()
+
+
+def describe(config: Any) -> str:
+    """Short JSON of a stage config, for logs."""
+    return json.dumps(to_dict(config), sort_keys=True)

@@ -1,0 +1,220 @@
+"""Driver side of a stage run: check the data, build the TorchTrainer, fit, summarise.
+
+Used by ``python -m medsight_ray.train`` directly, and by every Tune trial's driver
+function, so that a stage trains the same way with or without a search around it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.config import from_dict, to_dict
+from medsight_ray.data.checks import check_dataset
+from medsight_ray.data.pipeline import build_datasets
+from medsight_ray.data.schema import DatasetInfo
+from medsight_ray.data.stats import fingerprint, label_stats
+from medsight_ray.data.store import list_dataset, read_info, resolve
+from medsight_ray.errors import ConfigError, DataError
+from medsight_ray.fit.checkpoint import load_model_file, read_history
+from medsight_ray.stages.base import Stage
+
+
+@dataclass
+class StageResult:
+    """What one stage run produced.
+
+    Attributes:
+        status: ``completed``, ``stopped`` (early stop or health) or ``errored``.
+        checkpoint: path of the best checkpoint directory (highest ``objective``).
+        best: scalar metrics of the best epoch; final: of the last epoch.
+        history: per-epoch scalars and details.
+    """
+
+    task: str
+    stage: str
+    config: dict[str, Any]
+    status: str
+    epochs_run: int
+    best: dict[str, Any]
+    final: dict[str, Any]
+    checkpoint: str | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    error: str | None = None
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready dict (history without per-class details)."""
+        return {
+            "task": self.task, "stage": self.stage, "status": self.status, "epochs_run": self.epochs_run,
+            "best": self.best, "final": self.final, "checkpoint": self.checkpoint, "config": self.config,
+            "wall_seconds": round(self.wall_seconds, 2), "error": self.error, "diagnoses": self.diagnoses,
+            "history": [{k: v for k, v in h.items() if k != "details"} for h in self.history],
+            "details": self.history[-1].get("details", {}) if self.history else {},
+        }
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A checked dataset: its info, train statistics and fingerprint."""
+
+    uri: str
+    info: DatasetInfo
+    stats: dict[str, Any]
+    fingerprint: str
+
+
+def prepare_data(data: str, task: str, check: bool = True) -> PreparedData:
+    """Check the dataset (full check unless ``check`` is False) and read its statistics.
+
+    Raises:
+        DataError: the dataset is missing, of another task, or fails the check.
+    """
+    files = list_dataset(data)
+    info = read_info(files)
+    if info.task != task:
+        raise DataError("dataset is of another task family", where=str(data), expected=f"a {task!r} dataset",
+                        got=f"a {info.task!r} dataset")
+    if check:
+        check_dataset(data, expect_task=task).raise_if_errors()
+    return PreparedData(str(data), info, label_stats(files, info), fingerprint(files))
+
+
+def init_from(stage: Stage, cfg: Any, checkpoint: str, data: PreparedData) -> Any:
+    """Validate a previous stage's checkpoint for ``stage``; returns ``cfg`` with the
+    checkpoint's model architecture (which later stages must keep).
+
+    Raises:
+        ConfigError: another task, or a dataset whose fingerprint differs.
+    """
+    meta = load_model_file(checkpoint)
+    if meta.get("task") != stage.task:
+        raise ConfigError("checkpoint is of another task", where=checkpoint, expected=f"task {stage.task!r}",
+                          got=repr(meta.get("task")))
+    if meta.get("fingerprint") != data.fingerprint:
+        raise ConfigError("dataset changed between stages", where=checkpoint,
+                          expected=f"the dataset the checkpoint was trained on (fingerprint {meta.get('fingerprint')})",
+                          got=f"{data.uri} (fingerprint {data.fingerprint})",
+                          fix="train every stage of a pipeline on the same dataset, or restart from stage 1")
+    model_cfg = from_dict(type(cfg.model), meta["config"]["model"], "checkpoint config.model")
+    return replace(cfg, model=model_cfg)
+
+
+def check_resources(cfg: Any) -> None:
+    """Fail fast when the cluster cannot hold the requested workers (no autoscaling)."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0)
+    need = cfg.fit.workers * cfg.fit.cpus_per_worker
+    if need > total:
+        raise ConfigError("the cluster cannot hold the requested workers", where="fit.workers/cpus_per_worker",
+                          expected=f"at most {total:g} CPUs in all (this cluster's total)",
+                          got=f"{cfg.fit.workers} workers x {cfg.fit.cpus_per_worker:g} CPUs = {need:g}",
+                          fix="lower fit.workers or fit.cpus_per_worker, or add nodes")
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.fit.use_gpu and cfg.fit.workers > gpus:
+        raise ConfigError("not enough GPUs", where="fit.use_gpu", expected=f"at most {gpus:g} GPU workers",
+                          got=f"{cfg.fit.workers}")
+
+
+def storage_path(storage: str) -> str:
+    """Absolute local path or URI for Ray's ``storage_path``; checks it is writable."""
+    text = str(storage)
+    if "://" in text and not text.startswith("file://"):
+        return text
+    fs, path = resolve(text)
+    try:
+        fs.create_dir(path, recursive=True)
+        probe = f"{path}/.medsight_write_probe"
+        with fs.open_output_stream(probe) as fh:
+            fh.write(b"ok")
+        fs.delete_file(probe)
+    except OSError as err:
+        raise ConfigError("output/storage path is not writable", where=text, expected="a writable directory",
+                          got=str(err).splitlines()[0]) from None
+    return path
+
+
+def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
+                init_checkpoint: Any = None, monitor_factory: Any = None, callbacks: list | None = None) -> Any:
+    """The configured ``TorchTrainer`` of one stage run (not started)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from medsight_ray.data.sharding import EvalExactDataConfig
+    from medsight_ray.fit.loop import fit_loop
+
+    rates = stage.resample_rates(cfg, data.stats)
+    _, datasets = build_datasets(data.uri, cfg.data, rates=rates)
+    use_gpu = cfg.fit.use_gpu
+    if use_gpu is None:
+        import ray
+
+        use_gpu = ray.cluster_resources().get("GPU", 0) >= cfg.fit.workers
+    loop_config = {
+        "task": stage.task, "stage": stage.name, "config": to_dict(cfg), "info": data.info.to_json(),
+        "stats": data.stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint,
+    }
+    if monitor_factory is not None:
+        loop_config["monitor_factory"] = monitor_factory
+    return TorchTrainer(
+        fit_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=cfg.fit.workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cfg.fit.cpus_per_worker}),
+        datasets=datasets,
+        dataset_config=EvalExactDataConfig(),
+        run_config=RunConfig(
+            name=name, storage_path=storage_path(storage), callbacks=callbacks or [],
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.fit.keep_checkpoints,
+                                               checkpoint_score_attribute="objective", checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=cfg.fit.max_failures),
+        ),
+    )
+
+
+def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
+    """Turn a Train ``Result`` into a :class:`StageResult`."""
+    history: list[dict[str, Any]] = []
+    best_ckpt = None
+    if result.checkpoint is not None:
+        with result.checkpoint.as_directory() as directory:
+            history = read_history(directory)
+    if result.best_checkpoints:
+        best_ckpt = max(result.best_checkpoints, key=lambda cm: cm[1].get("objective", -math.inf))[0]
+    best = max(history, key=lambda h: h.get("objective", -math.inf)) if history else {}
+    final = history[-1] if history else {}
+    epochs = len(history)
+    error = str(result.error).splitlines()[0][:500] if result.error else None
+    stopped = bool(history) and epochs < cfg.fit.epochs
+    status = "errored" if error else "stopped" if stopped else "completed"
+    return StageResult(stage.task, stage.name, to_dict(cfg), status, epochs,
+                       {k: v for k, v in best.items() if k != "details"},
+                       {k: v for k, v in final.items() if k != "details"},
+                       best_ckpt.path if best_ckpt is not None else None, history,
+                       time.perf_counter() - started, error,
+                       [d for h in history for d in h.get("details", {}).get("diagnoses", [])])
+
+
+def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
+              init_checkpoint: str | None = None, monitor_factory: Any = None) -> StageResult:
+    """Train one stage with Ray Train and return what it produced."""
+    from ray.train import Checkpoint
+
+    check_resources(cfg)
+    ckpt = None
+    if init_checkpoint is not None:
+        cfg = init_from(stage, cfg, init_checkpoint, data)
+        ckpt = Checkpoint(str(Path(init_checkpoint).parent if init_checkpoint.endswith(".pt") else init_checkpoint))
+    started = time.perf_counter()
+    trainer = trainer_for(stage, cfg, data, storage, name, ckpt, monitor_factory)
+    try:
+        result = trainer.fit()
+    except Exception as err:  # Train raises TrainingFailedError with the worker's error inside
+        return StageResult(stage.task, stage.name, to_dict(cfg), "errored", 0, {}, {}, None, [],
+                           time.perf_counter() - started, f"{type(err).__name__}: {str(err).splitlines()[0][:500]}")
+    return collect(stage, cfg, result, started)

@@ -1,0 +1,1 @@
+"""Epoch metrics from gathered predictions, computed with scikit-learn."""

@@ -1,0 +1,1 @@
+"""Stages, one module each, registered by (task, stage name)."""
