@@ -59,7 +59,7 @@ class PipelineConfig:
     decode_batch: int = 64
 
 
-def _normalise(images: np.ndarray) -> np.ndarray:
+def normalise(images: np.ndarray) -> np.ndarray:
     return ((images / 255.0 - MEAN) / STD).astype(np.float32)
 
 
@@ -133,7 +133,7 @@ def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bo
         table = resample(table, rates, rng)
     ids = table.column("image_id").to_pylist()
     batch: dict[str, np.ndarray] = {
-        "image": _normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
+        "image": normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
     }
     if info.task == "concepts":
         batch["concepts"] = np.asarray(table.column("concepts").to_pylist(), dtype=np.float32)

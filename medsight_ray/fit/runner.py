@@ -210,6 +210,9 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
     if init_checkpoint is not None:
         cfg = init_from(stage, cfg, init_checkpoint, data)
         ckpt = Checkpoint(str(Path(init_checkpoint).parent if init_checkpoint.endswith(".pt") else init_checkpoint))
+    # Build the model once here: a bad backbone name, feature index or pretrained file
+    # fails now with a clear message, not later inside every worker.
+    stage.build_model(cfg, data.info)
     started = time.perf_counter()
     trainer = trainer_for(stage, cfg, data, storage, name, ckpt, monitor_factory)
     try:

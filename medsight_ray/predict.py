@@ -1,0 +1,126 @@
+"""``python -m medsight_ray.predict``: run a trained checkpoint on one image.
+
+    python -m medsight_ray.predict --checkpoint OUT/final_model.pt --image xray.dcm [--out DIR]
+
+Concept model: prints concept scores and disease probabilities, and writes a PNG of
+the image with the top CAMs overlaid (``cams.png``). Grader: prints the class
+probabilities and the grade. Segmenter: writes the mask (``mask.png``) and an overlay.
+``OUT/prediction.json`` holds the numbers. PNG, JPEG and DICOM inputs are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medsight_ray.config import from_dict
+from medsight_ray.data.images import encode_png, read_image_file, resize
+from medsight_ray.data.pipeline import normalise
+from medsight_ray.data.schema import DatasetInfo
+from medsight_ray.errors import exit_on_error
+from medsight_ray.fit.checkpoint import load_model_file
+from medsight_ray.stages.base import get_stage
+
+
+def load_model(checkpoint: str | Path) -> tuple[Any, Any, DatasetInfo, torch.nn.Module]:
+    """(stage, config, dataset info, model in eval mode) from a checkpoint."""
+    meta = load_model_file(checkpoint)
+    stage = get_stage(meta["task"], meta["stage"])
+    cfg = from_dict(stage.config_cls, meta["config"])
+    info = DatasetInfo.from_json(meta["info"])
+    model = stage.build_model(cfg, info)
+    model.load_state_dict(meta["state_dict"])
+    return stage, cfg, info, model.eval()
+
+
+def _overlay(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """Save the image beside one panel per (title, map in [0, 1] at image size)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.2))
+    gray = image if image.ndim == 2 else image.mean(-1)
+    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+    axes[0].set_title("image")
+    for ax, (title, heat) in zip(axes[1:], maps):
+        ax.imshow(gray, cmap="gray")
+        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _upsample(grid: torch.Tensor, size: int) -> np.ndarray:
+    return torch.nn.functional.interpolate(grid[None, None], size=(size, size), mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()
+
+
+def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top: int = 3) -> dict[str, Any]:
+    """Predict one image; writes figures and ``prediction.json`` to ``out``."""
+    stage, cfg, info, model = load_model(checkpoint)
+    size = cfg.data.image_size
+    pixels = resize(read_image_file(Path(image_path), info.image_mode), size)
+    x = normalise((pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))[None].astype(np.float32))
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(x))
+    result: dict[str, Any] = {"task": stage.task, "stage": stage.name, "image": str(image_path)}
+    if stage.task == "concepts":
+        scores = torch.sigmoid(outputs["concept_logits"][0])
+        result["concepts"] = {n: round(float(s), 4) for n, s in zip(info.concept_names, scores)}
+        if stage.order == 3:
+            probs = torch.sigmoid(outputs["task_logits"][0])
+            result["diseases"] = {n: round(float(p), 4) for n, p in zip(info.target_names, probs)}
+        order = torch.argsort(scores, descending=True)[:top].tolist()
+        cams = torch.sigmoid(outputs["cams"][0])
+        _overlay(pixels, [(f"{info.concept_names[k]} {float(scores[k]):.2f}", _upsample(cams[k], size))
+                          for k in order], out_dir / "cams.png")
+        result["figure"] = str(out_dir / "cams.png")
+    elif stage.task == "grading":
+        probs = torch.softmax(outputs["logits"][0], 0)
+        result["probabilities"] = {n: round(float(p), 4) for n, p in zip(info.class_names, probs)}
+        result["grade"] = info.class_names[int(probs.argmax())]
+    else:
+        prob = torch.sigmoid(outputs["mask_logits"][0, 0])
+        mask = (prob >= cfg.threshold).numpy()
+        (out_dir / "mask.png").write_bytes(encode_png(mask.astype(np.uint8) * 255))
+        _overlay(pixels, [("foreground probability", prob.numpy())], out_dir / "overlay.png")
+        result.update(mask=str(out_dir / "mask.png"), foreground_share=round(float(mask.mean()), 4))
+    (out_dir / "prediction.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    p = argparse.ArgumentParser(prog="python -m medsight_ray.predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="model.pt, or a checkpoint directory")
+    p.add_argument("--image", required=True, help="PNG, JPEG or DICOM file")
+    p.add_argument("--out", default="prediction", help="output directory")
+    p.add_argument("--top", type=int, default=3, help="CAMs to draw (concept model)")
+    args = p.parse_args(argv)
+    result = predict(args.checkpoint, args.image, args.out, args.top)
+    for key in ("grade", "probabilities", "diseases", "foreground_share", "figure", "mask"):
+        if key in result:
+            print(f"{key}: {result[key]}")
+    if "concepts" in result:
+        best = sorted(result["concepts"].items(), key=lambda kv: -kv[1])[:5]
+        print("top concepts: " + ", ".join(f"{n} {s:.3f}" for n, s in best))
+    return 0
+
+
+cli = exit_on_error(main)
+
+if __name__ == "__main__":
+    cli()
