@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     storage_path(str(out))
     storage = args.storage or str((out / "ray").resolve())
     data = prepare_data(args.data, args.task, check=not args.skip_check)
+    for stage in stages:
+        # A bad backbone name, feature index or pretrained file fails here, before Ray starts.
+        stage.build_model(configs[stage.name], data.info)
     init_ray(args.address)
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
     previous = args.init

@@ -211,7 +211,8 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
         cfg = init_from(stage, cfg, init_checkpoint, data)
         ckpt = Checkpoint(str(Path(init_checkpoint).parent if init_checkpoint.endswith(".pt") else init_checkpoint))
     # Build the model once here: a bad backbone name, feature index or pretrained file
-    # fails now with a clear message, not later inside every worker.
+    # fails now with a clear message, not later inside every worker (and Tune trials
+    # reach this without the CLI's own check).
     stage.build_model(cfg, data.info)
     started = time.perf_counter()
     trainer = trainer_for(stage, cfg, data, storage, name, ckpt, monitor_factory)
