@@ -18,6 +18,7 @@ import argparse
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     init_ray(args.address)
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
     previous = args.init
+    # A run name that exists in storage makes Ray Train resume it, so each invocation
+    # gets its own.
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     for stage in stages:
         print(f"== {stage.task}/{stage.name}: training", flush=True)
-        result = run_stage(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}", previous)
+        result = run_stage(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
+                           previous)
         summary["runs"].append(result.summary())
         print(f"== {stage.task}/{stage.name}: {result.status} after {result.epochs_run} epochs; best "
               + ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val/")

@@ -125,7 +125,10 @@ class _Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
                                            drop_last=self.drop_last, device=self.device)
+        waited = 0.0
+        tick = time.perf_counter()
         for i, batch in enumerate(batches):
+            waited += time.perf_counter() - tick
             with torch.autocast(self.device.type, enabled=self.use_amp):
                 out = self.stage.train_step(self.wrapped, _to_device(batch, self.device), self.ctx)
             loss = out["loss"]
@@ -134,6 +137,7 @@ class _Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
             if (i + 1) % fit.accumulate:
+                tick = time.perf_counter()
                 continue
             self.scaler.unscale_(self.optimizer)
             if fit.grad_clip > 0:
@@ -147,7 +151,9 @@ class _Trainer:
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             self.schedule.step()
+            tick = time.perf_counter()
         local = {f"train/{k}": v / max(n, 1) for k, v in sums.items()}
+        local["time/data_wait_s"] = waited
         local["train/grad_norm"] = float(np.mean(norms)) if norms else float("nan")
         local["train/grad_norm_max"] = float(np.max(norms)) if norms else float("nan")
         local["train/steps"] = float(len(norms))
@@ -192,8 +198,9 @@ class _Trainer:
             self._set_epoch_parts(epoch)
             start = time.perf_counter()
             train = self.train_epoch(train_shard)
+            train_s = time.perf_counter() - start
             metrics = self.validate(val_shard)
-            extra = {**train, "time/epoch_s": time.perf_counter() - start}
+            extra = {**train, "time/epoch_s": time.perf_counter() - start, "time/train_s": train_s}
             primary = float(metrics.get(self.stage.primary_metric, float("nan")))
             if math.isfinite(primary) and primary > self.best:
                 self.best, self.stale = primary, 0
