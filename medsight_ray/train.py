@@ -80,6 +80,29 @@ def stage_configs(stages: list[Stage], config_file: str | None, overrides: list[
     return configs
 
 
+def cross_validate(stage: Stage, cfg: Any, data: Any, storage: str, stamp: str, folds: int) -> dict[str, Any]:
+    """k-fold cross-validation by patient over the train and val files.
+
+    Returns the primary metric per fold, its mean and standard deviation, and each
+    fold's summary. The final model is still trained on the fixed train split.
+    """
+    import statistics
+
+    from medsight_ray.fit.runner import run_stage
+
+    key = f"val/{stage.primary_metric}"
+    runs = []
+    for index in range(folds):
+        print(f"== {stage.task}/{stage.name}: fold {index + 1}/{folds}", flush=True)
+        runs.append(run_stage(stage, cfg, data, storage, f"{stage.task}-{stage.name}-{stamp}-fold{index}",
+                              fold=(index, folds, cfg.fit.seed)))
+    values = [float(r.best.get(key, float("nan"))) for r in runs]
+    report = {"metric": key, "folds": values, "mean": statistics.fmean(values),
+              "std": statistics.pstdev(values), "runs": [r.summary() for r in runs]}
+    print(f"== cross-validation {key}: {report['mean']:.4f} ± {report['std']:.4f} over {folds} folds", flush=True)
+    return report
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train as ``args`` say; returns the summary written to ``OUT/summary.json``."""
     from medsight_ray.fit.runner import prepare_data, run_stage, storage_path
@@ -104,6 +127,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # gets its own.
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for stage in stages:
+        folds = int(getattr(configs[stage.name], "kfold", 0))
+        if folds > 1:
+            summary["cross_validation"] = cross_validate(stage, configs[stage.name], data, storage, stamp, folds)
         print(f"== {stage.task}/{stage.name}: training", flush=True)
         result = run_stage(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
                            previous)

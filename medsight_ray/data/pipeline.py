@@ -119,16 +119,29 @@ def resample(table: pa.Table, rates: list[float], rng: np.random.Generator) -> p
     return table.take(pa.array(np.repeat(np.arange(len(r)), copies)))
 
 
+def select_fold(table: pa.Table, fold: tuple[int, int, int], held_out: bool) -> pa.Table:
+    """Rows whose patient is (``held_out``) or is not in fold ``fold = (index, folds, seed)``."""
+    from medsight_ray.data.splits import fold_of
+
+    index, folds, seed = fold
+    keep = [(fold_of(p, folds, seed) == index) == held_out for p in table.column("patient_id").to_pylist()]
+    return table.filter(pa.array(keep, type=pa.bool_()))
+
+
 def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bool,
-                 keep_ids: bool, rates: list[float] | None = None) -> dict[str, np.ndarray]:
+                 keep_ids: bool, rates: list[float] | None = None,
+                 fold: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
     """Turn a parquet record batch into model-ready numpy arrays (see module docstring).
 
-    ``rates`` (train only) resamples rows by class before decoding, so that each copy
-    of a row gets its own augmentation.
+    ``fold`` keeps only this batch's rows of a cross-validation fold (held out for
+    evaluation, the rest for training). ``rates`` (train only) resamples rows by class
+    before decoding, so that each copy of a row gets its own augmentation.
     """
     info = DatasetInfo.from_json(info_json)
     config = PipelineConfig(**cfg)
     rng = np.random.default_rng()
+    if fold is not None:
+        table = select_fold(table, fold, held_out=not train)
     if rates is not None:
         table = resample(table, rates, rng)
     ids = table.column("image_id").to_pylist()
@@ -161,6 +174,7 @@ def build_datasets(
     splits: tuple[str, ...] = ("train", "val"),
     keep_ids: bool = False,
     rates: list[float] | None = None,
+    fold: tuple[int, int, int] | None = None,
 ) -> tuple[DatasetInfo, dict[str, Any]]:
     """Lazy Ray Datasets for ``splits`` of the dataset at ``data``.
 
@@ -171,6 +185,8 @@ def build_datasets(
             file order, the others are read in order without augmentation.
         keep_ids: add the ``image_id`` column (for tests and prediction).
         rates: class-aware resampling rates of the train split (task grading).
+        fold: ``(index, folds, seed)`` for k-fold cross-validation: ``train`` and
+            ``val`` are then both drawn from the train and val files, by patient.
 
     Returns:
         (dataset info, split name → ``ray.data.Dataset``).
@@ -192,6 +208,8 @@ def build_datasets(
     out: dict[str, Any] = {}
     for split in splits:
         paths = files.by_split.get(split)
+        if fold is not None and split in ("train", "val"):
+            paths = files.by_split.get("train", []) + files.by_split.get("val", [])
         if not paths:
             raise DataError(f"dataset has no {split} split", where=str(data),
                             expected=f"a {split}-00000.parquet file with rows",
@@ -205,7 +223,7 @@ def build_datasets(
         ds = ds.map_batches(
             decode_batch, batch_size=cfg.decode_batch, batch_format="pyarrow", num_cpus=cfg.decode_cpus,
             fn_kwargs={"info_json": info.to_json(), "cfg": asdict(cfg), "train": train, "keep_ids": keep_ids,
-                       "rates": rates if train else None},
+                       "rates": rates if train else None, "fold": fold},
         )
         out[split] = ds
     return info, out

@@ -51,3 +51,8 @@ def assign_splits(
     for i, pid in enumerate(order):
         out[pid] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return out
+
+
+def fold_of(patient_id: str, folds: int, seed: int = 0) -> int:
+    """Cross-validation fold (0 .. folds - 1) of a patient: stable, by patient."""
+    return int(hashlib.sha1(f"fold:{seed}:{patient_id}".encode()).hexdigest(), 16) % folds

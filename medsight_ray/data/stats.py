@@ -12,8 +12,12 @@ from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.store import DatasetFiles, read_footer
 
 
-def label_stats(files: DatasetFiles, info: DatasetInfo, split: str = "train") -> dict[str, Any]:
+def label_stats(files: DatasetFiles, info: DatasetInfo, split: str = "train",
+                fold: tuple[int, int, int] | None = None) -> dict[str, Any]:
     """Rows and label counts of one split: the inputs of pos_weight and class weights.
+
+    With ``fold = (index, folds, seed)``: of the training rows of that fold (train and
+    val files, patients outside the held-out fold).
 
     Returns ``rows``, and per task ``concept_positives`` (K,) and ``target_positives``
     (C,), or ``class_counts`` (classes,), or ``labelled`` (rows with a known mask), as lists.
@@ -24,9 +28,16 @@ def label_stats(files: DatasetFiles, info: DatasetInfo, split: str = "train") ->
     target = np.zeros(len(info.target_names), dtype=np.int64)
     classes = np.zeros(len(info.class_names), dtype=np.int64)
     labelled = 0
-    for path in files.by_split.get(split, []):
+    paths = files.by_split.get(split, [])
+    if fold is not None:
+        paths = files.by_split.get("train", []) + files.by_split.get("val", [])
+    for path in paths:
         with files.filesystem.open_input_file(path) as fh:
-            table = pq.read_table(fh, columns=columns[info.task])
+            table = pq.read_table(fh, columns=columns[info.task] + (["patient_id"] if fold else []))
+        if fold is not None:
+            from medsight_ray.data.pipeline import select_fold
+
+            table = select_fold(table, fold, held_out=False)
         stats["rows"] += table.num_rows
         if info.task == "concepts":
             concept += np.asarray(table["concepts"].to_pylist(), dtype=np.int64).reshape(-1, len(concept)).sum(0)

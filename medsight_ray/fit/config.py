@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medsight_ray.data.pipeline import PipelineConfig
+from medsight_ray.health.config import HealthConfig
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,4 @@ class StageConfig:
     data: PipelineConfig = PipelineConfig()
     fit: FitConfig = FitConfig()
     optim: OptimConfig = OptimConfig()
+    health: HealthConfig = HealthConfig()

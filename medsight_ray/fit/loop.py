@@ -27,6 +27,7 @@ from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
+from medsight_ray.health.monitor import HealthMonitor
 from medsight_ray.stages.base import Context, Stage, get_stage
 
 
@@ -79,7 +80,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
         self.stage.prepare(self.ctx)
-        self.monitor = config.get("monitor_factory", lambda *_: None)(self.cfg, self.stage)
+        self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}")
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.best = -math.inf
@@ -145,17 +146,22 @@ class _Trainer:
             else:
                 norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
             norms.append(float(norm))
-            if self.monitor is not None:
-                self.monitor.on_step(float(loss.detach()), norms[-1])
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            halt = self.monitor.on_step(float(loss.detach()), norms[-1])
+            if math.isfinite(norms[-1]) or self.use_amp:
+                # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             self.schedule.step()
+            if halt:
+                # The norm is all-reduced under DDP, so every worker halts at this step.
+                break
             tick = time.perf_counter()
         local = {f"train/{k}": v / max(n, 1) for k, v in sums.items()}
         local["time/data_wait_s"] = waited
-        local["train/grad_norm"] = float(np.mean(norms)) if norms else float("nan")
-        local["train/grad_norm_max"] = float(np.max(norms)) if norms else float("nan")
+        finite = [n for n in norms if math.isfinite(n)]
+        local["train/grad_norm"] = float(np.mean(finite)) if finite else float("nan")
+        local["train/grad_norm_max"] = float(np.max(finite)) if finite else float("nan")
         local["train/steps"] = float(len(norms))
         return mean_across(local)
 
@@ -170,13 +176,17 @@ class _Trainer:
                 parts.setdefault(k, []).append(v)
         return self.stage.epoch_metrics(gather_arrays(parts), self.model, self.ctx)
 
-    def report(self, epoch: int, metrics: dict[str, Any], extra: dict[str, Any], stop: bool) -> None:
+    def report(self, epoch: int, metrics: dict[str, Any], extra: dict[str, Any], stop: bool,
+               diagnoses: list[dict[str, Any]]) -> None:
         import ray.train
 
         scalars = {"epoch": epoch + 1, **extra, **scalar_metrics(metrics, "val/")}
         primary = metrics.get(self.stage.primary_metric, float("nan"))
-        scalars["objective"] = objective(float(primary))
-        self.history.append({**scalars, "details": {k: v for k, v in metrics.items() if isinstance(v, (dict, list))}})
+        # A run stopped for a pathology reports the worst objective, so that TPE learns
+        # to avoid its region rather than rewarding whatever it reached before.
+        scalars["objective"] = 0.0 if self.monitor.should_stop() else objective(float(primary))
+        details = {k: v for k, v in metrics.items() if isinstance(v, (dict, list))}
+        self.history.append({**scalars, "details": {**details, "diagnoses": diagnoses}})
         state = {"epoch": epoch, "best": self.best, "stale": self.stale}
         if self.rank != 0:
             ray.train.report(scalars)
@@ -207,17 +217,19 @@ class _Trainer:
             else:
                 self.stale += 1
             stop = bool(self.cfg.fit.early_stop_patience) and self.stale >= self.cfg.fit.early_stop_patience
-            if self.monitor is not None:
-                signals = self.stage.health_signals(metrics, self.model, self.ctx)
-                extra.update(self.monitor.on_epoch(epoch, train, metrics, signals))
-                stop = stop or self.monitor.should_stop()
+            step_diagnoses = [d for d in self.monitor.diagnoses if d.epoch == epoch + 1 and d.step]
+            new = [*step_diagnoses, *self.monitor.on_epoch(epoch, train, metrics)]
+            extra.update(self.monitor.report())
+            stop = stop or self.monitor.should_stop()
             if self.rank == 0:
+                for diagnosis in new:
+                    print(diagnosis.message(), flush=True)
                 shown = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in scalar_metrics(metrics, "").items()
                                   if k in ("auc_macro", "f1_macro", "dice", "retrieval", "pointing",
                                            "energy_ratio", "prototype_similarity", "map"))
                 print(f"[{self.stage.task}/{self.stage.name}] epoch {epoch + 1}/{self.cfg.fit.epochs} "
                       f"loss {train.get('train/loss', float('nan')):.4f} | {shown}", flush=True)
-            self.report(epoch, metrics, extra, stop)
+            self.report(epoch, metrics, extra, stop, [d.to_dict() for d in new])
             if stop:
                 break
 

@@ -140,16 +140,22 @@ def storage_path(storage: str) -> str:
 
 
 def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
-                init_checkpoint: Any = None, monitor_factory: Any = None, callbacks: list | None = None) -> Any:
-    """The configured ``TorchTrainer`` of one stage run (not started)."""
+                init_checkpoint: Any = None, callbacks: list | None = None,
+                fold: tuple[int, int, int] | None = None) -> Any:
+    """The configured ``TorchTrainer`` of one stage run (not started).
+
+    ``fold = (index, folds, seed)`` trains on the patients outside fold ``index`` of
+    the train and val files and validates on those inside it.
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from medsight_ray.data.sharding import EvalExactDataConfig
     from medsight_ray.fit.loop import fit_loop
 
-    rates = stage.resample_rates(cfg, data.stats)
-    _, datasets = build_datasets(data.uri, cfg.data, rates=rates)
+    stats = data.stats if fold is None else label_stats(list_dataset(data.uri), data.info, fold=fold)
+    rates = stage.resample_rates(cfg, stats)
+    _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold)
     use_gpu = cfg.fit.use_gpu
     if use_gpu is None:
         import ray
@@ -157,10 +163,8 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         use_gpu = ray.cluster_resources().get("GPU", 0) >= cfg.fit.workers
     loop_config = {
         "task": stage.task, "stage": stage.name, "config": to_dict(cfg), "info": data.info.to_json(),
-        "stats": data.stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint,
+        "stats": stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint,
     }
-    if monitor_factory is not None:
-        loop_config["monitor_factory"] = monitor_factory
     return TorchTrainer(
         fit_loop,
         train_loop_config=loop_config,
@@ -201,8 +205,9 @@ def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
 
 
 def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
-              init_checkpoint: str | None = None, monitor_factory: Any = None) -> StageResult:
-    """Train one stage with Ray Train and return what it produced."""
+              init_checkpoint: str | None = None,
+              fold: tuple[int, int, int] | None = None) -> StageResult:
+    """Train one stage with Ray Train and return what it produced (see :func:`trainer_for`)."""
     from ray.train import Checkpoint
 
     check_resources(cfg)
@@ -215,7 +220,7 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
     # reach this without the CLI's own check).
     stage.build_model(cfg, data.info)
     started = time.perf_counter()
-    trainer = trainer_for(stage, cfg, data, storage, name, ckpt, monitor_factory)
+    trainer = trainer_for(stage, cfg, data, storage, name, ckpt, fold=fold)
     try:
         result = trainer.fit()
     except Exception as err:  # Train raises TrainingFailedError with the worker's error inside

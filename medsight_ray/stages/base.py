@@ -86,10 +86,6 @@ class Stage:
         """Validation metrics of the whole split from the gathered arrays."""
         raise NotImplementedError
 
-    def health_signals(self, metrics: dict[str, Any], model: PartsModule, ctx: Context) -> dict[str, Any]:
-        """Stage-specific signals for the health monitor (default: none)."""
-        return {}
-
 
 REGISTRY: dict[tuple[str, str], Stage] = {}
 

@@ -1,0 +1,92 @@
+"""The health monitor: runs the rules inside the fit loop and says when to stop.
+
+Per optimiser step it sees the loss and the total gradient norm (which clipping
+computes anyway, with foreach kernels, so watching costs almost nothing). Per epoch it
+sees the validation metrics. A fatal diagnosis stops the run at the end of that epoch
+(a non-finite gradient stops the epoch at once); every diagnosis goes into the
+report, the checkpoint's history, ``summary.json`` and the console.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from medsight_ray.health.config import HealthConfig, RuleConfig
+from medsight_ray.health.diagnosis import Diagnosis
+from medsight_ray.health.rules import EPOCH_RULES, KNOWLEDGE, STEP_RULES, StepState
+
+
+class HealthMonitor:
+    """Evaluate the rules of ``cfg`` for one run of stage ``stage`` (``task/name``)."""
+
+    def __init__(self, cfg: HealthConfig, stage: str) -> None:
+        self.cfg = cfg
+        self.stage = stage
+        self.state = StepState()
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.diagnoses: list[Diagnosis] = []
+        self._streaks: dict[str, int] = {}
+
+    def _rule(self, name: str) -> RuleConfig:
+        return getattr(self.cfg, name)
+
+    def _fire(self, name: str, evidence: dict[str, Any], threshold: str, step: int) -> Diagnosis:
+        rule = self._rule(name)
+        causes, remedies = KNOWLEDGE[name]
+        diagnosis = Diagnosis(name, "fatal" if rule.fatal else "warn", self.stage, self.epoch + 1, step,
+                              evidence, threshold, causes, remedies)
+        self.diagnoses.append(diagnosis)
+        return diagnosis
+
+    def fired(self, name: str) -> bool:
+        """Has rule ``name`` fired in this run?"""
+        return any(d.rule == name for d in self.diagnoses)
+
+    def on_step(self, loss: float, grad_norm: float) -> bool:
+        """See one optimiser step; returns True when the epoch must stop now (non-finite)."""
+        if not self.cfg.enabled:
+            return False
+        self.state.steps += 1
+        for name, rule_fn in STEP_RULES.items():
+            rule = self._rule(name)
+            if not rule.enabled or self.fired(name):
+                continue
+            found = rule_fn(rule, self.state, loss, grad_norm)
+            if found is not None:
+                self._fire(name, *found, step=self.state.steps)
+        return self.fired("non_finite") and self._rule("non_finite").fatal
+
+    def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
+        """See one epoch's (gathered) metrics; returns the diagnoses new this epoch."""
+        self.epoch = epoch
+        before = len(self.diagnoses)
+        if not self.cfg.enabled:
+            return []
+        self.history.append({"epoch": epoch + 1, "train": train, "metrics": metrics})
+        for name, rule_fn in EPOCH_RULES.items():
+            rule = self._rule(name)
+            if not rule.enabled or self.fired(name):
+                continue
+            found = rule_fn(rule, self.history) if epoch + 1 > rule.grace else None
+            self._streaks[name] = self._streaks.get(name, 0) + 1 if found else 0
+            if found and self._streaks[name] >= rule.patience:
+                self._fire(name, *found, step=0)
+        return self.diagnoses[before:]
+
+    def should_stop(self) -> bool:
+        """True once a fatal diagnosis was made."""
+        return any(d.severity == "fatal" for d in self.diagnoses)
+
+    def report(self) -> dict[str, float]:
+        """Flat metrics for ``ray.train.report`` (and so for Tune and the dashboard)."""
+        out = {"health/fatal": float(self.should_stop()), "health/diagnoses": float(len(self.diagnoses))}
+        for d in self.diagnoses:
+            out[f"health/rule/{d.rule}"] = 1.0
+        return out
+
+
+def with_rule(cfg: HealthConfig, name: str, **changes: Any) -> HealthConfig:
+    """``cfg`` with rule ``name`` changed (e.g. ``enabled=False``)."""
+    return replace(cfg, **{name: replace(getattr(cfg, name), **changes)})

@@ -1,0 +1,1 @@
+"""Hyperparameter search with Ray Tune + Optuna over YAML search spaces (``tune_spaces/``)."""

@@ -1,0 +1,135 @@
+"""Tune one stage over its search space: OptunaSearch (TPE) + ASHA, one TorchTrainer per trial.
+
+Every trial reports ``objective`` (the stage's primary metric with NaN replaced by 0,
+so that no NaN reaches ASHA or TPE) and ``epoch`` (ASHA's time axis).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.fit.runner import PreparedData, storage_path
+from medsight_ray.health.stopper import HealthStopper
+from medsight_ray.tune.space import SearchSpace
+from medsight_ray.tune.trial import RESULT_FILE, stage_trial
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a sweep.
+
+    Attributes:
+        samples: trials (None = the space's ``num_samples``).
+        max_concurrent: trials at once (1 is fastest on a 2-core machine).
+        seed: TPE seed.
+        asha: ASHA early stopping on ``objective`` by epoch.
+        trial_cpus: CPUs of the trial's driver (the workers reserve their own).
+        overrides: config keys set for every trial, after the space's ``fixed``.
+    """
+
+    samples: int | None = None
+    max_concurrent: int = 1
+    seed: int = 0
+    asha: bool = True
+    trial_cpus: float = 0.1
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class TrialRecord:
+    """One trial as ``summary.json`` lists it."""
+
+    trial_id: str
+    stage: str
+    config: dict[str, Any]
+    status: str
+    stop_reason: str | None
+    epochs_run: int
+    best: dict[str, Any]
+    final: dict[str, Any]
+    checkpoint: str | None
+    wall_seconds: float
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
+    records = []
+    for result in grid:
+        trial_dir = Path(result.path)
+        stage_file = trial_dir / RESULT_FILE
+        summary = json.loads(stage_file.read_text()) if stage_file.is_file() else {}
+        frame = result.metrics_dataframe
+        rows = frame.to_dict("records") if frame is not None and len(frame) else []
+        history = summary.get("history") or [{k: v for k, v in r.items() if k.startswith(("val/", "train/", "epoch",
+                                                                                      "objective"))} for r in rows]
+        best_row = max(rows, key=lambda r: r.get("objective", -math.inf)) if rows else {}
+        epochs = len(rows)
+        diagnoses = summary.get("diagnoses", [])
+        fatal = sorted({d["rule"] for d in diagnoses if d.get("severity") == "fatal"})
+        if not fatal and any(r.get("health/fatal") for r in rows):
+            fatal = sorted({k.rsplit("/", 1)[-1] for r in rows for k, v in r.items()
+                            if k.startswith("health/rule/") and v == 1})
+        if fatal:
+            status, reason = "stopped", f"health: {', '.join(fatal)}"
+        elif result.error is not None:
+            status, reason = "errored", str(result.error).splitlines()[0][:300]
+        elif epochs < max_epochs:
+            status, reason = "stopped", "early stopping (ASHA or patience)"
+        else:
+            status, reason = "completed", None
+        records.append(TrialRecord(
+            trial_id=trial_dir.name.split("_")[0] if "_" in trial_dir.name else trial_dir.name,
+            stage=stage_name, config=dict(result.config or {}), status=status, stop_reason=reason,
+            epochs_run=epochs,
+            best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
+            final={k: v for k, v in (rows[-1] if rows else {}).items() if k.startswith(("val/", "objective", "epoch"))},
+            checkpoint=best_row.get("checkpoint_path"), wall_seconds=float(summary.get("wall_seconds", 0.0)),
+            diagnoses=diagnoses, history=history))
+    return records
+
+
+def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: SweepOptions,
+                init_checkpoint: str | None = None, name: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the sweep of one stage; returns its summary section."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    stage = space.stage
+    base = apply_overrides(apply_overrides(stage.config_cls(), space.fixed), list(options.overrides))
+    epochs = base.fit.epochs
+    name = name or f"{stage.task}-{stage.name}"
+    root = storage_path(str(out))
+    static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": asdict(data),
+              "storage": f"{root}/train", "init_checkpoint": init_checkpoint}
+    trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
+    experiment = f"{root}/{name}"
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        searcher = OptunaSearch(seed=options.seed, points_to_evaluate=[dict(p) for p in space.points] or None)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(2, epochs),
+                                  reduction_factor=2) if options.asha else None
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space.param_space(),
+            tune_config=tune.TuneConfig(metric="objective", mode="max", search_alg=searcher, scheduler=scheduler,
+                                        num_samples=options.samples or space.num_samples,
+                                        max_concurrent_trials=options.max_concurrent),
+            run_config=tune.RunConfig(name=name, storage_path=root, stop=HealthStopper()),
+        )
+    grid = tuner.fit()
+    records = _records(grid, stage.name, epochs)
+    healthy = [r for r in records if r.status != "errored" and r.checkpoint
+               and not any(d.get("severity") == "fatal" for d in r.diagnoses) and not (r.stop_reason or "").startswith(
+                   "health")]
+    best = max(healthy, key=lambda r: r.best.get("objective", -math.inf)) if healthy else None
+    return {"stage": f"{stage.task}/{stage.name}", "space": space.path, "experiment": experiment,
+            "primary_metric": f"val/{stage.primary_metric}", "bounds": space.bounds(),
+            "trials": [asdict(r) for r in records], "best": asdict(best) if best else None}

@@ -1,0 +1,44 @@
+"""One Tune trial = one stage trained by a ``TorchTrainer`` (Ray 2.60's Train V2 pattern).
+
+The trial is a Tune function trainable acting as a driver: it builds the stage's
+``TorchTrainer`` with ``TuneReportCallback``, which forwards rank 0's per-epoch reports
+(metrics and checkpoint path) to Tune, and fits it. When the trial ends it writes the
+stage result to ``stage_result.json`` in the trial directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.config import apply_overrides, from_dict
+from medsight_ray.fit.runner import PreparedData, collect, init_from, trainer_for
+from medsight_ray.stages.base import get_stage
+
+RESULT_FILE = "stage_result.json"
+
+
+def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
+    """Tune trainable. ``config``: sampled dotted keys; ``static``: task, stage,
+    base config, data, storage and the previous stage's checkpoint."""
+    import ray.tune
+    from ray.train import Checkpoint
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    stage = get_stage(static["task"], static["stage"])
+    cfg = apply_overrides(from_dict(stage.config_cls, static["base_config"]), config)
+    data = PreparedData(**static["data"])
+    init = static.get("init_checkpoint")
+    ckpt = None
+    if init:
+        cfg = init_from(stage, cfg, init, data)
+        ckpt = Checkpoint(init)
+    context = ray.tune.get_context()
+    started = time.perf_counter()
+    trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,
+                          callbacks=[TuneReportCallback()])
+    result = trainer.fit()
+    summary = collect(stage, cfg, result, started).summary()
+    Path(context.get_trial_dir(), RESULT_FILE).write_text(json.dumps(summary, default=str))

@@ -1,0 +1,68 @@
+"""A small sweep through Ray Tune + Optuna + ASHA, one TorchTrainer per trial."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from medsight_ray.tune import __main__ as tune_cli
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+
+SPACE = """
+stage: grading/grading
+num_samples: 3
+fixed:
+  fit.epochs: 2
+  fit.batch_size: 16
+  fit.cpus_per_worker: 0.5
+  data.image_size: 32
+  model.backbone.name: resnet10t
+params:
+  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-2}
+  loss.name: {dist: categorical, choices: [ce, focal]}
+points_to_evaluate:
+  - {optim.lr: 3.0e-3, loss.name: ce}
+"""
+
+
+def _run(capsys, *args: str) -> tuple[int, str]:
+    saved = sys.argv
+    sys.argv = ["medsight_ray.tune", *args]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            tune_cli.cli()
+    finally:
+        sys.argv = saved
+    captured = capsys.readouterr()
+    return int(exit_info.value.code), captured.out + captured.err
+
+
+def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, capsys) -> None:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    out = tmp_path / "sweep"
+    code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
+                      "--out", str(out), "--no-asha")
+    assert code == 0, text[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    (stage,) = summary["stages"]
+    assert stage["stage"] == "grading/grading" and len(stage["trials"]) == 3
+    first = stage["trials"][0]
+    assert first["config"] == {"optim.lr": 3.0e-3, "loss.name": "ce"}  # points_to_evaluate come first
+    for trial in stage["trials"]:
+        assert trial["status"] == "completed" and trial["epochs_run"] == 2
+        assert "val/f1_macro" in trial["best"] and trial["wall_seconds"] > 0
+    best = stage["best"]
+    assert best["best"]["objective"] == max(t["best"]["objective"] for t in stage["trials"])
+    assert Path(best["checkpoint"]).is_dir() and summary["final_model"] == best["checkpoint"]
+    assert "best:" in text
+
+
+def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
+    (tmp_path / "bad.yaml").write_text("stage: grading/grading\nparams:\n"
+                                       "  optim.lr: {dist: uniform, low: 2, high: 1}\n")
+    code, text = _run(capsys, "--space", str(tmp_path / "bad.yaml"), "--data", str(tmp_path))
+    assert code == 2 and "low is above high" in text

@@ -1,0 +1,129 @@
+"""Each rule fires on its pathology, stays quiet on healthy sequences, and respects
+grace, patience, NaN and being turned off. Sequences are scripted signal values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from medsight_ray.health.config import HealthConfig
+from medsight_ray.health.monitor import HealthMonitor, with_rule
+
+
+def _epochs(monitor: HealthMonitor, metrics: list[dict], losses: list[float] | None = None) -> list[str]:
+    fired = []
+    for i, m in enumerate(metrics):
+        train = {"train/loss": (losses or [1.0] * len(metrics))[i]}
+        fired += [d.rule for d in monitor.on_epoch(len(monitor.history), train, m)]
+    return fired
+
+
+def _steps(monitor: HealthMonitor, norms: list[float], loss: float = 1.0) -> list[str]:
+    for n in norms:
+        monitor.on_step(loss, n)
+    return [d.rule for d in monitor.diagnoses]
+
+
+HEALTHY = {
+    "concepts": [{"auc_macro": a, "energy_ratio": r} for a, r in [(0.7, 2.0), (0.85, 6.0), (0.93, 12.0), (0.96, 15.0)]],
+    "prototypes": [{"prototype_similarity": 0.0, "within_similarity": w} for w in (0.1, 0.2, 0.3, 0.25)],
+    "grading": [{"auc_macro": 0.9, "pred_histogram": {"a": 0.4, "b": 0.2, "c": 0.3, "d": 0.1},
+                 "f1_per_class": {"a": 0.9, "b": 0.4, "c": 0.8, "d": 0.9},
+                 "support": {"a": 40, "b": 13, "c": 33, "d": 13}}] * 5,
+    "segmentation": [{"pred_mean": p, "target_mean": 0.2, "dice": d} for p, d in [(0.3, 0.5), (0.22, 0.8), (0.2, 0.9)]],
+    "diagnosis": [{"auc_macro": 0.9, "top_prediction_share": 0.3}] * 4,
+}
+
+
+@pytest.mark.parametrize("stage", sorted(HEALTHY))
+def test_healthy_sequences_raise_nothing(stage: str) -> None:
+    monitor = HealthMonitor(HealthConfig(), stage)
+    assert _steps(monitor, [5.0, 2.0, 1.0, 0.5] * 10) == []
+    assert _epochs(monitor, HEALTHY[stage], [1.0, 0.7, 0.5, 0.4, 0.35][: len(HEALTHY[stage])]) == []
+    assert not monitor.should_stop()
+
+
+def test_non_finite_fires_at_once_and_halts_the_epoch() -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading")
+    assert monitor.on_step(1.0, 3.0) is False
+    assert monitor.on_step(float("nan"), 3.0) is True
+    (d,) = monitor.diagnoses
+    assert d.rule == "non_finite" and d.severity == "fatal" and d.step == 2 and math.isnan(d.evidence["loss"])
+    assert monitor.should_stop() and monitor.report()["health/fatal"] == 1.0
+    assert "lower the learning rate 10x" in d.message()
+
+
+def test_exploding_needs_patience_and_vanishing_needs_a_sustained_run() -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
+    assert _steps(monitor, [500.0, 500.0, 1.0, 500.0, 500.0]) == []  # streak broken: patience 3 not met
+    assert _steps(monitor, [500.0]) == ["exploding_gradients"]
+    vanish = HealthMonitor(HealthConfig(), "concepts/concepts")
+    assert _steps(vanish, [1e-9] * 19) == []
+    assert _steps(vanish, [1e-9]) == ["vanishing_gradients"]
+    assert "raise the backbone lr 10x" in vanish.diagnoses[0].message()
+
+
+def test_chance_level_respects_grace_and_names_the_real_cause() -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
+    at_chance = [{"auc_macro": 0.51}] * 4
+    assert _epochs(monitor, at_chance[:2]) == []  # grace: epochs 1-2
+    fired = _epochs(monitor, at_chance[:1])
+    assert fired == ["chance_metric"] and monitor.diagnoses[0].epoch == 3
+    text = monitor.diagnoses[0].message()
+    assert "seed 001" in text and "raise the backbone lr 10x" in text
+
+
+def test_loss_falls_while_metric_flat() -> None:
+    cfg = with_rule(HealthConfig(), "chance_metric", enabled=False)
+    monitor = HealthMonitor(cfg, "concepts/concepts")
+    fired = _epochs(monitor, [{"auc_macro": 0.5}, {"auc_macro": 0.52}, {"auc_macro": 0.49}], [1.0, 0.7, 0.5])
+    assert fired == ["loss_falls_metric_flat"]
+    flat_loss = HealthMonitor(cfg, "concepts/concepts")
+    assert _epochs(flat_loss, [{"auc_macro": 0.5}] * 3, [1.0, 0.98, 0.97]) == []
+
+
+def test_class_collapse_by_histogram_and_by_dead_class() -> None:
+    collapsed = {"pred_histogram": {"a": 0.95, "b": 0.05}, "f1_per_class": {"a": 0.7, "b": 0.1},
+                 "support": {"a": 50, "b": 50}}
+    monitor = HealthMonitor(HealthConfig(), "grading/grading")
+    assert _epochs(monitor, [collapsed] * 3) == []  # grace 2, patience 2
+    assert _epochs(monitor, [collapsed]) == ["class_collapse"]
+    dead = {"pred_histogram": {"a": 0.6, "b": 0.4, "c": 0.0}, "f1_per_class": {"a": 0.7, "b": 0.5, "c": 0.0},
+            "support": {"a": 5, "b": 5, "c": 5}}
+    m2 = HealthMonitor(HealthConfig(), "grading/grading")
+    assert _epochs(m2, [dead] * 4) == ["class_collapse"]
+    assert m2.diagnoses[0].evidence["classes_with_f1_0"] == ["c"]
+    assert "drop focal loss" in m2.diagnoses[0].message()
+
+
+def test_prediction_collapse_prototype_collapse_inverted_localisation() -> None:
+    seg = HealthMonitor(HealthConfig(), "segmentation/segmentation")
+    assert _epochs(seg, [{"pred_mean": 0.001, "target_mean": 0.05, "dice": 0.0}] * 2) == ["prediction_collapse"]
+    assert "add Dice to BCE" in seg.diagnoses[0].message()
+    empty_truth = HealthMonitor(HealthConfig(), "segmentation/segmentation")
+    assert _epochs(empty_truth, [{"pred_mean": 0.001, "target_mean": 0.002, "dice": float("nan")}] * 3) == []
+    proto = HealthMonitor(HealthConfig(), "concepts/prototypes")
+    assert _epochs(proto, [{"prototype_similarity": 0.2, "within_similarity": 0.95}]) == ["prototype_collapse"]
+    assert "raise tau toward 0.5" in proto.diagnoses[0].message()
+    loc = HealthMonitor(HealthConfig(), "concepts/concepts")
+    assert _epochs(loc, [{"auc_macro": 0.8, "energy_ratio": 0.4}] * 2) == ["inverted_localisation"]
+
+
+def test_nan_metrics_never_fire_and_rules_can_be_turned_off() -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
+    assert _epochs(monitor, [{"auc_macro": float("nan"), "energy_ratio": float("nan")}] * 4) == []
+    off = HealthMonitor(with_rule(HealthConfig(), "prototype_collapse", enabled=False), "concepts/prototypes")
+    assert _epochs(off, [{"prototype_similarity": 0.99}] * 3) == []
+    warn = HealthMonitor(with_rule(HealthConfig(), "prototype_collapse", fatal=False), "concepts/prototypes")
+    assert _epochs(warn, [{"prototype_similarity": 0.99}]) == ["prototype_collapse"]
+    assert not warn.should_stop() and warn.diagnoses[0].severity == "warn"
+    from dataclasses import replace
+
+    disabled = HealthMonitor(replace(HealthConfig(), enabled=False), "grading/grading")
+    assert _steps(disabled, [float("nan")]) == [] and not disabled.should_stop()
+
+
+def test_a_rule_fires_once() -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/prototypes")
+    assert _epochs(monitor, [{"prototype_similarity": 0.99}] * 5) == ["prototype_collapse"]
