@@ -75,3 +75,12 @@ def exit_on_error(main: Callable[[], int | None]) -> Callable[[], NoReturn]:
         sys.exit(code or 0)
 
     return wrapped
+
+
+def exit_code(summary: dict) -> int:
+    """Exit code of a command that wrote a summary: 1 (and the reason on stderr) when
+    it records a failure, else 0."""
+    if "failed" in summary:
+        print(f"failed: {summary['failed']}", file=sys.stderr)
+        return 1
+    return 0

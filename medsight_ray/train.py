@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, flatten, load_yaml
-from medsight_ray.errors import ConfigError, exit_on_error
+from medsight_ray.errors import ConfigError, exit_code, exit_on_error
 from medsight_ray.stages.base import Stage, get_stage, pipeline
 
 
@@ -154,11 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    summary = run(build_parser().parse_args(argv))
-    if "failed" in summary:
-        print(f"failed: {summary['failed']}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(run(build_parser().parse_args(argv)))
 
 
 cli = exit_on_error(main)

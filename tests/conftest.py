@@ -59,3 +59,22 @@ def rewrite_dataset(src: Path, dst: Path, edit: Callable[[str, pa.Table], pa.Tab
             writer.write_table(table.replace_schema_metadata(None))
             writer.add_key_value_metadata({k: v for k, v in pf.metadata.metadata.items() if k != b"ARROW:schema"})
     return dst
+
+
+def run_cli(cli: Callable[[], None], prog: str, args: tuple[str, ...],
+            capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """Run a ``cli()`` entry point in this process (sharing the session's Ray).
+
+    Returns the exit code and everything printed (stdout then stderr).
+    """
+    import sys
+
+    saved = sys.argv
+    sys.argv = [prog, *args]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli()
+    finally:
+        sys.argv = saved
+    captured = capsys.readouterr()
+    return int(exit_info.value.code), captured.out + captured.err

@@ -32,6 +32,16 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta:
     (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
 
 
+def safe_load(file: Path, expected: str) -> Any:
+    """``torch.load(weights_only=True)`` that turns a corrupt or foreign file into a
+    :class:`ConfigError` naming the file (a checkpoint can never run code)."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise ConfigError("checkpoint does not load", where=str(file), expected=f"{expected} (weights_only=True)",
+                          got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+
+
 def load_model_file(path: str | Path) -> dict[str, Any]:
     """Read ``model.pt`` (or the ``model.pt`` inside a checkpoint directory).
 
@@ -44,12 +54,7 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError("checkpoint does not exist", where=str(path),
                           expected=f"a {MODEL_FILE} file or a checkpoint directory holding one", got="nothing there")
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise ConfigError("checkpoint does not load", where=str(file),
-                          expected="a medsight_ray checkpoint (loaded with weights_only=True)",
-                          got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    data = safe_load(file, "a medsight_ray checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ConfigError("not a medsight_ray checkpoint", where=str(file), expected=f"format {FORMAT!r}",

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from medsight_ray.errors import ConfigError
+from medsight_ray.fit.checkpoint import safe_load
 
 WRAPPERS = ("state_dict", "model", "model_ema", "module")
 PREFIXES = ("module.", "backbone.", "encoder.", "model.")
@@ -54,12 +55,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise ConfigError("pretrained file does not exist", where=str(path),
                           expected="a local checkpoint file (nothing is downloaded)", got="no such file")
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise ConfigError("checkpoint does not load", where=str(path),
-                          expected="a torch checkpoint of tensors (loaded with weights_only=True)",
-                          got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    obj = safe_load(file, "a torch checkpoint of tensors")
     for _ in range(3):
         if isinstance(obj, dict):
             inner = next((obj[k] for k in WRAPPERS if isinstance(obj.get(k), dict)), None)

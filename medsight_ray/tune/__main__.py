@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from medsight_ray.errors import ConfigError, exit_on_error
+from medsight_ray.errors import ConfigError, exit_code, exit_on_error
 
 DEMO_ROWS, DEMO_SIZE = 600, 48
 #: The demo's budget per stage: trials and epochs (the spaces' first points come first).
@@ -152,11 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    summary = run(build_parser().parse_args(argv))
-    if "failed" in summary:
-        print(f"failed: {summary['failed']}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(run(build_parser().parse_args(argv)))
 
 
 cli = exit_on_error(main)

@@ -17,7 +17,7 @@ from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import load_model_file
 from medsight_ray.fit.runner import init_from, prepare_data, run_stage
 from medsight_ray.stages.base import get_stage, pipeline
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -87,15 +87,7 @@ def test_two_workers_train_grading_and_reduce_metrics(synth_dir, tmp_path: Path)
 
 
 def _main(capsys, *args: str) -> tuple[int, str]:
-    """Run the train CLI in this process (sharing the session's Ray): (exit code, stderr)."""
-    saved = sys.argv
-    sys.argv = ["medsight_ray.train", *args]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            train.cli()
-    finally:
-        sys.argv = saved
-    return int(exit_info.value.code), capsys.readouterr().err
+    return run_cli(train.cli, "medsight_ray.train", args, capsys)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from medsight_ray.tune import __main__ as tune_cli
+from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -30,15 +30,7 @@ points_to_evaluate:
 
 
 def _run(capsys, *args: str) -> tuple[int, str]:
-    saved = sys.argv
-    sys.argv = ["medsight_ray.tune", *args]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            tune_cli.cli()
-    finally:
-        sys.argv = saved
-    captured = capsys.readouterr()
-    return int(exit_info.value.code), captured.out + captured.err
+    return run_cli(tune_cli.cli, "medsight_ray.tune", args, capsys)
 
 
 def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, capsys) -> None:
