@@ -67,6 +67,15 @@ class PreparedData:
     stats: dict[str, Any]
     fingerprint: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (to hand to remote trials)."""
+        return {"uri": self.uri, "info": self.info.to_json(), "stats": self.stats, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreparedData:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["uri"], DatasetInfo.from_json(data["info"]), data["stats"], data["fingerprint"])
+
 
 def prepare_data(data: str, task: str, check: bool = True) -> PreparedData:
     """Check the dataset (full check unless ``check`` is False) and read its statistics.

@@ -74,7 +74,7 @@ ENTRIES: tuple[ZooEntry, ...] = (
              ("loss.name=bce", "fit.epochs=4"), knobs={"empty_mask_fraction": 0.95},
              truth=lambda h: _last(h, "val/pred_mean") < 0.01,
              seed_claim="seed 004: BCE alone on mostly empty masks drove the loss to 0 with all-zero predictions"),
-    ZooEntry("lr_far_too_high", "grading", "grading", "non_finite",
+    ZooEntry("lr_far_too_high", "grading", "grading", "exploding_gradients",
              ("optim.lr=1e4", "optim.name=sgd", "fit.grad_clip=0", "fit.epochs=3"),
              truth=lambda h: not all(math.isfinite(x.get("train/loss", math.nan)) for x in h) or len(h) < 3,
              seed_claim="a learning rate far too high"),

@@ -84,7 +84,7 @@ def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
         else:
             status, reason = "completed", None
         records.append(TrialRecord(
-            trial_id=trial_dir.name.split("_")[0] if "_" in trial_dir.name else trial_dir.name,
+            trial_id=str((result.metrics or {}).get("trial_id") or trial_dir.name),
             stage=stage_name, config=dict(result.config or {}), status=status, stop_reason=reason,
             epochs_run=epochs,
             best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
@@ -106,7 +106,7 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: Swee
     epochs = base.fit.epochs
     name = name or f"{stage.task}-{stage.name}"
     root = storage_path(str(out))
-    static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": asdict(data),
+    static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
               "storage": f"{root}/train", "init_checkpoint": init_checkpoint}
     trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
     experiment = f"{root}/{name}"

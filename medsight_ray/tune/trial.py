@@ -29,7 +29,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
 
     stage = get_stage(static["task"], static["stage"])
     cfg = apply_overrides(from_dict(stage.config_cls, static["base_config"]), config)
-    data = PreparedData(**static["data"])
+    data = PreparedData.from_dict(static["data"])
     init = static.get("init_checkpoint")
     ckpt = None
     if init:

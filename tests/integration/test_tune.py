@@ -19,13 +19,16 @@ fixed:
   fit.epochs: 2
   fit.batch_size: 16
   fit.cpus_per_worker: 0.5
+  fit.grad_clip: 0
+  optim.name: sgd
   data.image_size: 32
   model.backbone.name: resnet10t
 params:
-  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-2}
+  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e+4}
   loss.name: {dist: categorical, choices: [ce, focal]}
 points_to_evaluate:
-  - {optim.lr: 3.0e-3, loss.name: ce}
+  - {optim.lr: 3.0e-2, loss.name: ce}
+  - {optim.lr: 1.0e+4, loss.name: ce}
 """
 
 
@@ -42,15 +45,20 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     summary = json.loads((out / "summary.json").read_text())
     (stage,) = summary["stages"]
     assert stage["stage"] == "grading/grading" and len(stage["trials"]) == 3
-    first = stage["trials"][0]
-    assert first["config"] == {"optim.lr": 3.0e-3, "loss.name": "ce"}  # points_to_evaluate come first
-    for trial in stage["trials"]:
-        assert trial["status"] == "completed" and trial["epochs_run"] == 2
-        assert "val/f1_macro" in trial["best"] and trial["wall_seconds"] > 0
+    healthy, broken = stage["trials"][0], stage["trials"][1]
+    assert healthy["config"] == {"optim.lr": 3.0e-2, "loss.name": "ce"}  # points_to_evaluate come first
+    assert healthy["status"] == "completed" and healthy["epochs_run"] == 2 and healthy["diagnoses"] == []
+    assert "val/f1_macro" in healthy["best"] and healthy["wall_seconds"] > 0
+    # The far-too-high learning rate is diagnosed and stopped by the health monitor, alone.
+    rule = broken["diagnoses"][0]["rule"]
+    assert rule in ("non_finite", "exploding_gradients") and broken["diagnoses"][0]["remedies"]
+    assert broken["status"] == "stopped" and broken["stop_reason"] == f"health: {rule}"
+    assert broken["epochs_run"] == 1 and broken["best"]["objective"] == 0.0
     best = stage["best"]
-    assert best["best"]["objective"] == max(t["best"]["objective"] for t in stage["trials"])
+    assert best["trial_id"] != broken["trial_id"]
+    assert best["best"]["objective"] == max(t["best"]["objective"] for t in stage["trials"] if not t["diagnoses"])
     assert Path(best["checkpoint"]).is_dir() and summary["final_model"] == best["checkpoint"]
-    assert "best:" in text
+    assert "best:" in text and f"health: {rule}" in text
 
 
 def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
