@@ -80,7 +80,8 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
         self.stage.prepare(self.ctx)
-        self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}")
+        self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}",
+                                     self.stage.primary_metric)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.best = -math.inf

@@ -18,11 +18,13 @@ from medsight_ray.health.rules import EPOCH_RULES, KNOWLEDGE, STEP_RULES, StepSt
 
 
 class HealthMonitor:
-    """Evaluate the rules of ``cfg`` for one run of stage ``stage`` (``task/name``)."""
+    """Evaluate the rules of ``cfg`` for one run of stage ``stage`` (``task/name``)
+    whose primary metric (higher is better) is ``primary``."""
 
-    def __init__(self, cfg: HealthConfig, stage: str) -> None:
+    def __init__(self, cfg: HealthConfig, stage: str, primary: str = "") -> None:
         self.cfg = cfg
         self.stage = stage
+        self.primary = primary
         self.state = StepState()
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -64,7 +66,8 @@ class HealthMonitor:
         before = len(self.diagnoses)
         if not self.cfg.enabled:
             return []
-        self.history.append({"epoch": epoch + 1, "train": train, "metrics": metrics})
+        self.history.append({"epoch": epoch + 1, "train": train, "metrics": metrics,
+                             "objective": metrics.get(self.primary, float("nan"))})
         for name, rule_fn in EPOCH_RULES.items():
             rule = self._rule(name)
             if not rule.enabled or self.fired(name):

@@ -32,9 +32,14 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5-10x", "check which parts the stage trains")),
     "chance_metric": (
         ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
+         "a learning rate so high that the outputs died (CAM logits all pushed negative)",
          "labels not aligned with images", "the stage trains nothing that can change its output"),
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
+         "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check'")),
+    "not_learning": (
+        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)", "the trained parts cannot change the output"),
+        ("raise the backbone lr 10x and the head lr 5-10x (seed 001's fix)", "check which parts the stage trains")),
     "loss_falls_metric_flat": (
         ("the loss optimises something other than the metric (e.g. the localisation term dominates)",
          "labels not aligned with images"),
@@ -106,6 +111,20 @@ def chance_metric(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | N
     return {"auc_macro": auc}, f"AUC within 0.5 ± {cfg.threshold:g}"
 
 
+def not_learning(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """Since the first epoch the training loss fell by less than ``threshold`` (relative)
+    and the primary metric (``objective``) rose by less than 0.02: the run is stalled."""
+    first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
+    gain = history[-1].get("objective", math.nan) - history[0].get("objective", math.nan)
+    if first is None or last is None or not first > 0 or len(history) < 2 or not math.isfinite(gain):
+        return None
+    drop = (first - last) / first
+    if drop < cfg.threshold and gain < 0.02:
+        return ({"loss_drop": drop, "metric_gain": gain},
+                f"train loss down < {100 * cfg.threshold:g}% and metric up < 0.02 since epoch 1")
+    return None
+
+
 def loss_falls_metric_flat(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Training loss fell by more than ``threshold`` (relative) while AUC stayed at chance."""
     auc = _auc(history[-1]["metrics"])
@@ -161,8 +180,10 @@ def prototype_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Findin
 def inverted_localisation(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
     """CAM energy inside the boxes not above the energy outside."""
     m = history[-1]["metrics"]
-    ratio = m.get("energy_ratio")
-    if isinstance(ratio, float) and math.isfinite(ratio) and ratio <= cfg.threshold:
+    ratio, outside = m.get("energy_ratio"), m.get("energy_outside")
+    # A dead CAM (near 0 everywhere) is not inverted: it is left to the chance rule.
+    alive = isinstance(outside, float) and outside >= 0.05
+    if isinstance(ratio, float) and math.isfinite(ratio) and ratio <= cfg.threshold and alive:
         return ({"energy_ratio": ratio, "energy_inside": m.get("energy_inside"),
                  "energy_outside": m.get("energy_outside")}, f"inside/outside CAM energy <= {cfg.threshold:g}")
     return None
@@ -172,7 +193,7 @@ STEP_RULES: dict[str, Callable[..., Finding | None]] = {
     "non_finite": non_finite, "exploding_gradients": exploding_gradients, "vanishing_gradients": vanishing_gradients,
 }
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "chance_metric": chance_metric, "loss_falls_metric_flat": loss_falls_metric_flat,
+    "chance_metric": chance_metric, "not_learning": not_learning, "loss_falls_metric_flat": loss_falls_metric_flat,
     "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,
 }

@@ -127,3 +127,15 @@ def test_cli_trains_writes_summary_and_predicts(synth_dir, tmp_path: Path, capsy
                           capture_output=True, text=True, timeout=120)
     assert pred.returncode == 0, pred.stderr
     assert (tmp_path / "p" / "mask.png").is_file() and (tmp_path / "p" / "overlay.png").is_file()
+
+
+def test_kfold_cross_validation_by_patient(synth_dir, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cv"
+    code, err = _main(capsys, "--task", "grading", "--data", str(synth_dir("grading", rows=90)), "--out", str(out),
+                      *[a for kv in TINY for a in ("--set", kv)], "--set", "kfold=2")
+    assert code == 0, err
+    cv = json.loads((out / "summary.json").read_text())["cross_validation"]
+    assert cv["metric"] == "val/f1_macro" and len(cv["folds"]) == 2 and len(cv["runs"]) == 2
+    # Each fold validates on its own held-out patients: together they cover train + val once.
+    rows = sum(pq.read_metadata(f).num_rows for f in Path(synth_dir("grading", rows=90)).glob("*.parquet"))
+    assert sum(sum(r["details"]["support"].values()) for r in cv["runs"]) == rows

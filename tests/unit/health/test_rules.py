@@ -36,9 +36,13 @@ HEALTHY = {
 }
 
 
+PRIMARY = {"concepts": "auc_macro", "prototypes": "within_similarity", "grading": "auc_macro",
+           "segmentation": "dice", "diagnosis": "auc_macro"}
+
+
 @pytest.mark.parametrize("stage", sorted(HEALTHY))
 def test_healthy_sequences_raise_nothing(stage: str) -> None:
-    monitor = HealthMonitor(HealthConfig(), stage)
+    monitor = HealthMonitor(HealthConfig(), stage, PRIMARY[stage])
     assert _steps(monitor, [5.0, 2.0, 1.0, 0.5] * 10) == []
     assert _epochs(monitor, HEALTHY[stage], [1.0, 0.7, 0.5, 0.4, 0.35][: len(HEALTHY[stage])]) == []
     assert not monitor.should_stop()
@@ -107,7 +111,26 @@ def test_prediction_collapse_prototype_collapse_inverted_localisation() -> None:
     assert _epochs(proto, [{"prototype_similarity": 0.2, "within_similarity": 0.95}]) == ["prototype_collapse"]
     assert "raise tau toward 0.5" in proto.diagnoses[0].message()
     loc = HealthMonitor(HealthConfig(), "concepts/concepts")
-    assert _epochs(loc, [{"auc_macro": 0.8, "energy_ratio": 0.4}] * 2) == ["inverted_localisation"]
+    inverted = {"auc_macro": 0.8, "energy_ratio": 0.4, "energy_inside": 0.12, "energy_outside": 0.3}
+    assert _epochs(loc, [inverted] * 2) == ["inverted_localisation"]
+    # A dead CAM (no energy anywhere) is not inverted; the chance rule speaks for it.
+    dead = HealthMonitor(HealthConfig(), "concepts/concepts")
+    assert _epochs(dead, [{"auc_macro": 0.49, "energy_ratio": 1e-8, "energy_outside": 0.01}] * 3) == ["chance_metric"]
+
+
+def test_not_learning_catches_the_seeds_stalled_stage_1() -> None:
+    # Measured with the seeds' stage-1 rates (1e-6 / 2e-5): loss 2.082 -> 2.060, AUC 0.669 -> 0.680.
+    stalled = [{"auc_macro": a} for a in (0.669, 0.666, 0.671, 0.680)]
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    assert _epochs(monitor, stalled, [2.082, 2.074, 2.060, 2.060]) == ["not_learning"]
+    assert monitor.diagnoses[0].epoch == 3 and "raise the backbone lr 10x" in monitor.diagnoses[0].message()
+    # Healthy stage 1 (measured defaults): loss 1.67 -> 1.37 -> 1.22, AUC 0.76 -> 0.87 -> 0.91.
+    healthy = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    assert _epochs(healthy, [{"auc_macro": a} for a in (0.759, 0.875, 0.910, 0.920)], [1.67, 1.37, 1.22, 1.14]) == []
+    # A converged run whose loss has stopped moving is not stalled: it moved a lot since epoch 1.
+    converged = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert _epochs(converged, [{"f1_macro": f} for f in (0.4, 0.85, 0.86, 0.86, 0.86)],
+                   [1.2, 0.5, 0.46, 0.46, 0.46]) == []
 
 
 def test_nan_metrics_never_fire_and_rules_can_be_turned_off() -> None:
