@@ -38,7 +38,8 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check'")),
     "not_learning": (
-        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)", "the trained parts cannot change the output"),
+        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
+         "the trained parts cannot change the output"),
         ("raise the backbone lr 10x and the head lr 5-10x (seed 001's fix)", "check which parts the stage trains")),
     "loss_falls_metric_flat": (
         ("the loss optimises something other than the metric (e.g. the localisation term dominates)",
