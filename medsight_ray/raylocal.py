@@ -17,6 +17,8 @@ LOOPBACK_ENV = {
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_TRAIN_V2_ENABLED": "1",
+    # The classic reporter honours our CLIReporter, whose table has a health column.
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
 
 

@@ -122,7 +122,12 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: Swee
             tune_config=tune.TuneConfig(metric="objective", mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=options.samples or space.num_samples,
                                         max_concurrent_trials=options.max_concurrent),
-            run_config=tune.RunConfig(name=name, storage_path=root, stop=HealthStopper()),
+            run_config=tune.RunConfig(
+                name=name, storage_path=root, stop=HealthStopper(),
+                progress_reporter=tune.CLIReporter(
+                    metric_columns={"epoch": "epoch", "objective": "objective", "health/diagnoses": "health",
+                                    "health/fatal": "fatal"},
+                    max_report_frequency=30, max_column_length=14)),
         )
     grid = tuner.fit()
     records = _records(grid, stage.name, epochs)
