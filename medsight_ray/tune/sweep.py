@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.fit.checkpoint import read_history
 from medsight_ray.fit.runner import PreparedData, storage_path
 from medsight_ray.health.stopper import HealthStopper
 from medsight_ray.tune.space import SearchSpace
@@ -70,7 +71,13 @@ def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
                                                                                       "objective"))} for r in rows]
         best_row = max(rows, key=lambda r: r.get("objective", -math.inf)) if rows else {}
         epochs = len(rows)
-        diagnoses = summary.get("diagnoses", [])
+        diagnoses = summary.get("diagnoses")
+        if diagnoses is None:
+            # The HealthStopper ended the trial before its driver wrote the stage result:
+            # the diagnoses are in the history of its last checkpoint.
+            last = next((r["checkpoint_path"] for r in reversed(rows) if r.get("checkpoint_path")), None)
+            history = read_history(last) if last and Path(last).is_dir() else []
+            diagnoses = [d for h in history for d in h.get("details", {}).get("diagnoses", [])]
         fatal = sorted({d["rule"] for d in diagnoses if d.get("severity") == "fatal"})
         if not fatal and any(r.get("health/fatal") for r in rows):
             fatal = sorted({k.rsplit("/", 1)[-1] for r in rows for k, v in r.items()
