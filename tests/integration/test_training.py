@@ -139,3 +139,17 @@ def test_kfold_cross_validation_by_patient(synth_dir, tmp_path: Path, capsys) ->
     # Each fold validates on its own held-out patients: together they cover train + val once.
     rows = sum(pq.read_metadata(f).num_rows for f in Path(synth_dir("grading", rows=90)).glob("*.parquet"))
     assert sum(sum(r["details"]["support"].values()) for r in cv["runs"]) == rows
+
+
+def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path, capsys) -> None:
+    """Seed 004's recipe, BCE alone on mostly empty masks: diagnosed, stopped, exit 1."""
+    data = synth_dir("segmentation", rows=200, empty_mask_fraction=0.95)
+    out = tmp_path / "sick"
+    code, text = _main(capsys, "--task", "segmentation", "--data", str(data), "--out", str(out),
+                       *[a for kv in TINY for a in ("--set", kv)], "--set", "fit.epochs=4", "--set", "loss.name=bce")
+    assert code == 1, text[-2000:]
+    assert "[FATAL] prediction_collapse" in text and "add Dice to BCE" in text
+    run = json.loads((out / "summary.json").read_text())["runs"][0]
+    assert run["status"] == "stopped" and run["epochs_run"] < 4
+    assert run["diagnoses"][0]["rule"] == "prediction_collapse"
+    assert run["diagnoses"][0]["evidence"]["pred_mean"] < 0.01
