@@ -157,14 +157,16 @@ def class_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
 
 
 def prediction_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """Segmentation predicts (almost) nothing where the truth has foreground."""
+    """Segmentation predicts (almost) nothing where the truth has foreground: the
+    predicted foreground share is below ``threshold`` and below a quarter of the true
+    share (so that a sparse but right prediction on sparse truth stays quiet)."""
     m = history[-1]["metrics"]
     pred, target = m.get("pred_mean"), m.get("target_mean")
     if not isinstance(pred, float) or not isinstance(target, float):
         return None
-    if pred < cfg.threshold and target > cfg.threshold:
+    if target > 0 and pred < min(cfg.threshold, 0.25 * target):
         return {"pred_mean": pred, "target_mean": target, "dice": m.get("dice")}, \
-            f"pred_mean < {cfg.threshold:g} while target_mean > {cfg.threshold:g}"
+            f"pred_mean < {cfg.threshold:g} and < target_mean / 4"
     return None
 
 
