@@ -41,6 +41,6 @@ class HealthConfig:
     not_learning: RuleConfig = RuleConfig(threshold=0.05, grace=2, patience=1)
     loss_falls_metric_flat: RuleConfig = RuleConfig(threshold=0.2, grace=2, patience=1)
     class_collapse: RuleConfig = RuleConfig(threshold=0.9, grace=2, patience=2)
-    prediction_collapse: RuleConfig = RuleConfig(threshold=0.01, grace=1, patience=1)
+    prediction_collapse: RuleConfig = RuleConfig(threshold=0.01, grace=1, patience=2)
     prototype_collapse: RuleConfig = RuleConfig(threshold=0.8, grace=0, patience=1)
     inverted_localisation: RuleConfig = RuleConfig(threshold=1.0, grace=1, patience=1)

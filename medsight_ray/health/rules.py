@@ -156,17 +156,23 @@ def class_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
     return None
 
 
+#: Training loss below which "predicting nothing" has become cheap (seed 004: loss -> 0).
+COLLAPSED_LOSS = 0.2
+
+
 def prediction_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """Segmentation predicts (almost) nothing where the truth has foreground: the
-    predicted foreground share is below ``threshold`` and below a quarter of the true
-    share (so that a sparse but right prediction on sparse truth stays quiet)."""
+    """Seed 004's signature: segmentation predicts (almost) nothing where the truth has
+    foreground (predicted share below ``threshold`` and below a quarter of the true
+    share) while the training loss is already low. A model that simply has not learned
+    yet still has a high loss and stays quiet."""
     m = history[-1]["metrics"]
     pred, target = m.get("pred_mean"), m.get("target_mean")
-    if not isinstance(pred, float) or not isinstance(target, float):
+    loss = history[-1]["train"].get("train/loss")
+    if not isinstance(pred, float) or not isinstance(target, float) or not isinstance(loss, float):
         return None
-    if target > 0 and pred < min(cfg.threshold, 0.25 * target):
-        return {"pred_mean": pred, "target_mean": target, "dice": m.get("dice")}, \
-            f"pred_mean < {cfg.threshold:g} and < target_mean / 4"
+    if target > 0 and pred < min(cfg.threshold, 0.25 * target) and loss < COLLAPSED_LOSS:
+        return {"pred_mean": pred, "target_mean": target, "dice": m.get("dice"), "train_loss": loss}, \
+            f"pred_mean < {cfg.threshold:g} and < target_mean / 4 with train loss < {COLLAPSED_LOSS:g}"
     return None
 
 

@@ -103,8 +103,15 @@ def test_class_collapse_by_histogram_and_by_dead_class() -> None:
 
 def test_prediction_collapse_prototype_collapse_inverted_localisation() -> None:
     seg = HealthMonitor(HealthConfig(), "segmentation/segmentation")
-    assert _epochs(seg, [{"pred_mean": 0.001, "target_mean": 0.05, "dice": 0.0}] * 2) == ["prediction_collapse"]
+    collapsed = [{"pred_mean": 0.001, "target_mean": 0.05, "dice": 0.0}] * 3
+    assert _epochs(seg, collapsed, [0.3, 0.08, 0.05]) == ["prediction_collapse"]
+    assert seg.diagnoses[0].epoch == 3  # grace 1, then two epochs running with a low loss
     assert "add Dice to BCE" in seg.diagnoses[0].message()
+    # Measured on the real nuclei (default BCE + Dice): epoch 2 predicts almost nothing yet,
+    # but its loss is 0.55: not learned yet, not collapsed.
+    slow_start = HealthMonitor(HealthConfig(), "segmentation/segmentation")
+    assert _epochs(slow_start, [{"pred_mean": 0.0013, "target_mean": 0.22, "dice": 0.012}] * 3,
+                   [0.62, 0.55, 0.5]) == []
     empty_truth = HealthMonitor(HealthConfig(), "segmentation/segmentation")
     assert _epochs(empty_truth, [{"pred_mean": 0.001, "target_mean": 0.002, "dice": float("nan")}] * 3) == []
     proto = HealthMonitor(HealthConfig(), "concepts/prototypes")
