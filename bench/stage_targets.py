@@ -37,13 +37,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=str(ROOT / "bench/results/stage_targets.json"))
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--only-nuclei", action="store_true", help="run only the real-nuclei segmentation")
     args = p.parse_args()
     init_ray(num_cpus=4)
     common = ["fit.cpus_per_worker=0.5", f"fit.workers={args.workers}"]
     work = Path(tempfile.mkdtemp(prefix="medsight_targets_"))
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for task in ("concepts", "grading", "segmentation"):
+    for task in () if args.only_nuclei else ("concepts", "grading", "segmentation"):
         synthesize(task, work / task, rows=1000, image_size=64, seed=0)
         data = prepare_data(str(work / task), task)
         previous = None
@@ -66,13 +67,18 @@ def main() -> None:
     rows = []
     print(f"{'stage':<28} {'metric':<18} {'target':>7} {'measured':>9} {'ok':>4} {'wall s':>7} {'diagnoses':>9}")
     for stage_key, metric, target in TARGETS:
+        if stage_key not in results:
+            continue
         value = float(results[stage_key].get(metric, float("nan")))
         rows.append({"stage": stage_key, "metric": metric, "target": target, "measured": value, "ok": value >= target,
                      "wall_seconds": timings[stage_key], "diagnoses": results[stage_key]["diagnoses"]})
         print(f"{stage_key:<28} {metric:<18} {target:>7.2f} {value:>9.4f} {str(value >= target):>4} "
               f"{timings[stage_key]:>7.0f} {results[stage_key]['diagnoses']:>9}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "results": results}, indent=2, default=str))
+    out = Path(args.out)
+    if args.only_nuclei:
+        out = out.with_name(out.stem + "_nuclei.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "results": results}, indent=2, default=str))
 
 
 if __name__ == "__main__":
