@@ -95,7 +95,7 @@ def prepare_data(data: str, task: str, check: bool = True) -> PreparedData:
 
 def init_from(stage: Stage, cfg: Any, checkpoint: str, data: PreparedData) -> Any:
     """Validate a previous stage's checkpoint for ``stage``; returns ``cfg`` with the
-    checkpoint's model architecture (which later stages must keep).
+    checkpoint's model architecture (``ARCHITECTURE`` fields), which later stages must keep.
 
     Raises:
         ConfigError: another task, or a dataset whose fingerprint differs.
@@ -109,7 +109,9 @@ def init_from(stage: Stage, cfg: Any, checkpoint: str, data: PreparedData) -> An
                           expected=f"the dataset the checkpoint was trained on (fingerprint {meta.get('fingerprint')})",
                           got=f"{data.uri} (fingerprint {data.fingerprint})",
                           fix="train every stage of a pipeline on the same dataset, or restart from stage 1")
-    model_cfg = from_dict(type(cfg.model), meta["config"]["model"], "checkpoint config.model")
+    saved = from_dict(type(cfg.model), meta["config"]["model"], "checkpoint config.model")
+    fields = getattr(type(cfg.model), "ARCHITECTURE", None)
+    model_cfg = replace(cfg.model, **{f: getattr(saved, f) for f in fields}) if fields else saved
     return replace(cfg, model=model_cfg)
 
 
