@@ -11,7 +11,6 @@ together.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medsight_ray.config import from_dict, to_dict
+from medsight_ray.config import from_dict
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
@@ -243,8 +242,3 @@ def fit_loop(config: dict[str, Any]) -> None:
     ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None).
     """
     _Trainer(config).run()
-
-
-def describe(config: Any) -> str:
-    """Short JSON of a stage config, for logs."""
-    return json.dumps(to_dict(config), sort_keys=True)
