@@ -23,6 +23,7 @@ from typing import Any
 
 from medsight_ray.config import apply_overrides, flatten, load_yaml
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error
+from medsight_ray.raylocal import set_local_env
 from medsight_ray.stages.base import Stage, get_stage, pipeline
 
 
@@ -153,6 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
+    set_local_env()
     return exit_code(run(build_parser().parse_args(argv)))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from medsight_ray.data.checks import check_dataset
 from medsight_ray.data.schema import TASKS
 from medsight_ray.errors import exit_on_error
+from medsight_ray.raylocal import set_local_env
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -137,6 +138,8 @@ def _run_dryrun(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
+    set_local_env()
     args = build_parser().parse_args(argv)
     if args.command == "dryrun":
         return _run_dryrun(args)

@@ -15,10 +15,13 @@ import argparse
 from pathlib import Path
 
 from medsight_ray.errors import exit_on_error
+from medsight_ray.raylocal import set_local_env
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
+    set_local_env()
     p = argparse.ArgumentParser(prog="python -m medsight_ray.health", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error
+from medsight_ray.raylocal import set_local_env
 
 DEMO_ROWS, DEMO_SIZE = 600, 48
 #: The demo's budget per stage: trials and epochs (the spaces' first points come first).
@@ -151,6 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
+    set_local_env()
     return exit_code(run(build_parser().parse_args(argv)))
 
 
