@@ -61,8 +61,10 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise tau toward 0.5", "lower the prototype lr", "check stage 1's CAMs localise (energy_ratio > 1)")),
     "inverted_localisation": (
         ("a localisation loss that rewards CAM outside the boxes (a truly flipped sign)",
+         "a learning rate far too high (the demo's lr 1.0 trial ends here)",
          "boxes not moved with flipped images", "x and y swapped in the boxes"),
         ("check the loss with the gradient-direction test (a step must raise the CAM inside the box)",
+         "lower the learning rate 10x",
          "check box normalisation and augmentation with 'python -m medsight_ray.data check'")),
 }
 
