@@ -23,14 +23,11 @@ from medsight_ray.data.synth import synthesize
 from medsight_ray.fit.runner import prepare_data, run_stage
 from medsight_ray.raylocal import init_ray
 from medsight_ray.stages.base import get_stage, pipeline
+from medsight_ray.stages.targets import STAGE_TARGETS
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = [
-    ("concepts/concepts", "val/auc_macro", 0.85), ("concepts/concepts", "val/energy_ratio", 2.0),
-    ("concepts/diagnosis", "val/auc_macro", 0.80), ("concepts/diagnosis", "val/f1_macro", 0.5),
-    ("grading/grading", "val/f1_macro", 0.8), ("segmentation/segmentation", "val/dice", 0.8),
-    ("nuclei/segmentation", "val/dice", 0.7),
-]
+TARGETS = [(stage, metric, target) for stage, targets in STAGE_TARGETS.items() for metric, target in targets]
+TARGETS.append(("nuclei/segmentation", "val/dice", 0.7))
 
 
 def main() -> None:

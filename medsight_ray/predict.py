@@ -38,8 +38,12 @@ def load_model(checkpoint: str | Path) -> tuple[Any, Any, DatasetInfo, torch.nn.
     return stage, cfg, info, model.eval()
 
 
-def _overlay(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path) -> None:
-    """Save the image beside one panel per (title, map in [0, 1] at image size)."""
+def overlay(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path,
+            boxes: list[tuple[float, float, float, float]] = ()) -> None:
+    """Save the image beside one panel per (title, map in [0, 1] at image size).
+
+    ``boxes`` (x_min, y_min, x_max, y_max in [0, 1]) are drawn on every panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,16 +57,27 @@ def _overlay(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path) 
         ax.imshow(gray, cmap="gray")
         ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
+    size = image.shape[0]
     for ax in axes:
+        for x0, y0, x1, y1 in boxes:
+            ax.add_patch(plt.Rectangle((x0 * size - 0.5, y0 * size - 0.5), (x1 - x0) * size, (y1 - y0) * size,
+                                       fill=False, edgecolor="lime", linewidth=1.2))
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _upsample(grid: torch.Tensor, size: int) -> np.ndarray:
+def upsample(grid: torch.Tensor, size: int) -> np.ndarray:
+    """A (h, w) map resized bilinearly to (size, size)."""
     return torch.nn.functional.interpolate(grid[None, None], size=(size, size), mode="bilinear",
                                            align_corners=False)[0, 0].numpy()
+
+
+def model_input(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (S, S) or (S, S, 3) pixels to the normalised (1, ch, S, S) batch the pipeline feeds."""
+    return torch.from_numpy(normalise((pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))[None]
+                                      .astype(np.float32)))
 
 
 def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top: int = 3) -> dict[str, Any]:
@@ -70,11 +85,11 @@ def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top
     stage, cfg, info, model = load_model(checkpoint)
     size = cfg.data.image_size
     pixels = resize(read_image_file(Path(image_path), info.image_mode), size)
-    x = normalise((pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))[None].astype(np.float32))
+    x = model_input(pixels)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        outputs = model(torch.from_numpy(x))
+        outputs = model(x)
     result: dict[str, Any] = {"task": stage.task, "stage": stage.name, "image": str(image_path)}
     if stage.task == "concepts":
         scores = torch.sigmoid(outputs["concept_logits"][0])
@@ -84,7 +99,7 @@ def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top
             result["diseases"] = {n: round(float(p), 4) for n, p in zip(info.target_names, probs)}
         order = torch.argsort(scores, descending=True)[:top].tolist()
         cams = torch.sigmoid(outputs["cams"][0])
-        _overlay(pixels, [(f"{info.concept_names[k]} {float(scores[k]):.2f}", _upsample(cams[k], size))
+        overlay(pixels, [(f"{info.concept_names[k]} {float(scores[k]):.2f}", upsample(cams[k], size))
                           for k in order], out_dir / "cams.png")
         result["figure"] = str(out_dir / "cams.png")
     elif stage.task == "grading":
@@ -95,21 +110,26 @@ def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top
         prob = torch.sigmoid(outputs["mask_logits"][0, 0])
         mask = (prob >= cfg.threshold).numpy()
         (out_dir / "mask.png").write_bytes(encode_png(mask.astype(np.uint8) * 255))
-        _overlay(pixels, [("foreground probability", prob.numpy())], out_dir / "overlay.png")
+        overlay(pixels, [("foreground probability", prob.numpy())], out_dir / "overlay.png")
         result.update(mask=str(out_dir / "mask.png"), foreground_share=round(float(mask.mean()), 4))
     (out_dir / "prediction.json").write_text(json.dumps(result, indent=2))
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed for tests and docs."""
     p = argparse.ArgumentParser(prog="python -m medsight_ray.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="model.pt, or a checkpoint directory")
     p.add_argument("--image", required=True, help="PNG, JPEG or DICOM file")
     p.add_argument("--out", default="prediction", help="output directory")
     p.add_argument("--top", type=int, default=3, help="CAMs to draw (concept model)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
     result = predict(args.checkpoint, args.image, args.out, args.top)
     for key in ("grade", "probabilities", "diseases", "foreground_share", "figure", "mask"):
         if key in result:

@@ -8,6 +8,7 @@ tensors and plain data and load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -32,37 +33,58 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta:
     (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
 
 
-def safe_load(file: Path, expected: str) -> Any:
+def safe_load(file: Path | io.BytesIO, expected: str, where: str | None = None) -> Any:
     """``torch.load(weights_only=True)`` that turns a corrupt or foreign file into a
     :class:`ConfigError` naming the file (a checkpoint can never run code)."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise ConfigError("checkpoint does not load", where=str(file), expected=f"{expected} (weights_only=True)",
+        raise ConfigError("checkpoint does not load", where=where or str(file),
+                          expected=f"{expected} (weights_only=True)",
                           got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
 
 
+def _open(path: str | Path, name: str) -> tuple[Any, str] | None:
+    """(filesystem, path of ``name``) for a file or a checkpoint directory holding it,
+    on a local path or a URI; None when there is nothing there."""
+    import pyarrow.fs as pafs
+
+    from medsight_ray.data.store import resolve
+
+    fs, where = resolve(path)
+    info = fs.get_file_info(where)
+    if info.type == pafs.FileType.Directory:
+        where = f"{where.rstrip('/')}/{name}"
+        info = fs.get_file_info(where)
+    return (fs, where) if info.type == pafs.FileType.File else None
+
+
 def load_model_file(path: str | Path) -> dict[str, Any]:
-    """Read ``model.pt`` (or the ``model.pt`` inside a checkpoint directory).
+    """Read ``model.pt`` (or the ``model.pt`` inside a checkpoint directory), from a local
+    path or a URI (``s3://``, ``gs://``, ``file://``).
 
     Raises:
         ConfigError: missing, corrupt, or not a medsight_ray checkpoint.
     """
-    file = Path(path)
-    if file.is_dir():
-        file = file / MODEL_FILE
-    if not file.is_file():
+    found = _open(path, MODEL_FILE)
+    if found is None:
         raise ConfigError("checkpoint does not exist", where=str(path),
                           expected=f"a {MODEL_FILE} file or a checkpoint directory holding one", got="nothing there")
-    data = safe_load(file, "a medsight_ray checkpoint")
+    fs, where = found
+    with fs.open_input_file(where) as fh:
+        data = safe_load(io.BytesIO(fh.read()), "a medsight_ray checkpoint", where)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ConfigError("not a medsight_ray checkpoint", where=str(file), expected=f"format {FORMAT!r}",
+        raise ConfigError("not a medsight_ray checkpoint", where=where, expected=f"format {FORMAT!r}",
                           got=repr(got))
     return data
 
 
 def read_history(directory: str | Path) -> list[dict[str, Any]]:
     """The per-epoch metrics stored beside a checkpoint (empty if none)."""
-    file = Path(directory) / HISTORY_FILE
-    return json.loads(file.read_text()) if file.is_file() else []
+    found = _open(directory, HISTORY_FILE)
+    if found is None:
+        return []
+    fs, where = found
+    with fs.open_input_file(where) as fh:
+        return json.loads(fh.read())

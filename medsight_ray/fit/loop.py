@@ -26,6 +26,7 @@ from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
+from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
 from medsight_ray.stages.base import Context, Stage, get_stage
 
@@ -81,6 +82,9 @@ class _Trainer:
         self.stage.prepare(self.ctx)
         self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}",
                                      self.stage.primary_metric)
+        self.exporter = HealthExporter(f"{self.stage.task}/{self.stage.name}",
+                                       ray.train.get_context().get_experiment_name(), self.stage.primary_metric,
+                                       enabled=self.rank == 0 and self.cfg.health.export_metrics)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.best = -math.inf
@@ -147,6 +151,7 @@ class _Trainer:
                 norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
             norms.append(float(norm))
             halt = self.monitor.on_step(float(loss.detach()), norms[-1])
+            self.exporter.on_step(norms[-1])
             if math.isfinite(norms[-1]) or self.use_amp:
                 # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
                 self.scaler.step(self.optimizer)
@@ -220,6 +225,7 @@ class _Trainer:
             step_diagnoses = [d for d in self.monitor.diagnoses if d.epoch == epoch + 1 and d.step]
             new = [*step_diagnoses, *self.monitor.on_epoch(epoch, train, metrics)]
             extra.update(self.monitor.report())
+            self.exporter.on_epoch(epoch, train, metrics, new, self.monitor.should_stop())
             stop = stop or self.monitor.should_stop()
             if self.rank == 0:
                 for diagnosis in new:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import from_dict, to_dict
@@ -113,6 +112,11 @@ def init_from(stage: Stage, cfg: Any, checkpoint: str, data: PreparedData) -> An
     fields = getattr(type(cfg.model), "ARCHITECTURE", None)
     model_cfg = replace(cfg.model, **{f: getattr(saved, f) for f in fields}) if fields else saved
     return replace(cfg, model=model_cfg)
+
+
+def checkpoint_dir(checkpoint: str) -> str:
+    """The checkpoint directory of ``model.pt`` or of a directory (local path or URI)."""
+    return checkpoint.rsplit("/", 1)[0] if checkpoint.endswith(".pt") else checkpoint
 
 
 def check_resources(cfg: Any) -> None:
@@ -225,7 +229,7 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
     ckpt = None
     if init_checkpoint is not None:
         cfg = init_from(stage, cfg, init_checkpoint, data)
-        ckpt = Checkpoint(str(Path(init_checkpoint).parent if init_checkpoint.endswith(".pt") else init_checkpoint))
+        ckpt = Checkpoint(checkpoint_dir(init_checkpoint))
     # Build the model once here: a bad backbone name, feature index or pretrained file
     # fails now with a clear message, not later inside every worker (and Tune trials
     # reach this without the CLI's own check).

@@ -31,9 +31,11 @@ class RuleConfig:
 
 @dataclass(frozen=True)
 class HealthConfig:
-    """Every rule of the monitor. ``enabled: false`` turns the whole monitor off."""
+    """Every rule of the monitor. ``enabled: false`` turns the whole monitor off;
+    ``export_metrics: false`` keeps it but stops the ``medsight_*`` Ray metrics."""
 
     enabled: bool = True
+    export_metrics: bool = True
     non_finite: RuleConfig = RuleConfig(threshold=0.0, patience=1)
     exploding_gradients: RuleConfig = RuleConfig(threshold=100.0, patience=3)
     vanishing_gradients: RuleConfig = RuleConfig(threshold=1e-7, patience=20)

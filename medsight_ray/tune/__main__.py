@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medsight_ray.errors import ConfigError, exit_code, exit_on_error
+from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error
 from medsight_ray.raylocal import set_local_env
 
 DEMO_ROWS, DEMO_SIZE = 600, 48
 #: The demo's budget per stage: trials and epochs (the spaces' first points come first).
-DEMO_PLAN = {"concepts": (4, 4), "prototypes": (3, 3), "diagnosis": (2, 3)}
+DEMO_PLAN = {"concepts": (4, 6), "prototypes": (3, 3), "diagnosis": (2, 8)}
 
 
 def spaces_dir() -> Path:
@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the sweep(s) ``args`` ask for; returns the summary."""
     from medsight_ray.fit.runner import prepare_data
     from medsight_ray.raylocal import init_ray
+    from medsight_ray.report.build import build_report
+    from medsight_ray.report.summary import console_summary
+    from medsight_ray.tune.publish import publish
     from medsight_ray.tune.sweep import SweepOptions, sweep_stage
 
     started = time.perf_counter()
@@ -146,7 +149,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary["final_model"] = checkpoint if "failed" not in summary else None
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\nsummary: {out / 'summary.json'} ({summary['wall_seconds']} s)", flush=True)
+    print("\n" + console_summary(summary), flush=True)
+    print(f"summary: {out / 'summary.json'} ({summary['wall_seconds']} s)", flush=True)
+    try:
+        paths = build_report(out)
+        print(f"report: {paths['markdown']} (also {paths['html'].name})", flush=True)
+    except (MedsightError, OSError) as err:  # the sweep's results stand; say why the report is missing
+        print(f"report not written: {err} (run python -m medsight_ray.report {out})", flush=True)
+    copied = publish(out, storage)
+    if copied:
+        print(f"copied summary and report to {storage}", flush=True)
     return summary
 
 

@@ -59,7 +59,16 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
+def with_scheme(path: str | None, storage: str) -> str | None:
+    """A checkpoint path as Tune reports it (a path on the storage's filesystem, without
+    its scheme) turned back into a URI when the storage is one, so that later stages
+    and the report can open it."""
+    if path is None or "://" in path or "://" not in storage:
+        return path
+    return f"{storage.split('://', 1)[0]}://{path.lstrip('/') if not storage.startswith('file://') else path}"
+
+
+def _records(grid: Any, stage_name: str, max_epochs: int, storage: str) -> list[TrialRecord]:
     records = []
     for result in grid:
         trial_dir = Path(result.path)
@@ -76,7 +85,7 @@ def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
             # The HealthStopper ended the trial before its driver wrote the stage result:
             # the diagnoses are in the history of its last checkpoint.
             last = next((r["checkpoint_path"] for r in reversed(rows) if r.get("checkpoint_path")), None)
-            history = read_history(last) if last and Path(last).is_dir() else []
+            history = read_history(with_scheme(last, storage)) if last else []
             diagnoses = [d for h in history for d in h.get("details", {}).get("diagnoses", [])]
         fatal = sorted({d["rule"] for d in diagnoses if d.get("severity") == "fatal"})
         if not fatal and any(r.get("health/fatal") for r in rows):
@@ -95,8 +104,11 @@ def _records(grid: Any, stage_name: str, max_epochs: int) -> list[TrialRecord]:
             stage=stage_name, config=dict(result.config or {}), status=status, stop_reason=reason,
             epochs_run=epochs,
             best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
-            final={k: v for k, v in (rows[-1] if rows else {}).items() if k.startswith(("val/", "objective", "epoch"))},
-            checkpoint=best_row.get("checkpoint_path"), wall_seconds=float(summary.get("wall_seconds", 0.0)),
+            final={k: v for k, v in (rows[-1] if rows else {}).items()
+                   if k.startswith(("val/", "objective", "epoch"))},
+            checkpoint=with_scheme(best_row.get("checkpoint_path"), storage),
+            wall_seconds=round(float((result.metrics or {}).get("time_total_s") or summary.get("wall_seconds") or 0),
+                               1),
             diagnoses=diagnoses, history=history))
     return records
 
@@ -137,11 +149,12 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: Swee
                     max_report_frequency=30, max_column_length=14)),
         )
     grid = tuner.fit()
-    records = _records(grid, stage.name, epochs)
+    records = _records(grid, stage.name, epochs, root)
     healthy = [r for r in records if r.status != "errored" and r.checkpoint
                and not any(d.get("severity") == "fatal" for d in r.diagnoses) and not (r.stop_reason or "").startswith(
                    "health")]
     best = max(healthy, key=lambda r: r.best.get("objective", -math.inf)) if healthy else None
     return {"stage": f"{stage.task}/{stage.name}", "space": space.path, "experiment": experiment,
             "primary_metric": f"val/{stage.primary_metric}", "bounds": space.bounds(),
+            "params": [asdict(p) for p in space.params],
             "trials": [asdict(r) for r in records], "best": asdict(best) if best else None}

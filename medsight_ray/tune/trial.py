@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, from_dict
-from medsight_ray.fit.runner import PreparedData, collect, init_from, trainer_for
+from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
 from medsight_ray.stages.base import get_stage
 
 RESULT_FILE = "stage_result.json"
@@ -34,7 +34,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     ckpt = None
     if init:
         cfg = init_from(stage, cfg, init, data)
-        ckpt = Checkpoint(init)
+        ckpt = Checkpoint(checkpoint_dir(init))
     context = ray.tune.get_context()
     started = time.perf_counter()
     trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,

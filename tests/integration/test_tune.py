@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +71,74 @@ def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
                                        "  optim.lr: {dist: uniform, low: 2, high: 1}\n")
     code, text = _run(capsys, "--space", str(tmp_path / "bad.yaml"), "--data", str(tmp_path))
     assert code == 2 and "low is above high" in text
+
+
+RESUME_SPACE = """
+stage: grading/grading
+num_samples: 2
+fixed:
+  fit.epochs: 1
+  fit.batch_size: 16
+  fit.cpus_per_worker: 0.5
+  data.image_size: 32
+  model.backbone.name: resnet10t
+params:
+  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-1}
+points_to_evaluate:
+  - {optim.lr: 3.0e-2}
+  - {optim.lr: 1.0e-2}
+"""
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended (exit {proc.returncode}) before {what}: "
+                                 f"{proc.stdout.read()[-3000:] if proc.stdout else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_path: Path, capsys) -> None:
+    """SIGKILL the tune driver after its first trial finished; ``--resume`` completes the
+    sweep, and the finished trial is neither rerun nor altered."""
+    import ray
+
+    (tmp_path / "space.yaml").write_text(RESUME_SPACE)
+    out = tmp_path / "sweep"
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medsight_ray.tune", "--space", str(tmp_path / "space.yaml"), "--data",
+         str(synth_dir("grading", rows=90)), "--out", str(out), "--no-asha"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    experiment = out / "grading-grading"
+    try:
+        _wait_for(lambda: list(experiment.glob("*/stage_result.json")), 300, "the first trial finished", proc)
+        (first,) = list(experiment.glob("*/stage_result.json"))
+        # Tune saves its experiment state at most every 10 s: wait until it knows the trial ended.
+        _wait_for(lambda: any(p.stat().st_mtime > first.stat().st_mtime
+                              for p in experiment.glob("experiment_state-*.json")), 120,
+                  "the experiment state after the first trial", proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "summary.json").exists()
+    finished = first.parent
+    before = {p.name: p.read_bytes() for p in (finished / "result.json", first)}
+    mtime = first.stat().st_mtime
+
+    code, text = _run(capsys, "--resume", str(out))
+    assert code == 0, text[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    (stage,) = summary["stages"]
+    assert len(stage["trials"]) == 2 and {t["status"] for t in stage["trials"]} == {"completed"}
+    assert sorted(t["config"]["optim.lr"] for t in stage["trials"]) == [1.0e-2, 3.0e-2]
+    # The finished trial was not run again: its results are byte-for-byte what they were.
+    assert first.stat().st_mtime == mtime
+    assert {p.name: p.read_bytes() for p in (finished / "result.json", first)} == before
+    assert summary["final_model"] and Path(summary["final_model"]).is_dir()
+    assert (out / "report" / "report.md").is_file()

@@ -1,0 +1,134 @@
+"""Assemble a sweep's report from its ``summary.json``: markdown and HTML side by side,
+figures as PNG files in the same directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.errors import DataError
+from medsight_ray.report import document
+from medsight_ray.report.document import Block
+from medsight_ray.report.figures import health_timeline, importance_bars, metric_curves
+from medsight_ray.report.importance import param_importances
+from medsight_ray.report.summary import console_summary, edge_warnings, fatal_rules, health_class
+from medsight_ray.stages.targets import check_targets
+
+REPORT_DIR = "report"
+
+
+def load_summary(directory: Path) -> dict[str, Any]:
+    """A sweep's ``summary.json``, with a named error when it is missing or not a sweep's."""
+    path = directory / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError("no sweep summary here", where=str(path), expected="summary.json written by "
+                        "python -m medsight_ray.tune", got="no such file") from None
+    except json.JSONDecodeError as err:
+        raise DataError("summary is not JSON", where=str(path), expected="JSON", got=str(err)) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("stages"), list):
+        raise DataError("not a sweep summary", where=str(path), expected="a 'stages' list of tuned stages",
+                        got=f"keys {sorted(summary) if isinstance(summary, dict) else type(summary).__name__}")
+    return summary
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def _stage_blocks(section: dict[str, Any], out: Path, index: int) -> list[Block]:
+    key = section["primary_metric"]
+    blocks: list[Block] = [("h", 1, f"Stage {section['stage']}"),
+                           ("p", f"Search space: {section.get('space')}. Primary metric: {key} (higher is better).")]
+    rows = []
+    for t in section["trials"]:
+        diags = sorted({d["rule"] for d in t.get("diagnoses", [])})
+        rows.append([t["trial_id"], health_class(t), t["epochs_run"], _fmt(t["best"].get(key)),
+                     _fmt(t["final"].get(key)), t.get("stop_reason") or "", ", ".join(diags),
+                     f"{t.get('wall_seconds', 0):.0f}",
+                     ", ".join(f"{k}={_fmt(v)}" for k, v in t["config"].items())])
+    blocks.append(("table", ["trial", "health", "epochs", f"best {key}", f"final {key}", "stop reason",
+                             "diagnoses", "wall s", "config"], rows))
+    best = section.get("best")
+    blocks.append(("p", f"Best trial: {best['trial_id']} with {key} {_fmt(best['best'].get(key))}; checkpoint "
+                        f"{best['checkpoint']}." if best else "No healthy trial finished with a checkpoint."))
+    targets = check_targets(section["stage"], best["best"]) if best else []
+    if targets:
+        blocks.append(("table", ["stage target", "minimum", "best trial", "reached"],
+                       [[m, f"{t:g}", _fmt(v), "yes" if ok else "NO"] for m, t, v, ok in targets]))
+    curves = metric_curves(section, out / f"curves-{index}.png")
+    blocks.append(("img", curves.name, f"{section['stage']}: metric curves per trial, coloured by health"))
+    importances, why = param_importances(section)
+    blocks.append(("h", 2, "Hyperparameter importance"))
+    if importances:
+        blocks.append(("table", ["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in importances.items()]))
+        bars = importance_bars(section["stage"], importances, out / f"importance-{index}.png")
+        blocks.append(("img", bars.name, f"{section['stage']}: Optuna fANOVA importance"))
+    else:
+        blocks.append(("p", f"Not computed: {why}."))
+    return blocks
+
+
+def _diagnosis_blocks(sections: list[dict[str, Any]]) -> list[Block]:
+    rows = []
+    for section in sections:
+        for t in section["trials"]:
+            for d in t.get("diagnoses", []):
+                evidence = ", ".join(f"{k} {_fmt(v)}" for k, v in (d.get("evidence") or {}).items())
+                rows.append([section["stage"], t["trial_id"], d["rule"], d.get("severity", ""), d.get("epoch", ""),
+                             evidence, "; ".join(d.get("remedies", []))])
+    if not rows:
+        return [("h", 1, "Diagnoses"), ("p", "No rule fired in any trial.")]
+    return [("h", 1, "Diagnoses"),
+            ("table", ["stage", "trial", "rule", "severity", "epoch", "evidence", "remedies"], rows)]
+
+
+def concept_checkpoint(summary: dict[str, Any]) -> str | None:
+    """The best concept model of the sweep: the final model when the last stage tuned is
+    a concept stage, else the best checkpoint of any concept stage."""
+    for section in reversed(summary["stages"]):
+        if section["stage"].startswith("concepts/") and section.get("best") and section["best"].get("checkpoint"):
+            return section["best"]["checkpoint"]
+    return None
+
+
+def build_report(directory: str | Path, cams: int = 4) -> dict[str, Path]:
+    """Write ``DIR/report/report.md``, ``report.html`` and the PNG figures; returns their paths."""
+    from medsight_ray.report.cams import cam_overlays
+
+    root = Path(directory)
+    summary = load_summary(root)
+    out = root / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    sections = summary["stages"]
+    n_trials = sum(len(s["trials"]) for s in sections)
+    blocks: list[Block] = [
+        ("p", f"Data: {summary.get('data')}. Trials: {n_trials} over {len(sections)} stage(s). Wall time: "
+              f"{_fmt(summary.get('wall_seconds'))} s. Final model: {summary.get('final_model') or 'none'}."),
+        ("pre", console_summary(summary)),
+    ]
+    warnings = [w for s in sections for w in edge_warnings(s)]
+    blocks += [("h", 1, "Warnings"), ("list", warnings)] if warnings else []
+    for index, section in enumerate(sections):
+        blocks += _stage_blocks(section, out, index)
+    if sections and any(s["trials"] for s in sections):
+        timeline = health_timeline(sections, out / "health-timeline.png")
+        blocks += [("h", 1, "Health timeline"), ("img", timeline.name, "which rule fired when, per trial")]
+    blocks += _diagnosis_blocks(sections)
+    stopped = {r for s in sections for t in s["trials"] for r in fatal_rules(t)}
+    if stopped:
+        blocks.append(("p", f"Rules that stopped trials: {', '.join(sorted(stopped))}."))
+    checkpoint = concept_checkpoint(summary)
+    if checkpoint and cams > 0 and summary.get("data"):
+        overlays = cam_overlays(str(Path(checkpoint) / "model.pt"), summary["data"], out, images=cams)
+        blocks.append(("h", 1, "CAM overlays of the best concept model"))
+        blocks.append(("p", f"Checkpoint: {checkpoint}. Validation images with boxes; heat inside the green boxes "
+                            "is correct localisation."))
+        blocks += [("img", p.name, caption) for p, caption in overlays]
+    title = f"medsight_ray sweep report: {root.resolve().name}"
+    paths = {"markdown": out / "report.md", "html": out / "report.html"}
+    paths["markdown"].write_text(document.to_markdown(title, blocks))
+    paths["html"].write_text(document.to_html(title, blocks))
+    return paths

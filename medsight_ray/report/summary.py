@@ -1,0 +1,121 @@
+"""Reading a sweep's ``summary.json``: each trial's health class, stop counts, the
+console summary and the edge-of-range warnings."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from medsight_ray.stages.targets import check_targets
+
+#: Health classes, in the order legends list them, with their colours.
+HEALTH_COLOURS = {
+    "healthy": "#2ca02c",         # ran to the end, no diagnosis
+    "warned": "#ff7f0e",          # ran, with non-fatal diagnoses
+    "early-stopped": "#7f7f7f",   # ASHA or patience: healthy but not promising
+    "health-stopped": "#d62728",  # a fatal diagnosis stopped it
+    "errored": "#000000",
+}
+#: A best value within this fraction of its range's end (log scale for loguniform) is "on the edge".
+EDGE_FRACTION = 0.05
+
+
+def health_class(trial: dict[str, Any]) -> str:
+    """One of :data:`HEALTH_COLOURS` for a trial record of ``summary.json``."""
+    if trial["status"] == "errored":
+        return "errored"
+    if (trial.get("stop_reason") or "").startswith("health") or any(
+            d.get("severity") == "fatal" for d in trial.get("diagnoses", [])):
+        return "health-stopped"
+    if trial["status"] == "stopped":
+        return "early-stopped"
+    return "warned" if trial.get("diagnoses") else "healthy"
+
+
+def fatal_rules(trial: dict[str, Any]) -> list[str]:
+    """The rules that stopped ``trial`` (empty when none did)."""
+    rules = sorted({d["rule"] for d in trial.get("diagnoses", []) if d.get("severity") == "fatal"})
+    reason = trial.get("stop_reason") or ""
+    if not rules and reason.startswith("health:"):
+        rules = [r.strip() for r in reason.split(":", 1)[1].split(",")]
+    return rules
+
+
+def stop_counts(section: dict[str, Any]) -> Counter[str]:
+    """How many trials of one stage ended how: health classes, and ``stopped by <rule>``."""
+    counts: Counter[str] = Counter()
+    for trial in section["trials"]:
+        cls = health_class(trial)
+        counts[cls] += 1
+        for rule in fatal_rules(trial) if cls == "health-stopped" else []:
+            counts[f"rule:{rule}"] += 1
+    return counts
+
+
+def _param_specs(section: dict[str, Any]) -> list[dict[str, Any]]:
+    specs = section.get("params")
+    if specs:
+        return specs
+    return [{"key": k, "dist": "uniform", "low": lo, "high": hi} for k, (lo, hi) in section.get("bounds", {}).items()]
+
+
+def edge_warnings(section: dict[str, Any], fraction: float = EDGE_FRACTION) -> list[str]:
+    """Warnings for numeric hyperparameters whose best value sits on the edge of its range.
+
+    An optimum on the boundary means the best setting may lie outside the range searched.
+    The position is measured on a log scale for ``loguniform`` parameters.
+    """
+    best = section.get("best")
+    if not best:
+        return []
+    out = []
+    for spec in _param_specs(section):
+        if spec.get("dist") == "categorical" or spec["key"] not in best["config"]:
+            continue
+        value, low, high = float(best["config"][spec["key"]]), float(spec["low"]), float(spec["high"])
+        if high <= low:
+            continue
+        if spec.get("dist") == "loguniform":
+            position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        else:
+            position = (value - low) / (high - low)
+        side = "low" if position <= fraction else "high" if position >= 1 - fraction else None
+        if side:
+            out.append(f"{section['stage']}: best {spec['key']} = {value:.4g} sits at the {side} edge of "
+                       f"[{low:.4g}, {high:.4g}]; the optimum may lie {'below' if side == 'low' else 'above'} it: "
+                       f"widen the range in {section.get('space', 'the search space')}")
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def console_summary(summary: dict[str, Any]) -> str:
+    """The few lines printed at the end of a sweep: per stage, the best config and how
+    many trials were stopped, and why."""
+    lines = ["== sweep summary"]
+    for section in summary.get("stages", []):
+        counts = stop_counts(section)
+        key = section["primary_metric"]
+        best = section.get("best")
+        head = f"{section['stage']}: {len(section['trials'])} trials"
+        parts = [f"{counts[c]} {c}" for c in HEALTH_COLOURS if counts[c]]
+        rules = [f"{counts[k]} by {k[5:]}" for k in sorted(counts) if k.startswith("rule:")]
+        lines.append(f"  {head} - {', '.join(parts)}" + (f" (stopped {', '.join(rules)})" if rules else ""))
+        if best:
+            config = ", ".join(f"{k}={_fmt(v)}" for k, v in best["config"].items())
+            lines.append(f"    best {best['trial_id']}: {key} {_fmt(best['best'].get(key))}; {config}")
+            targets = check_targets(section["stage"], best["best"])
+            if targets:
+                lines.append("    stage targets: " + ", ".join(
+                    f"{m} {_fmt(v)} {'>=' if ok else 'BELOW'} {t:g}" for m, t, v, ok in targets))
+        else:
+            lines.append("    no healthy trial finished with a checkpoint")
+        lines += [f"    warning: {w}" for w in edge_warnings(section)]
+    if summary.get("failed"):
+        lines.append(f"  pipeline stopped: {summary['failed']}")
+    if summary.get("final_model"):
+        lines.append(f"  final model: {summary['final_model']}")
+    return "\n".join(lines)

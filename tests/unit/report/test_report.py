@@ -1,0 +1,139 @@
+"""The sweep report: health classes, stop counts, edge warnings, importance, documents."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from medsight_ray.report import __main__ as report_cli
+from medsight_ray.report.build import build_report
+from medsight_ray.report.document import to_html, to_markdown
+from medsight_ray.report.importance import param_importances
+from medsight_ray.report.summary import console_summary, edge_warnings, health_class, stop_counts
+from tests.conftest import run_cli
+
+LR = {"key": "optim.lr", "dist": "loguniform", "low": 1e-4, "high": 1.0, "choices": []}
+BETA = {"key": "loss.beta", "dist": "uniform", "low": 0.0, "high": 2.0, "choices": []}
+LOSS = {"key": "loss.name", "dist": "categorical", "low": None, "high": None, "choices": ["ce", "focal"]}
+
+
+def _trial(tid: str, lr: float, beta: float, objective: float, status: str = "completed",
+           reason: str | None = None, diagnoses: list | None = None, epochs: int = 3) -> dict:
+    history = [{"epoch": e, "val/auc_macro": objective * e / epochs, "train/loss": 1.0 / e, "objective": objective}
+               for e in range(1, epochs + 1)]
+    return {"trial_id": tid, "stage": "concepts", "config": {"optim.lr": lr, "loss.beta": beta, "loss.name": "ce"},
+            "status": status, "stop_reason": reason, "epochs_run": epochs,
+            "best": {"val/auc_macro": objective, "objective": objective},
+            "final": {"val/auc_macro": objective, "objective": objective}, "checkpoint": None,
+            "wall_seconds": 12.0, "diagnoses": diagnoses or [], "history": history}
+
+
+NOT_LEARNING = {"rule": "not_learning", "severity": "fatal", "epoch": 3, "step": 0,
+                "evidence": {"auc_gain": 0.002}, "remedies": ["raise the learning rate 10-100x"]}
+WARNING = {"rule": "class_collapse", "severity": "warning", "epoch": 2, "evidence": {}, "remedies": []}
+
+
+def _section(trials: list[dict], best: int | None = 0) -> dict:
+    return {"stage": "concepts/concepts", "space": "tune_spaces/concepts.yaml", "primary_metric": "val/auc_macro",
+            "params": [LR, BETA, LOSS], "bounds": {}, "trials": trials,
+            "best": trials[best] if best is not None else None}
+
+
+def _sweep() -> dict:
+    trials = [
+        _trial("healthy1", 3e-3, 1.0, 0.93),
+        _trial("seedlrs", 1e-4, 1.0, 0.0, "stopped", "health: not_learning", [NOT_LEARNING]),
+        _trial("asha", 1e-2, 0.5, 0.80, "stopped", "early stopping (ASHA or patience)", epochs=2),
+        _trial("warned", 5e-3, 1.5, 0.90, diagnoses=[WARNING]),
+        _trial("broken", 0.5, 1.0, 0.0, "errored", "RuntimeError: boom", epochs=1),
+    ]
+    return {"data": "/nowhere", "out": "/x", "stages": [_section(trials)], "final_model": None, "wall_seconds": 99.0}
+
+
+def test_health_class_of_each_ending() -> None:
+    classes = [health_class(t) for t in _sweep()["stages"][0]["trials"]]
+    assert classes == ["healthy", "health-stopped", "early-stopped", "warned", "errored"]
+    # A fatal diagnosis makes a trial health-stopped even when its status says completed.
+    assert health_class(_trial("t", 1e-3, 1, 0.5, diagnoses=[NOT_LEARNING])) == "health-stopped"
+
+
+def test_stop_counts_name_the_rules() -> None:
+    counts = stop_counts(_sweep()["stages"][0])
+    assert counts["health-stopped"] == 1 and counts["rule:not_learning"] == 1
+    assert counts["healthy"] == 1 and counts["early-stopped"] == 1 and counts["errored"] == 1
+
+
+@pytest.mark.parametrize(("lr", "beta", "edges"), [
+    (3e-3, 1.0, []),                                  # log position 0.37, mid-range
+    (1.2e-4, 1.0, ["optim.lr = 0.00012 sits at the low edge"]),   # log position 0.02
+    (3e-3, 1.95, ["loss.beta = 1.95 sits at the high edge"]),
+    (0.9, 0.02, ["optim.lr = 0.9 sits at the high edge", "loss.beta = 0.02 sits at the low edge"]),
+])
+def test_edge_of_range_warning(lr: float, beta: float, edges: list[str]) -> None:
+    warnings = edge_warnings(_section([_trial("b", lr, beta, 0.9)]))
+    assert len(warnings) == len(edges)
+    for warning, edge in zip(warnings, edges):
+        assert edge in warning and "widen the range in tune_spaces/concepts.yaml" in warning
+
+
+def test_no_best_no_edge_warning() -> None:
+    assert edge_warnings(_section([_trial("b", 1e-4, 0.0, 0.0)], best=None)) == []
+
+
+def test_console_summary_gives_best_config_and_stop_reasons() -> None:
+    text = console_summary(_sweep())
+    assert "concepts/concepts: 5 trials - 1 healthy, 1 warned, 1 early-stopped, 1 health-stopped, 1 errored" in text
+    assert "(stopped 1 by not_learning)" in text
+    assert "best healthy1: val/auc_macro 0.93; optim.lr=0.003, loss.beta=1, loss.name=ce" in text
+
+
+def test_importance_ranks_the_parameter_that_drives_the_objective() -> None:
+    rng = random.Random(0)
+    trials = []
+    for i in range(16):
+        lr, beta = 10 ** rng.uniform(-4, 0), rng.uniform(0, 2)
+        # The objective depends on lr alone (peak at 1e-2); beta is noise-free irrelevance.
+        trials.append(_trial(f"t{i}", lr, beta, 1.0 - abs(math.log10(lr) + 2) / 4))
+    ranked, why = param_importances(_section(trials))
+    assert why is None and set(ranked) == {"optim.lr", "loss.beta", "loss.name"}
+    assert abs(sum(ranked.values()) - 1) < 1e-6
+    assert ranked["optim.lr"] > 0.8 and ranked["optim.lr"] > 5 * ranked["loss.beta"]
+
+
+def test_importance_needs_enough_trials() -> None:
+    ranked, why = param_importances(_section([_trial("a", 1e-3, 1, 0.5), _trial("b", 1e-2, 1, 0.6)]))
+    assert ranked == {} and "at least 3 trials" in why
+
+
+def test_documents_render_tables_and_escape_html() -> None:
+    blocks = [("h", 1, "A <b>"), ("table", ["x", "y|z"], [[1, "a|b"]]), ("img", "f.png", "cap"), ("list", ["w"])]
+    md = to_markdown("T", blocks)
+    assert "## A <b>" in md and "| x | y\\|z |" in md and "| 1 | a\\|b |" in md and "![cap](f.png)" in md
+    page = to_html("T", blocks)
+    assert "<h2>A &lt;b&gt;</h2>" in page and "<td>a|b</td>" in page and '<img src="f.png"' in page
+
+
+def test_build_report_writes_markdown_html_and_figures(tmp_path: Path) -> None:
+    sweep = _sweep()
+    sweep["stages"][0]["best"] = _trial("edge", 1.1e-4, 1.0, 0.95)
+    sweep["stages"][0]["trials"].append(sweep["stages"][0]["best"])
+    (tmp_path / "summary.json").write_text(json.dumps(sweep))
+    paths = build_report(tmp_path)
+    md = paths["markdown"].read_text()
+    for needle in ("| seedlrs | health-stopped | 3 |", "health: not_learning", "raise the learning rate 10-100x",
+                   "## Warnings", "optim.lr = 0.00011 sits at the low edge", "### Hyperparameter importance",
+                   "![concepts/concepts: metric curves per trial, coloured by health](curves-0.png)",
+                   "health-timeline.png", "Rules that stopped trials: not_learning"):
+        assert needle in md, needle
+    assert "<table>" in paths["html"].read_text()
+    for name in ("curves-0.png", "health-timeline.png", "importance-0.png"):
+        assert (tmp_path / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_cli_on_a_directory_without_summary_exits_2(tmp_path: Path, capsys) -> None:
+    code, text = run_cli(report_cli.cli, "medsight_ray.report", [str(tmp_path)], capsys)
+    assert code == 2 and "no sweep summary here" in text and "summary.json" in text and "Traceback" not in text
