@@ -60,6 +60,6 @@ for attempt in $(seq 1 20); do
     sleep 2
 done
 ray job logs --address "$ADDRESS" --follow "$ID"
-STATUS="$(ray job status --address "$ADDRESS" "$ID" 2>&1 | grep -o "Status for job .*" || true)"
-echo "$STATUS"
-case "$STATUS" in *SUCCEEDED*) exit 0 ;; *) exit 1 ;; esac
+# `ray job status` prints "Job '<id>' succeeded" (or failed/stopped) once the job ended.
+if ray job status --address "$ADDRESS" "$ID" 2>&1 | grep -q "Job '$ID' succeeded"; then exit 0; fi
+exit 1

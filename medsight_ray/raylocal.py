@@ -28,12 +28,22 @@ def set_local_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def local_cpus() -> int:
+    """Logical CPUs of a local start: the cores plus 2, at least 4.
+
+    Ray Data plans every ``read_parquet`` with 1-CPU sampling tasks; when trials' drivers
+    and workers hold fractions of every core, such a task can never be scheduled and the
+    read waits for ever. Two spare logical CPUs keep it schedulable.
+    """
+    return max(4, (os.cpu_count() or 1) + 2)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), else start local Ray.
 
     A local start binds every listener to 127.0.0.1. ``num_cpus`` sets the logical
-    CPUs of a local start: more than the cores is fine and leaves room for Ray Data's
-    decode tasks beside train workers.
+    CPUs of a local start (default :func:`local_cpus`): more than the cores is fine and
+    leaves room for Ray Data's tasks beside train workers.
     """
     set_local_env()
     import ray
@@ -44,5 +54,5 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     if address:
         ray.init(address=address, log_to_driver=True, **kwargs)
         return
-    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+    ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=True, **kwargs)

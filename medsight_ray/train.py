@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     storage_path(str(out))
     storage = args.storage or str((out / "ray").resolve())
+    storage_path(storage)  # a named error now, not after the first epoch
     data = prepare_data(args.data, args.task, check=not args.skip_check)
     for stage in stages:
         # A bad backbone name, feature index or pretrained file fails here, before Ray starts.

@@ -78,3 +78,22 @@ def run_cli(cli: Callable[[], None], prog: str, args: tuple[str, ...],
         sys.argv = saved
     captured = capsys.readouterr()
     return int(exit_info.value.code), captured.out + captured.err
+
+
+def grading_space(*lrs: float, epochs: int = 1) -> str:
+    """A tiny grading search space (32 px, resnet10t) whose trials are the given learning rates."""
+    points = "\n".join(f"  - {{optim.lr: {lr!r}}}" for lr in lrs)
+    return f"""
+stage: grading/grading
+num_samples: {len(lrs)}
+fixed:
+  fit.epochs: {epochs}
+  fit.batch_size: 16
+  fit.cpus_per_worker: 0.5
+  data.image_size: 32
+  model.backbone.name: resnet10t
+params:
+  optim.lr: {{dist: loguniform, low: 1.0e-4, high: 1.0e-1}}
+points_to_evaluate:
+{points}
+"""

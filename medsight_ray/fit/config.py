@@ -26,7 +26,8 @@ class FitConfig:
             metric; 0 = off.
         seed: torch seed of each worker (offset by rank).
         shuffle_buffer: rows in each worker's local shuffle buffer.
-        max_failures: worker-group restarts from the last checkpoint after a crash.
+        max_failures: worker-group restarts from the last checkpoint after a crash (a
+            killed worker or a lost node); 0 ends the run at the first crash.
         keep_checkpoints: best checkpoints kept on storage.
     """
 
@@ -41,7 +42,7 @@ class FitConfig:
     early_stop_patience: int = 0
     seed: int = 0
     shuffle_buffer: int = 256
-    max_failures: int = 0
+    max_failures: int = 1
     keep_checkpoints: int = 2
 
 

@@ -111,35 +111,52 @@ def _print_stage(section: dict[str, Any]) -> None:
         print(f"   best: {best['trial_id']} {key} {best['best'].get(key, float('nan')):.4f} config {best['config']}")
 
 
+def _resumed(directory: str) -> argparse.Namespace:
+    """The request of the interrupted sweep in ``directory``, set to resume there."""
+    file = Path(directory) / "request.json"
+    try:
+        previous = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError("not the directory of an earlier sweep", where=str(file),
+                          expected="request.json written by python -m medsight_ray.tune --out DIR",
+                          got=f"{type(err).__name__}: {err}") from None
+    defaults = vars(build_parser().parse_args([]))
+    return argparse.Namespace(**{**defaults, **previous, "resume": directory, "out": directory})
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the sweep(s) ``args`` ask for; returns the summary."""
-    from medsight_ray.fit.runner import prepare_data
+    from medsight_ray.fit.runner import prepare_data, storage_path
     from medsight_ray.raylocal import init_ray
     from medsight_ray.report.build import build_report
     from medsight_ray.report.summary import console_summary
     from medsight_ray.tune.publish import publish
-    from medsight_ray.tune.sweep import SweepOptions, sweep_stage
+    from medsight_ray.tune.sweep import SweepOptions, preflight, sweep_stage
 
     started = time.perf_counter()
     if args.resume:
-        previous = json.loads((Path(args.resume) / "request.json").read_text())
-        args = argparse.Namespace(**{**previous, "resume": args.resume, "out": args.resume})
+        args = _resumed(args.resume)
     out = Path(args.out or Path("medsight_results") / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    storage_path(str(out))  # a named error now, not an OSError after the sweep
+    storage = args.storage or str(out)
+    storage_path(storage)
     data_uri, plan = _plan(args)
-    out.mkdir(parents=True, exist_ok=True)
     request = {k: v for k, v in vars(args).items() if k != "resume"} | {"out": str(out), "data": data_uri}
     (out / "request.json").write_text(json.dumps(request, indent=2))
     data = prepare_data(data_uri, plan[0][0].stage.task)
     init_ray(args.address)
     overrides = tuple(args.overrides) + ((f"fit.workers={args.workers}",) if args.workers else ())
-    storage = args.storage or str(out)
+    stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent, seed=args.seed,
+                                   asha=not args.no_asha, overrides=tuple(extra) + overrides))
+              for space, extra, samples in plan]
+    for space, options in stages:
+        # Every stage's config, model and resources are checked before the first trial starts.
+        preflight(space, data, options)
     summary: dict[str, Any] = {"data": data_uri, "out": str(out), "stages": []}
     checkpoint = None
-    for space, extra, samples in plan:
-        options = SweepOptions(samples=samples, max_concurrent=args.max_concurrent, seed=args.seed,
-                               asha=not args.no_asha, overrides=tuple(extra) + overrides)
+    for space, options in stages:
         print(f"\n== tuning {space.stage.task}/{space.stage.name} with {space.path}", flush=True)
-        section = sweep_stage(space, data, Path(storage), options, checkpoint, resume=bool(args.resume))
+        section = sweep_stage(space, data, storage, options, checkpoint, resume=bool(args.resume))
         summary["stages"].append(section)
         _print_stage(section)
         if not section["best"]:

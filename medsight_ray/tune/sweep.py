@@ -14,7 +14,7 @@ from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
 from medsight_ray.fit.checkpoint import read_history
-from medsight_ray.fit.runner import PreparedData, storage_path
+from medsight_ray.fit.runner import PreparedData, check_resources, storage_path
 from medsight_ray.health.stopper import HealthStopper
 from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.trial import RESULT_FILE, stage_trial
@@ -113,7 +113,20 @@ def _records(grid: Any, stage_name: str, max_epochs: int, storage: str) -> list[
     return records
 
 
-def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: SweepOptions,
+def base_config(space: SearchSpace, options: SweepOptions) -> Any:
+    """Every trial's config before sampling: defaults, the space's ``fixed``, the overrides."""
+    return apply_overrides(apply_overrides(space.stage.config_cls(), space.fixed), list(options.overrides))
+
+
+def preflight(space: SearchSpace, data: PreparedData, options: SweepOptions) -> None:
+    """Fail before any trial starts: bad keys, a model that does not build, or more
+    workers than the cluster holds (a trial would wait for them for ever)."""
+    base = base_config(space, options)
+    check_resources(base)
+    space.stage.build_model(base, data.info)
+
+
+def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: SweepOptions,
                 init_checkpoint: str | None = None, name: str | None = None, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) the sweep of one stage; returns its summary section."""
     from ray import tune
@@ -121,14 +134,14 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: Path, options: Swee
     from ray.tune.search.optuna import OptunaSearch
 
     stage = space.stage
-    base = apply_overrides(apply_overrides(stage.config_cls(), space.fixed), list(options.overrides))
+    base = base_config(space, options)
     epochs = base.fit.epochs
     name = name or f"{stage.task}-{stage.name}"
-    root = storage_path(str(out))
-    static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
-              "storage": f"{root}/train", "init_checkpoint": init_checkpoint}
-    trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
+    root = storage_path(out)
     experiment = f"{root}/{name}"
+    static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
+              "storage": f"{root}/train", "experiment": experiment, "init_checkpoint": init_checkpoint}
+    trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
     else:

@@ -3,7 +3,8 @@
 The trial is a Tune function trainable acting as a driver: it builds the stage's
 ``TorchTrainer`` with ``TuneReportCallback``, which forwards rank 0's per-epoch reports
 (metrics and checkpoint path) to Tune, and fits it. When the trial ends it writes the
-stage result to ``stage_result.json`` in the trial directory.
+stage result to ``stage_result.json`` in the trial directory; a trial restarted on
+resume that finds that file returns at once, so a finished trial never runs twice.
 """
 
 from __future__ import annotations
@@ -20,13 +21,31 @@ from medsight_ray.stages.base import get_stage
 RESULT_FILE = "stage_result.json"
 
 
+def _finished(experiment: str, trial_dir_name: str) -> bool:
+    """Does the trial's directory in storage (where Tune syncs the local trial directory)
+    already hold its stage result?"""
+    import pyarrow.fs as pafs
+
+    from medsight_ray.data.store import resolve
+
+    fs, root = resolve(experiment)
+    return fs.get_file_info(f"{root}/{trial_dir_name}/{RESULT_FILE}").type == pafs.FileType.File
+
+
 def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     """Tune trainable. ``config``: sampled dotted keys; ``static``: task, stage,
-    base config, data, storage and the previous stage's checkpoint."""
+    base config, data, storage, the experiment's storage path and the previous stage's
+    checkpoint."""
     import ray.tune
     from ray.train import Checkpoint
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    context = ray.tune.get_context()
+    if _finished(static["experiment"], Path(context.get_trial_dir()).name):
+        # The trial finished before the sweep was interrupted, but Tune's last saved
+        # experiment state predates that: it restarts the trial on --resume. Its results
+        # are complete, so it must not train (or write) again.
+        return
     stage = get_stage(static["task"], static["stage"])
     cfg = apply_overrides(from_dict(stage.config_cls, static["base_config"]), config)
     data = PreparedData.from_dict(static["data"])
@@ -35,7 +54,6 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     if init:
         cfg = init_from(stage, cfg, init, data)
         ckpt = Checkpoint(checkpoint_dir(init))
-    context = ray.tune.get_context()
     started = time.perf_counter()
     trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,
                           callbacks=[TuneReportCallback()])

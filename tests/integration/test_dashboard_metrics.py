@@ -1,18 +1,23 @@
-"""Health reaches the Ray dashboard: a tiny training run exposes the ``medsight_*``
-metrics on local Ray's Prometheus endpoint, bound to 127.0.0.1."""
+"""What a run shows and what it must not: a tiny training run exposes the ``medsight_*``
+health metrics on local Ray's Prometheus endpoint (bound to 127.0.0.1), and no patient
+id or pixel data reaches its logs, metrics, results or checkpoint history."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from medsight_ray.config import apply_overrides
 from medsight_ray.fit.runner import prepare_data, run_stage
 from medsight_ray.health.export import PROMETHEUS_NAMES
 from medsight_ray.stages.base import get_stage
+from tests.conftest import rewrite_dataset
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -26,9 +31,16 @@ def _samples(text: str, name: str, run: str) -> list[tuple[dict[str, str], float
     return out
 
 
-def test_training_run_exports_health_metrics_on_loopback(synth_dir, tmp_path) -> None:
-    import ray
+@pytest.fixture(scope="module")
+def observed_run(synth_dir, tmp_path_factory):
+    """One grading run on data whose patient ids are unmistakable, with a warning
+    diagnosis: (run name, StageResult, storage dir)."""
+    def secret(name: str, table: pa.Table) -> pa.Table:
+        ids = [f"SECRETPATIENT{p}" for p in table.column("patient_id").to_pylist()]
+        return table.set_column(table.schema.get_field_index("patient_id"), "patient_id", pa.array(ids))
 
+    tmp = tmp_path_factory.mktemp("observed")
+    data = rewrite_dataset(synth_dir("grading", rows=90), tmp / "data", secret)
     stage = get_stage("grading")
     # Every gradient norm is above 0, so this rule fires as a warning on the first steps:
     # a diagnosis without stopping the run.
@@ -36,10 +48,16 @@ def test_training_run_exports_health_metrics_on_loopback(synth_dir, tmp_path) ->
         "fit.epochs=1", "fit.batch_size=16", "fit.cpus_per_worker=0.5", "data.image_size=32",
         "model.backbone.name=resnet10t", "health.exploding_gradients.threshold=0",
         "health.exploding_gradients.fatal=false"])
-    run = "metrics-export"
-    result = run_stage(stage, cfg, prepare_data(str(synth_dir("grading", rows=90)), "grading"), str(tmp_path), run)
+    run = "observed"
+    result = run_stage(stage, cfg, prepare_data(str(data), "grading"), str(tmp / "ray"), run)
     assert result.status == "completed" and [d["rule"] for d in result.diagnoses] == ["exploding_gradients"]
+    return run, result, tmp / "ray"
 
+
+def test_training_run_exports_health_metrics_on_loopback(observed_run) -> None:
+    import ray
+
+    run, result, _ = observed_run
     node = ray.nodes()[0]
     assert node["NodeManagerAddress"] == "127.0.0.1"
     url = f"http://127.0.0.1:{node['MetricsExportPort']}/metrics"
@@ -59,3 +77,21 @@ def test_training_run_exports_health_metrics_on_loopback(synth_dir, tmp_path) ->
     (metric,) = found["ray_medsight_val_metric"]
     assert metric[0]["metric"] == "f1_macro" and metric[1] == pytest.approx(result.final["val/f1_macro"])
     assert found["ray_medsight_grad_norm"][0][1] > 0 and found["ray_medsight_epoch"][0][1] == 1.0
+
+
+def test_no_patient_id_or_pixels_in_logs_metrics_results_or_history(observed_run, capfd) -> None:
+    import ray
+
+    _, result, storage = observed_run
+    printed = capfd.readouterr()
+    node = ray.nodes()[0]
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{node['MetricsExportPort']}/metrics", timeout=10).read()
+    texts = {"stdout": printed.out, "stderr": printed.err, "metrics": metrics.decode(),
+             "summary": json.dumps(result.summary(), default=str)}
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    files = [p for p in logs.rglob("*") if p.is_file()] + list(storage.rglob("*.json"))
+    for path in files:
+        texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert len(files) > 10 and any(p.name == "history.json" for p in files)
+    assert [where for where, text in texts.items() if "SECRETPATIENT" in text] == []
+    assert [where for where, text in texts.items() if "\ufffdPNG" in text or "iVBORw0KGgo" in text] == []

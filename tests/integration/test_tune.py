@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medsight_ray.tune import __main__ as tune_cli
-from tests.conftest import run_cli
+from tests.conftest import grading_space, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -44,8 +44,9 @@ def _run(capsys, *args: str) -> tuple[int, str]:
 def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, capsys) -> None:
     (tmp_path / "space.yaml").write_text(SPACE)
     out = tmp_path / "sweep"
+    # ASHA and Optuna both active: the NaN trial must be stopped alone, the rest carry on.
     code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
-                      "--out", str(out), "--no-asha")
+                      "--out", str(out))
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     (stage,) = summary["stages"]
@@ -64,6 +65,9 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     assert best["best"]["objective"] == max(t["best"]["objective"] for t in stage["trials"] if not t["diagnoses"])
     assert Path(best["checkpoint"]).is_dir() and summary["final_model"] == best["checkpoint"]
     assert "best:" in text and f"health: {rule}" in text
+    assert "== sweep summary" in text and f"1 by {rule}" in text
+    report = (out / "report" / "report.md").read_text()
+    assert f"| {broken['trial_id']} | health-stopped | 1 |" in report and "Hyperparameter importance" in report
 
 
 def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
@@ -73,21 +77,7 @@ def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
     assert code == 2 and "low is above high" in text
 
 
-RESUME_SPACE = """
-stage: grading/grading
-num_samples: 2
-fixed:
-  fit.epochs: 1
-  fit.batch_size: 16
-  fit.cpus_per_worker: 0.5
-  data.image_size: 32
-  model.backbone.name: resnet10t
-params:
-  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-1}
-points_to_evaluate:
-  - {optim.lr: 3.0e-2}
-  - {optim.lr: 1.0e-2}
-"""
+RESUME_SPACE = grading_space(3.0e-2, 1.0e-2)
 
 
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
@@ -107,13 +97,14 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     import ray
 
     (tmp_path / "space.yaml").write_text(RESUME_SPACE)
-    out = tmp_path / "sweep"
+    out, store = tmp_path / "sweep", tmp_path / "store"
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    # Data and storage as file:// URIs: the code path of s3:// and gs://, runnable here.
     proc = subprocess.Popen(
         [sys.executable, "-m", "medsight_ray.tune", "--space", str(tmp_path / "space.yaml"), "--data",
-         str(synth_dir("grading", rows=90)), "--out", str(out), "--no-asha"],
+         f"file://{synth_dir('grading', rows=90)}", "--out", str(out), "--storage", f"file://{store}", "--no-asha"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    experiment = out / "grading-grading"
+    experiment = store / "grading-grading"
     try:
         _wait_for(lambda: list(experiment.glob("*/stage_result.json")), 300, "the first trial finished", proc)
         (first,) = list(experiment.glob("*/stage_result.json"))
@@ -129,7 +120,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     assert not (out / "summary.json").exists()
     finished = first.parent
     before = {p.name: p.read_bytes() for p in (finished / "result.json", first)}
-    mtime = first.stat().st_mtime
+    trial_id = json.loads((finished / "result.json").read_text().splitlines()[-1])["trial_id"]
+    checkpoints = sorted(p.name for p in (store / "train" / f"train-{trial_id}").glob("checkpoint_2*"))
+    assert len(checkpoints) == 1
 
     code, text = _run(capsys, "--resume", str(out))
     assert code == 0, text[-3000:]
@@ -137,8 +130,13 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     (stage,) = summary["stages"]
     assert len(stage["trials"]) == 2 and {t["status"] for t in stage["trials"]} == {"completed"}
     assert sorted(t["config"]["optim.lr"] for t in stage["trials"]) == [1.0e-2, 3.0e-2]
-    # The finished trial was not run again: its results are byte-for-byte what they were.
-    assert first.stat().st_mtime == mtime
+    # The finished trial was not trained again (no new checkpoint), and its results are
+    # byte-for-byte what they were (Tune may copy them again on restore).
+    assert sorted(p.name for p in (store / "train" / f"train-{trial_id}").glob("checkpoint_2*")) == checkpoints
     assert {p.name: p.read_bytes() for p in (finished / "result.json", first)} == before
     assert summary["final_model"] and Path(summary["final_model"]).is_dir()
+    assert Path(summary["final_model"]).is_relative_to(store)
     assert (out / "report" / "report.md").is_file()
+    # The summary and report are published beside the trials in the storage too.
+    assert (store / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
+    assert (store / "report" / "report.md").is_file()

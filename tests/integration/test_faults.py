@@ -1,0 +1,70 @@
+"""Faults and safe defaults: a train worker killed mid-epoch, loopback-only listeners."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from medsight_ray.config import apply_overrides
+from medsight_ray.fit.runner import prepare_data, run_stage
+from medsight_ray.stages.base import get_stage
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+
+TINY = ["fit.batch_size=16", "fit.cpus_per_worker=0.5", "data.image_size=32", "model.backbone.name=resnet10t"]
+
+
+def _alive_train_workers() -> list[int]:
+    from ray.util.state import list_actors
+
+    return [a.pid for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])]
+
+
+def _train_worker_ids() -> set[str]:
+    from ray.util.state import list_actors
+
+    return {a.actor_id for a in list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000)}
+
+
+def test_killed_train_worker_restores_from_the_last_checkpoint(synth_dir, tmp_path: Path) -> None:
+    """SIGKILL the only train worker during epoch 2; FailureConfig restarts the worker group
+    from epoch 1's checkpoint and the run completes all 3 epochs, losing only epoch 2's work."""
+    stage = get_stage("grading")
+    cfg = apply_overrides(stage.config_cls(), [*TINY, "fit.epochs=3", "fit.max_failures=1"])
+    data = prepare_data(str(synth_dir("grading", rows=240)), "grading")
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=run_stage(stage, cfg, data, str(tmp_path), "kill")))
+    runner.start()
+    run_dir = tmp_path / "kill"
+    deadline = time.monotonic() + 300
+    while not list(run_dir.glob("checkpoint_2*")):  # epoch 1 reported
+        assert runner.is_alive() and time.monotonic() < deadline, "epoch 1 never finished"
+        time.sleep(0.2)
+    (pid,) = _alive_train_workers()
+    before = _train_worker_ids()
+    os.kill(pid, signal.SIGKILL)
+    runner.join(timeout=400)
+    result = outcome["result"]
+    assert result.status == "completed", result.error
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # resumed at epoch 2, nothing repeated twice
+    assert result.epochs_run == 3 and result.checkpoint
+    restarted = _train_worker_ids() - before
+    assert len(restarted) == 1  # a new worker group (of one) finished the run
+
+
+def _listening_addresses() -> set[str]:
+    import psutil
+
+    pids = {p.pid for p in psutil.Process().children(recursive=True)}
+    return {c.laddr.ip for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids}
+
+
+def test_local_ray_listens_on_loopback_only() -> None:
+    addresses = _listening_addresses()
+    assert addresses and addresses <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, addresses
