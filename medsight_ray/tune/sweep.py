@@ -31,6 +31,7 @@ class SweepOptions:
         asha: ASHA early stopping on ``objective`` by epoch.
         trial_cpus: CPUs of the trial's driver (the workers reserve their own).
         overrides: config keys set for every trial, after the space's ``fixed``.
+        health_stop: end a trial at its first fatal diagnosis (the ``HealthStopper``).
     """
 
     samples: int | None = None
@@ -39,6 +40,7 @@ class SweepOptions:
     asha: bool = True
     trial_cpus: float = 0.1
     overrides: tuple[str, ...] = ()
+    health_stop: bool = True
 
 
 @dataclass
@@ -155,7 +157,7 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         num_samples=options.samples or space.num_samples,
                                         max_concurrent_trials=options.max_concurrent),
             run_config=tune.RunConfig(
-                name=name, storage_path=root, stop=HealthStopper(),
+                name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,
                 progress_reporter=tune.CLIReporter(
                     metric_columns={"epoch": "epoch", "objective": "objective", "health/diagnoses": "health",
                                     "health/fatal": "fatal"},

@@ -1,0 +1,155 @@
+"""What does Ray cost over a plain PyTorch loop?
+
+    python bench/ray_overhead.py [--rows 1000] [--size 64] [--epochs 5] [--rounds 2]
+                                 [--out bench/results/ray_overhead.json]
+
+Arm ``ray``: ``python -m medsight_ray.train --task grading`` (local Ray, one Train worker,
+Ray Data from parquet, health monitor, a checkpoint per epoch). Arm ``plain``: this file
+run with ``--plain``, the seeds' style and the physical floor: the same parquet rows
+decoded by the same ``decode_batch`` (same augmentation), the same model, optimiser,
+schedule, loss and per-epoch validation and metrics, in one process with no Ray and no
+checkpoints. Each arm runs in a fresh process, alternating, ``--rounds`` times.
+
+Reported per arm: wall seconds of the whole process, seconds inside epochs (sum of the
+per-epoch times each arm records), and the start-up cost (wall minus epochs: imports,
+Ray start, data check, worker start, shutdown). Target: ray / plain <= 1.25 in wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plain_loop(data: str, epochs: int, overrides: list[str]) -> dict:
+    """Train grading for ``epochs`` without Ray; returns per-epoch seconds and the metric."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from medsight_ray.config import apply_overrides, to_dict
+    from medsight_ray.data.pipeline import decode_batch
+    from medsight_ray.data.stats import label_stats
+    from medsight_ray.data.store import list_dataset, read_info
+    from medsight_ray.fit.optim import Schedule, build_optimizer
+    from medsight_ray.stages.base import Context, get_stage
+
+    stage = get_stage("grading")
+    cfg = apply_overrides(stage.config_cls(), overrides + [f"fit.epochs={epochs}"])
+    files = list_dataset(data)
+    info = read_info(files)
+    tables = {s: pa.concat_tables([pq.read_table(p) for p in files.by_split[s]]) for s in ("train", "val")}
+    stats = label_stats(files, info)
+    torch.manual_seed(cfg.fit.seed)
+    model = stage.build_model(cfg, info)
+    model.set_trainable(stage.trainable_parts(cfg, 0))
+    optimizer = build_optimizer(stage.param_groups(model, cfg), cfg.optim)
+    batch_size = cfg.fit.batch_size
+    steps = tables["train"].num_rows // batch_size
+    schedule = Schedule(optimizer, cfg.optim, steps * epochs)
+    ctx = Context(cfg, info, stats, torch.device("cpu"), model)
+    stage.prepare(ctx)
+    pipe = to_dict(cfg.data)
+    rng = np.random.default_rng(cfg.fit.seed)
+    epoch_s, metrics = [], {}
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        ctx.epoch = epoch
+        model.set_trainable(stage.trainable_parts(cfg, epoch))
+        params = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+        order = rng.permutation(tables["train"].num_rows)
+        for i in range(steps):
+            arrays = decode_batch(tables["train"].take(order[i * batch_size:(i + 1) * batch_size]), info.to_json(),
+                                  pipe, train=True, keep_ids=False)
+            batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
+            loss = stage.train_step(model, batch, ctx)["loss"]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.fit.grad_clip, foreach=True)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+        model.eval()
+        parts: dict[str, list] = {}
+        with torch.no_grad():
+            for j in range(0, tables["val"].num_rows, batch_size):
+                arrays = decode_batch(tables["val"].slice(j, batch_size), info.to_json(), pipe, train=False,
+                                      keep_ids=False)
+                out = stage.eval_batch(model, {k: torch.from_numpy(v) for k, v in arrays.items()}, ctx)
+                for k, v in out.items():
+                    parts.setdefault(k, []).append(v)
+        metrics = stage.epoch_metrics({k: np.concatenate(v) for k, v in parts.items()}, model, ctx)
+        epoch_s.append(time.perf_counter() - start)
+    return {"epoch_s": epoch_s, "f1_macro": float(metrics.get(stage.primary_metric, float("nan")))}
+
+
+def _timed(cmd: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1000)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--out", default=str(ROOT / "bench/results/ray_overhead.json"))
+    p.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain arm on this dataset
+    args = p.parse_args()
+    overrides = [f"data.image_size={args.size}"]
+    if args.plain:
+        print(json.dumps(plain_loop(args.plain, args.epochs, overrides)))
+        return
+
+    from medsight_ray.data.synth import synthesize
+
+    work = Path(tempfile.mkdtemp(prefix="medsight_overhead_"))
+    synthesize("grading", work / "data", rows=args.rows, image_size=args.size, seed=0)
+    runs: dict[str, list[dict]] = {"ray": [], "plain": []}
+    for r in range(args.rounds):
+        out = work / f"ray{r}"
+        wall, _ = _timed([sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data",
+                          str(work / "data"), "--out", str(out), "--set", f"fit.epochs={args.epochs}",
+                          *[a for o in overrides for a in ("--set", o)], "--set", "fit.cpus_per_worker=1"])
+        history = json.loads((out / "summary.json").read_text())["runs"][0]["history"]
+        epochs = [h["time/epoch_s"] for h in history]
+        runs["ray"].append({"wall_s": wall, "epochs_s": sum(epochs), "startup_s": wall - sum(epochs),
+                            "f1_macro": history[-1]["val/f1_macro"], "epoch_s": epochs})
+        wall, stdout = _timed([sys.executable, __file__, "--plain", str(work / "data"), "--epochs", str(args.epochs),
+                               "--size", str(args.size)])
+        plain = json.loads(stdout.strip().splitlines()[-1])
+        runs["plain"].append({"wall_s": wall, "epochs_s": sum(plain["epoch_s"]),
+                              "startup_s": wall - sum(plain["epoch_s"]), "f1_macro": plain["f1_macro"],
+                              "epoch_s": plain["epoch_s"]})
+        print(f"round {r + 1}: ray {runs['ray'][-1]['wall_s']:.1f} s, plain {runs['plain'][-1]['wall_s']:.1f} s",
+              flush=True)
+    med = {arm: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "epochs_s", "startup_s", "f1_macro")}
+           for arm, rs in runs.items()}
+    ratio = med["ray"]["wall_s"] / med["plain"]["wall_s"]
+    print(f"\n{'arm':<6} {'wall s':>8} {'epochs s':>9} {'startup s':>10} {'F1 macro':>9}")
+    for arm, m in med.items():
+        print(f"{arm:<6} {m['wall_s']:>8.1f} {m['epochs_s']:>9.1f} {m['startup_s']:>10.1f} {m['f1_macro']:>9.3f}")
+    print(f"\nray / plain wall: {ratio:.2f} (target <= 1.25); epochs only: "
+          f"{med['ray']['epochs_s'] / med['plain']['epochs_s']:.2f}")
+    result = {"rows": args.rows, "size": args.size, "epochs": args.epochs, "runs": runs, "median": med,
+              "ratio_wall": ratio, "ratio_epochs": med["ray"]["epochs_s"] / med["plain"]["epochs_s"]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

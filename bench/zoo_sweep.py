@@ -1,0 +1,153 @@
+"""Does health-aware tuning save compute without losing the best model?
+
+    python bench/zoo_sweep.py [--rows 400] [--size 32] [--epochs 8] [--out bench/results/zoo_sweep.json]
+
+One fixed grading sweep, run in three arms with the same trials in the same order (every
+trial is a ``points_to_evaluate`` entry, so TPE samples nothing and the arms differ only
+in how they stop trials):
+
+* (a) health stopper + ASHA (the default of ``python -m medsight_ray.tune``);
+* (b) ASHA alone (health monitor off);
+* (c) no early stopping (health monitor off, ASHA off).
+
+Trials: four healthy recipes and three from the pathology zoo (a learning rate far too
+high without clipping, one far too low, and seed 003's collapse recipe). Reported per
+arm: trial-epochs, trial wall seconds and reserved CPU-seconds (wall × the CPUs a trial
+reserves), the best validation F1 among healthy trials, pathological trials stopped
+(recall), healthy trials stopped by the health monitor (false stops) and by ASHA, and
+the median epochs to detection. Targets: (a) ≤ 40 % of (c)'s trial-epochs and ≤ 70 % of
+(b)'s, same best metric ± 0.01, recall 100 %, no false stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = {"optim.lr": 3.0e-3, "optim.name": "adamw", "fit.grad_clip": 1.0, "loss.name": "ce",
+            "loss.class_weight_power": 1.0, "loss.class_weight_min": 0.75, "loss.class_weight_max": 1.5,
+            "mixup_prob": 0.0, "fit.batch_size": 32, "sampler.balanced": False}
+TRIALS: dict[str, tuple[bool, dict]] = {  # name → (pathological, changes from DEFAULTS)
+    "healthy_default": (False, {}),
+    "healthy_lr_1e-3": (False, {"optim.lr": 1.0e-3}),
+    "lr_far_too_high": (True, {"optim.lr": 1.0e4, "optim.name": "sgd", "fit.grad_clip": 0.0}),
+    "healthy_lr_1e-2": (False, {"optim.lr": 1.0e-2}),
+    "lr_far_too_low": (True, {"optim.lr": 1.0e-7}),
+    "healthy_focal": (False, {"loss.name": "focal"}),
+    "seed003_recipe": (True, {"loss.name": "focal", "loss.class_weight_power": 1.5, "loss.class_weight_min": 0.0,
+                              "loss.class_weight_max": 1.0e6, "mixup_prob": 0.5, "fit.batch_size": 2,
+                              "sampler.balanced": True}),
+}
+PARAMS = {
+    "optim.lr": {"dist": "loguniform", "low": 1.0e-8, "high": 1.0e5},
+    "optim.name": {"dist": "categorical", "choices": ["adamw", "sgd"]},
+    "fit.grad_clip": {"dist": "categorical", "choices": [0.0, 1.0]},
+    "loss.name": {"dist": "categorical", "choices": ["ce", "focal"]},
+    "loss.class_weight_power": {"dist": "uniform", "low": 0.0, "high": 2.0},
+    "loss.class_weight_min": {"dist": "uniform", "low": 0.0, "high": 1.0},
+    "loss.class_weight_max": {"dist": "loguniform", "low": 1.0, "high": 1.0e6},
+    "mixup_prob": {"dist": "uniform", "low": 0.0, "high": 0.5},
+    "fit.batch_size": {"dist": "categorical", "choices": [2, 32]},
+    "sampler.balanced": {"dist": "categorical", "choices": [False, True]},
+}
+ARMS = {"a_health+asha": (True, True), "b_asha": (False, True), "c_none": (False, False)}
+TRIAL_CPUS = 0.1 + 0.5  # the trial's driver plus its one Train worker
+
+
+def _space(path: Path, epochs: int, size: int) -> Path:
+    points = [{**DEFAULTS, **changes} for _, changes in TRIALS.values()]
+    path.write_text(yaml.safe_dump({
+        "stage": "grading/grading", "num_samples": len(points),
+        "fixed": {"fit.epochs": epochs, "data.image_size": size, "fit.cpus_per_worker": 0.5},
+        "params": PARAMS, "points_to_evaluate": points}))
+    return path
+
+
+def _name(config: dict) -> str:
+    for name, (_, changes) in TRIALS.items():
+        if all(config.get(k) == v for k, v in {**DEFAULTS, **changes}.items()):
+            return name
+    return "sampled"
+
+
+def _arm_row(section: dict, wall: float) -> dict:
+    rows = []
+    for t in section["trials"]:
+        name = _name(t["config"])
+        fatal = [d for d in t["diagnoses"] if d.get("severity") == "fatal"]
+        rows.append({"trial": name, "pathological": TRIALS[name][0], "epochs": t["epochs_run"],
+                     "wall_s": t["wall_seconds"], "status": t["status"], "stop_reason": t["stop_reason"],
+                     "health_stopped": bool(fatal), "detected_epoch": min((d["epoch"] for d in fatal), default=None),
+                     "rule": fatal[0]["rule"] if fatal else None,
+                     "f1": t["best"].get("val/f1_macro")})
+    path = [r for r in rows if r["pathological"]]
+    healthy = [r for r in rows if not r["pathological"]]
+    detected = [r["detected_epoch"] or r["epochs"] for r in path if r["status"] == "stopped"]
+    return {
+        "trials": rows, "arm_wall_s": wall,
+        "trial_epochs": sum(r["epochs"] for r in rows),
+        "trial_wall_s": sum(r["wall_s"] for r in rows),
+        "reserved_cpu_s": sum(r["wall_s"] for r in rows) * TRIAL_CPUS,
+        "best_f1": max((r["f1"] for r in healthy if isinstance(r["f1"], float)), default=float("nan")),
+        "pathological_stopped": sum(r["status"] == "stopped" for r in path), "pathological": len(path),
+        "healthy_health_stopped": sum(r["health_stopped"] for r in healthy),
+        "healthy_asha_stopped": sum(r["status"] == "stopped" and not r["health_stopped"] for r in healthy),
+        "median_epochs_to_stop": statistics.median(detected) if detected else None,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=400)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of " + ",".join(ARMS))
+    p.add_argument("--out", default=str(ROOT / "bench/results/zoo_sweep.json"))
+    args = p.parse_args()
+
+    from medsight_ray.data.synth import synthesize
+    from medsight_ray.fit.runner import prepare_data
+    from medsight_ray.raylocal import init_ray
+    from medsight_ray.tune.space import load_space
+    from medsight_ray.tune.sweep import SweepOptions, sweep_stage
+
+    work = Path(tempfile.mkdtemp(prefix="medsight_zoo_sweep_"))
+    synthesize("grading", work / "data", rows=args.rows, image_size=args.size, seed=0)
+    space = load_space(_space(work / "space.yaml", args.epochs, args.size))
+    data = prepare_data(str(work / "data"), "grading")
+    init_ray(num_cpus=4)
+    results = {}
+    for arm in args.arms.split(","):
+        health, asha = ARMS[arm]
+        options = SweepOptions(seed=0, asha=asha, health_stop=health,
+                               overrides=() if health else ("health.enabled=false",))
+        start = time.perf_counter()
+        section = sweep_stage(space, data, str(work / "storage"), options, name=f"zoo-{arm}")
+        results[arm] = _arm_row(section, time.perf_counter() - start)
+        print(f"== {arm}: {results[arm]['trial_epochs']} trial-epochs, best F1 {results[arm]['best_f1']:.3f}",
+              flush=True)
+    print(f"\n{'arm':<14} {'trial-ep':>8} {'trial s':>8} {'CPU-s':>7} {'best F1':>8} {'path stopped':>12} "
+          f"{'false stops':>11} {'ASHA-stopped healthy':>20} {'median ep':>9}")
+    for arm, r in results.items():
+        print(f"{arm:<14} {r['trial_epochs']:>8} {r['trial_wall_s']:>8.0f} {r['reserved_cpu_s']:>7.0f} "
+              f"{r['best_f1']:>8.3f} {r['pathological_stopped']:>5}/{r['pathological']:<6} "
+              f"{r['healthy_health_stopped']:>11} {r['healthy_asha_stopped']:>20} "
+              f"{r['median_epochs_to_stop'] if r['median_epochs_to_stop'] is not None else '-':>9}")
+    if {"a_health+asha", "b_asha", "c_none"} <= set(results):
+        a, b, c = (results[k]["trial_epochs"] for k in ("a_health+asha", "b_asha", "c_none"))
+        print(f"\n(a)/(c) trial-epochs {a / c:.2f} (target <= 0.40); (a)/(b) {a / b:.2f} (target <= 0.70); "
+              f"best F1 a-c {results['a_health+asha']['best_f1'] - results['c_none']['best_f1']:+.3f}")
+        results["ratios"] = {"a_over_c": a / c, "a_over_b": a / b}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
