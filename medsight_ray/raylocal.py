@@ -28,6 +28,16 @@ def set_local_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def _loopback_if_imported_early() -> None:
+    """Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when it is imported; if something
+    imported ray before :func:`set_local_env` ran, the driver would still pick the
+    machine's address. Apply the setting to the imported constant as well."""
+    from ray._private import ray_constants
+
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def local_cpus() -> int:
     """Logical CPUs of a local start: the cores plus 2, at least 4.
 
@@ -54,5 +64,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     if address:
         ray.init(address=address, log_to_driver=True, **kwargs)
         return
+    _loopback_if_imported_early()
     ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=True, **kwargs)

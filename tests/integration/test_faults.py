@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,6 +68,26 @@ def _listening_addresses() -> set[str]:
             if c.status == psutil.CONN_LISTEN and c.pid in pids}
 
 
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
 def test_local_ray_listens_on_loopback_only() -> None:
     addresses = _listening_addresses()
-    assert addresses and addresses <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, addresses
+    assert addresses and addresses <= LOOPBACK, addresses
+
+
+def test_loopback_holds_even_when_ray_was_imported_first() -> None:
+    """Ray reads its cluster switch at import; a script that imports ray before
+    medsight_ray (a benchmark, a notebook) must still get a loopback-only local Ray."""
+    script = ("import ray, psutil\n"
+              "from medsight_ray.raylocal import init_ray\n"
+              "init_ray(num_cpus=1)\n"
+              "pids = {p.pid for p in psutil.Process().children(recursive=True)}\n"
+              "print(sorted({c.laddr.ip for c in psutil.net_connections(kind='inet')\n"
+              "              if c.status == psutil.CONN_LISTEN and c.pid in pids}))\n"
+              "print(ray.nodes()[0]['NodeManagerAddress'])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    *_, listening, node = proc.stdout.strip().splitlines()
+    assert set(ast.literal_eval(listening)) <= LOOPBACK and node == "127.0.0.1", proc.stdout
