@@ -29,13 +29,13 @@ from pathlib import Path
 
 import psutil
 import torch
+from grading_step import grading_step  # bench/, on sys.path when run as a script
 
-from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.config import to_dict
 from medsight_ray.data.pipeline import build_datasets, decode_batch
 from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.data.synth import synthesize
 from medsight_ray.raylocal import init_ray
-from medsight_ray.stages.base import Context, get_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 32
@@ -73,17 +73,9 @@ class PeakRss:
 
 
 def _trainer(data: str, size: int):
-    stage = get_stage("grading")
-    cfg = apply_overrides(stage.config_cls(), [f"data.image_size={size}", "model.backbone.name=resnet10t"])
-    files = list_dataset(data)
-    info = read_info(files)
+    info = read_info(list_dataset(data))
     torch.manual_seed(0)
-    model = stage.build_model(cfg, info)
-    model.set_trainable(stage.trainable_parts(cfg, 0))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3)
-    ctx = Context(cfg, info, {"class_counts": [41, 13, 33, 13], "rows": 100}, torch.device("cpu"), model)
-    stage.prepare(ctx)
+    stage, cfg, model, params, opt, ctx = grading_step(size, info)
 
     def step(batch: dict[str, torch.Tensor]) -> None:
         loss = stage.train_step(model, batch, ctx)["loss"]

@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 
 import torch
+from grading_step import grading_step  # bench/, on sys.path when run as a script
 
-from medsight_ray.config import apply_overrides
-from medsight_ray.data.schema import CATARACT_CLASSES, DatasetInfo
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
 from medsight_ray.raylocal import init_ray
-from medsight_ray.stages.base import Context, get_stage
 
 
 def main() -> None:
@@ -37,15 +35,7 @@ def main() -> None:
     torch.manual_seed(0)
     init_ray(num_cpus=1)  # so that the metrics exporter records into a real Ray metrics agent
     exporter = HealthExporter("grading/grading", "bench", "f1_macro")
-    stage = get_stage("grading")
-    cfg = apply_overrides(stage.config_cls(), ["model.backbone.name=resnet10t", "data.image_size=64"])
-    info = DatasetInfo("grading", "RGB", class_names=CATARACT_CLASSES)
-    model = stage.build_model(cfg, info)
-    model.set_trainable(stage.trainable_parts(cfg, 0))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3)
-    ctx = Context(cfg, info, {"class_counts": [41, 13, 33, 13], "rows": 100}, torch.device("cpu"), model)
-    stage.prepare(ctx)
+    stage, cfg, model, params, opt, ctx = grading_step(64)
     batches = [{"image": torch.randn(32, 3, 64, 64), "label": torch.randint(0, 4, (32,))} for _ in range(4)]
 
     def run(monitor: HealthMonitor | None) -> float:
