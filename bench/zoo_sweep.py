@@ -1,6 +1,7 @@
 """Does health-aware tuning save compute without losing the best model?
 
-    python bench/zoo_sweep.py [--rows 400] [--size 32] [--epochs 8] [--out bench/results/zoo_sweep.json]
+    python bench/zoo_sweep.py [--order interleaved|healthy-first] [--rows 400] [--size 32] [--epochs 8]
+                              [--arms a_health+asha,b_asha,c_none] [--out FILE]
 
 One fixed grading sweep, run in three arms with the same trials in the same order (every
 trial is a ``points_to_evaluate`` entry, so TPE samples nothing and the arms differ only
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"optim.lr": 3.0e-3, "optim.name": "adamw", "fit.grad_clip": 1.0, "loss.name": "ce",
             "loss.class_weight_power": 1.0, "loss.class_weight_min": 0.75, "loss.class_weight_max": 1.5,
             "mixup_prob": 0.0, "fit.batch_size": 32, "sampler.balanced": False}
-TRIALS: dict[str, tuple[bool, dict]] = {  # name → (pathological, changes from DEFAULTS)
+TRIALS: dict[str, tuple[bool, dict]] = {  # in healthy-first order  # name → (pathological, changes from DEFAULTS)
     "healthy_default": (False, {}),
     "healthy_lr_1e-3": (False, {"optim.lr": 1.0e-3}),
     "lr_far_too_high": (True, {"optim.lr": 1.0e4, "optim.name": "sgd", "fit.grad_clip": 0.0}),
@@ -57,12 +58,18 @@ PARAMS = {
     "fit.batch_size": {"dist": "categorical", "choices": [2, 32]},
     "sampler.balanced": {"dist": "categorical", "choices": [False, True]},
 }
+ORDERS = {
+    "healthy-first": ["healthy_default", "healthy_lr_1e-3", "healthy_lr_1e-2", "healthy_focal",
+                      "lr_far_too_high", "lr_far_too_low", "seed003_recipe"],
+    "interleaved": ["lr_far_too_high", "healthy_default", "lr_far_too_low", "healthy_lr_1e-3",
+                    "seed003_recipe", "healthy_lr_1e-2", "healthy_focal"],
+}
 ARMS = {"a_health+asha": (True, True), "b_asha": (False, True), "c_none": (False, False)}
 TRIAL_CPUS = 0.1 + 0.5  # the trial's driver plus its one Train worker
 
 
-def _space(path: Path, epochs: int, size: int) -> Path:
-    points = [{**DEFAULTS, **changes} for _, changes in TRIALS.values()]
+def _space(path: Path, epochs: int, size: int, order: str) -> Path:
+    points = [{**DEFAULTS, **TRIALS[name][1]} for name in ORDERS[order]]
     path.write_text(yaml.safe_dump({
         "stage": "grading/grading", "num_samples": len(points),
         "fixed": {"fit.epochs": epochs, "data.image_size": size, "fit.cpus_per_worker": 0.5},
@@ -82,7 +89,8 @@ def _arm_row(section: dict, wall: float) -> dict:
     for t in section["trials"]:
         name = _name(t["config"])
         fatal = [d for d in t["diagnoses"] if d.get("severity") == "fatal"]
-        rows.append({"trial": name, "pathological": TRIALS[name][0], "epochs": t["epochs_run"],
+        steps = int(sum(h.get("train/steps", 0) or 0 for h in t["history"]))
+        rows.append({"trial": name, "pathological": TRIALS[name][0], "epochs": t["epochs_run"], "steps": steps,
                      "wall_s": t["wall_seconds"], "status": t["status"], "stop_reason": t["stop_reason"],
                      "health_stopped": bool(fatal), "detected_epoch": min((d["epoch"] for d in fatal), default=None),
                      "rule": fatal[0]["rule"] if fatal else None,
@@ -93,6 +101,7 @@ def _arm_row(section: dict, wall: float) -> dict:
     return {
         "trials": rows, "arm_wall_s": wall,
         "trial_epochs": sum(r["epochs"] for r in rows),
+        "trial_steps": sum(r["steps"] for r in rows),
         "trial_wall_s": sum(r["wall_s"] for r in rows),
         "reserved_cpu_s": sum(r["wall_s"] for r in rows) * TRIAL_CPUS,
         "best_f1": max((r["f1"] for r in healthy if isinstance(r["f1"], float)), default=float("nan")),
@@ -105,11 +114,12 @@ def _arm_row(section: dict, wall: float) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--order", choices=sorted(ORDERS), default="interleaved")
     p.add_argument("--rows", type=int, default=400)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of " + ",".join(ARMS))
-    p.add_argument("--out", default=str(ROOT / "bench/results/zoo_sweep.json"))
+    p.add_argument("--out", help="JSON results (default bench/results/zoo_sweep_<order>.json)")
     args = p.parse_args()
 
     from medsight_ray.data.synth import synthesize
@@ -120,10 +130,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medsight_zoo_sweep_"))
     synthesize("grading", work / "data", rows=args.rows, image_size=args.size, seed=0)
-    space = load_space(_space(work / "space.yaml", args.epochs, args.size))
+    space = load_space(_space(work / "space.yaml", args.epochs, args.size, args.order))
     data = prepare_data(str(work / "data"), "grading")
     init_ray(num_cpus=4)
-    results = {}
+    results: dict = {"order": ORDERS[args.order]}
     for arm in args.arms.split(","):
         health, asha = ARMS[arm]
         options = SweepOptions(seed=0, asha=asha, health_stop=health,
@@ -133,20 +143,28 @@ def main() -> None:
         results[arm] = _arm_row(section, time.perf_counter() - start)
         print(f"== {arm}: {results[arm]['trial_epochs']} trial-epochs, best F1 {results[arm]['best_f1']:.3f}",
               flush=True)
-    print(f"\n{'arm':<14} {'trial-ep':>8} {'trial s':>8} {'CPU-s':>7} {'best F1':>8} {'path stopped':>12} "
+    arms = {k: v for k, v in results.items() if k in ARMS}
+    print(f"\norder: {args.order}\n{'arm':<14} {'trial-ep':>8} {'steps':>6} {'trial s':>8} {'CPU-s':>7} {'best F1':>8} "
+          f"{'path stopped':>12} "
           f"{'false stops':>11} {'ASHA-stopped healthy':>20} {'median ep':>9}")
-    for arm, r in results.items():
-        print(f"{arm:<14} {r['trial_epochs']:>8} {r['trial_wall_s']:>8.0f} {r['reserved_cpu_s']:>7.0f} "
+    for arm, r in arms.items():
+        print(f"{arm:<14} {r['trial_epochs']:>8} {r['trial_steps']:>6} {r['trial_wall_s']:>8.0f} "
+              f"{r['reserved_cpu_s']:>7.0f} "
               f"{r['best_f1']:>8.3f} {r['pathological_stopped']:>5}/{r['pathological']:<6} "
               f"{r['healthy_health_stopped']:>11} {r['healthy_asha_stopped']:>20} "
               f"{r['median_epochs_to_stop'] if r['median_epochs_to_stop'] is not None else '-':>9}")
-    if {"a_health+asha", "b_asha", "c_none"} <= set(results):
-        a, b, c = (results[k]["trial_epochs"] for k in ("a_health+asha", "b_asha", "c_none"))
-        print(f"\n(a)/(c) trial-epochs {a / c:.2f} (target <= 0.40); (a)/(b) {a / b:.2f} (target <= 0.70); "
-              f"best F1 a-c {results['a_health+asha']['best_f1'] - results['c_none']['best_f1']:+.3f}")
-        results["ratios"] = {"a_over_c": a / c, "a_over_b": a / b}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    if set(ARMS) <= set(arms):
+        ratios = {}
+        for unit in ("trial_epochs", "trial_steps", "reserved_cpu_s"):
+            a, b, c = (arms[k][unit] for k in ARMS)
+            ratios[unit] = {"a_over_c": a / c, "a_over_b": a / b}
+            print(f"{unit:<15} (a)/(c) {a / c:.2f} (target <= 0.40); (a)/(b) {a / b:.2f} (target <= 0.70)")
+        print(f"best F1 a-c {arms['a_health+asha']['best_f1'] - arms['c_none']['best_f1']:+.3f}, "
+              f"b-c {arms['b_asha']['best_f1'] - arms['c_none']['best_f1']:+.3f}")
+        results["ratios"] = ratios
+    out = Path(args.out or ROOT / f"bench/results/zoo_sweep_{args.order}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

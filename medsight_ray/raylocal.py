@@ -48,22 +48,39 @@ def local_cpus() -> int:
     return max(4, (os.cpu_count() or 1) + 2)
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
+def local_torch_threads(workers_at_once: int) -> int:
+    """Torch threads per worker when ``workers_at_once`` Train workers share this
+    machine and nothing else trains on it: the cores divided among them, at least 1.
+
+    Ray's default (threads = the CPUs a worker reserves) suits a packed cluster; on a
+    local start the reservation is kept small so that Ray Data's decode tasks fit
+    beside the workers, which would leave cores idle. ``bench/ray_overhead.py``
+    measures the difference.
+    """
+    return max(1, (os.cpu_count() or 1) // max(workers_at_once, 1))
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> bool:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), else start local Ray.
 
     A local start binds every listener to 127.0.0.1. ``num_cpus`` sets the logical
     CPUs of a local start (default :func:`local_cpus`): more than the cores is fine and
     leaves room for Ray Data's tasks beside train workers.
+
+    Returns:
+        True when this call started a local Ray instance, False when it joined a
+        cluster or Ray was already initialised.
     """
     set_local_env()
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True, **kwargs)
-        return
+        return False
     _loopback_if_imported_early()
     ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=True, **kwargs)
+    return True

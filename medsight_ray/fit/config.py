@@ -29,6 +29,11 @@ class FitConfig:
         max_failures: worker-group restarts from the last checkpoint after a crash (a
             killed worker or a lost node); 0 ends the run at the first crash.
         keep_checkpoints: best checkpoints kept on storage.
+        torch_threads: intra-op threads of each worker's torch. 0 = the CPUs the worker
+            reserves (Ray sets ``OMP_NUM_THREADS`` from the reservation, so a worker
+            reserving 1 CPU computes on one thread however many cores are idle); the
+            train and tune CLIs on a local Ray they start set the machine's cores ÷
+            the workers running at once (:func:`medsight_ray.raylocal.local_torch_threads`).
     """
 
     epochs: int = 8
@@ -44,6 +49,7 @@ class FitConfig:
     shuffle_buffer: int = 256
     max_failures: int = 1
     keep_checkpoints: int = 2
+    torch_threads: int = 0
 
 
 @dataclass(frozen=True)

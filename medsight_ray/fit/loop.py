@@ -61,6 +61,8 @@ class _Trainer:
                      "info": config["info"], "fingerprint": config["fingerprint"]}
         self.rank, self.world_size = world()
         self.device = ray.train.torch.get_device()
+        if self.cfg.fit.torch_threads > 0:
+            torch.set_num_threads(self.cfg.fit.torch_threads)
         torch.manual_seed(self.cfg.fit.seed + self.rank)
         self.model = self.stage.build_model(self.cfg, self.info)
         if config.get("init_checkpoint") is not None:
@@ -91,6 +93,9 @@ class _Trainer:
         self.stale = 0
         self._resume(ray.train.get_checkpoint())
         self.wrapped = self._wrap()
+        if self.rank == 0:
+            print(f"[{self.stage.task}/{self.stage.name}] {self.world_size} worker(s) on {self.device}, "
+                  f"{torch.get_num_threads()} torch thread(s) each", flush=True)
 
     def _resume(self, checkpoint: Any) -> None:
         """Continue after a worker failure from the last reported checkpoint."""

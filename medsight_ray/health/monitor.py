@@ -47,7 +47,9 @@ class HealthMonitor:
         return any(d.rule == name for d in self.diagnoses)
 
     def on_step(self, loss: float, grad_norm: float) -> bool:
-        """See one optimiser step; returns True when the epoch must stop now (non-finite)."""
+        """See one optimiser step; returns True when the epoch must stop now: a fatal
+        step rule has fired, and every further step of the epoch would be spent on a run
+        that is already condemned (a fatal diagnosis at step 4 of 200 saves 196 steps)."""
         if not self.cfg.enabled:
             return False
         self.state.steps += 1
@@ -58,7 +60,7 @@ class HealthMonitor:
             found = rule_fn(rule, self.state, loss, grad_norm)
             if found is not None:
                 self._fire(name, *found, step=self.state.steps)
-        return self.fired("non_finite") and self._rule("non_finite").fatal
+        return any(d.severity == "fatal" for d in self.diagnoses if d.step)
 
     def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
         """See one epoch's (gathered) metrics; returns the diagnoses new this epoch."""

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,19 @@ def _resumed(directory: str) -> argparse.Namespace:
     return argparse.Namespace(**{**defaults, **previous, "resume": directory, "out": directory})
 
 
+def _share_cores(space: Any, options: Any) -> Any:
+    """On a local Ray this run started, give each trial's workers the machine's cores
+    divided among the workers that run at once, unless the config sets a thread count."""
+    from medsight_ray.raylocal import local_torch_threads
+    from medsight_ray.tune.sweep import base_config
+
+    fit = base_config(space, options).fit
+    if fit.torch_threads or any(p.key == "fit.torch_threads" for p in space.params):
+        return options
+    threads = local_torch_threads(fit.workers * options.max_concurrent)
+    return replace(options, overrides=(*options.overrides, f"fit.torch_threads={threads}"))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the sweep(s) ``args`` ask for; returns the summary."""
     from medsight_ray.fit.runner import prepare_data, storage_path
@@ -144,11 +158,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     request = {k: v for k, v in vars(args).items() if k != "resume"} | {"out": str(out), "data": data_uri}
     (out / "request.json").write_text(json.dumps(request, indent=2))
     data = prepare_data(data_uri, plan[0][0].stage.task)
-    init_ray(args.address)
+    local = init_ray(args.address)
     overrides = tuple(args.overrides) + ((f"fit.workers={args.workers}",) if args.workers else ())
     stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent, seed=args.seed,
                                    asha=not args.no_asha, overrides=tuple(extra) + overrides))
               for space, extra, samples in plan]
+    if local:
+        stages = [(space, _share_cores(space, options)) for space, options in stages]
     for space, options in stages:
         # Every stage's config, model and resources are checked before the first trial starts.
         preflight(space, data, options)

@@ -58,6 +58,15 @@ def test_non_finite_fires_at_once_and_halts_the_epoch() -> None:
     assert "lower the learning rate 10x" in d.message()
 
 
+def test_a_fatal_step_rule_halts_the_epoch_and_a_warning_does_not() -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading")
+    assert [monitor.on_step(1.0, 500.0) for _ in range(3)] == [False, False, True]  # patience 3
+    assert monitor.diagnoses[0].rule == "exploding_gradients" and monitor.diagnoses[0].step == 3
+    monitor = HealthMonitor(with_rule(HealthConfig(), "exploding_gradients", fatal=False), "grading/grading")
+    assert not any(monitor.on_step(1.0, 500.0) for _ in range(5))
+    assert monitor.diagnoses[0].severity == "warn" and not monitor.should_stop()
+
+
 def test_exploding_needs_patience_and_vanishing_needs_a_sustained_run() -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
     assert _steps(monitor, [500.0, 500.0, 1.0, 500.0, 500.0]) == []  # streak broken: patience 3 not met
