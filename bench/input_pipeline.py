@@ -7,13 +7,17 @@ and peak memory as the dataset grows.
 Throughput: the grading model's train step (resnet10t, batch 32, AdamW, clipping) over
 one epoch of the train split, fed (a) by the pipeline the fit loop uses
 (``build_datasets``: ``read_parquet`` → ``decode_batch`` with augmentation, streamed by
-``iter_torch_batches``) and (b) by the same rows decoded once beforehand and held as
-tensors. Arms alternate for ``--rounds`` rounds; samples per second are compared by
-their medians. Target: (a) / (b) >= 0.9.
+``iter_torch_batches``), (b) by the same rows decoded once beforehand and held as
+tensors, and (c) by the same parquet rows decoded batch by batch inside the loop
+without Ray (the seeds' style: a ``Dataset.__getitem__`` with ``num_workers=0``). Arms
+alternate for ``--rounds`` rounds; samples per second are compared by their medians.
+Target: (a) / (b) >= 0.9; (a) / (c) says whether Ray Data adds cost or overlap.
 
-Memory: peak RSS of this process and every Ray process it started (sampled every
-0.1 s) while arm (a) streams one epoch of a dataset of ``--rows`` and of
-``--scale`` × ``--rows`` rows. Target: peak at 10× <= 1.2 × peak at 1×.
+Memory: peak memory of this process and every Ray process it started while arm (a)
+streams one epoch of a dataset of ``--rows`` and of ``--scale`` × ``--rows`` rows, as
+summed RSS (counts the object store's shared pages once per process that maps them)
+and as summed PSS (shared pages divided among the processes that map them: what the
+machine actually holds). Target: peak at 10× <= 1.2 × peak at 1×.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import psutil
 import torch
 from grading_step import grading_step  # bench/, on sys.path when run as a script
@@ -41,29 +47,32 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 32
 
 
-class PeakRss:
-    """Peak summed RSS of this process and its descendants (the local Ray processes)."""
+class PeakMemory:
+    """Peak summed RSS and summed PSS of this process and its descendants (the local Ray
+    processes), in bytes, sampled every 0.25 s."""
 
     def __init__(self) -> None:
-        self.peak = 0
+        self.rss = self.pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
+    def _sample(self) -> None:
         me = psutil.Process()
-        total = 0
+        rss = pss = 0
         for proc in [me, *me.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):  # a process may exit between listing and reading
-                total += proc.memory_info().rss
-        return total
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += info.pss
+        self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            time.sleep(0.1)
+            self._sample()
+            time.sleep(0.25)
 
-    def __enter__(self) -> PeakRss:
-        self.peak = self._sample()
+    def __enter__(self) -> PeakMemory:
+        self._sample()
         self._thread.start()
         return self
 
@@ -98,13 +107,16 @@ def ray_data_epoch(data: str, cfg, step) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def in_memory(data: str, cfg, info) -> list[dict[str, torch.Tensor]]:
+def train_table(data: str):
+    """The train split's parquet rows, read once (still PNG bytes)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = list_dataset(data)
-    table = pa.concat_tables([pq.read_table(p) for p in files.by_split["train"]])
-    arrays = decode_batch(table, info.to_json(), to_dict(cfg.data), train=True, keep_ids=False)
+    return pa.concat_tables([pq.read_table(p) for p in list_dataset(data).by_split["train"]])
+
+
+def in_memory(data: str, cfg, info) -> list[dict[str, torch.Tensor]]:
+    arrays = decode_batch(train_table(data), info.to_json(), to_dict(cfg.data), train=True, keep_ids=False)
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     rows = len(tensors["label"])
     return [{k: v[i:i + BATCH] for k, v in tensors.items()} for i in range(0, rows - BATCH + 1, BATCH)]
@@ -115,6 +127,18 @@ def memory_epoch(batches: list[dict[str, torch.Tensor]], step) -> tuple[int, flo
     for batch in batches:
         step(batch)
         n += len(batch["label"])
+    return n, time.perf_counter() - start
+
+
+def decode_in_loop_epoch(table, cfg, info, step, rng) -> tuple[int, float]:
+    """(samples, seconds) of one epoch decoding each shuffled batch just before its step."""
+    start, n = time.perf_counter(), 0
+    order = rng.permutation(table.num_rows)
+    pipe, info_json = to_dict(cfg.data), info.to_json()
+    for i in range(0, table.num_rows - BATCH + 1, BATCH):
+        arrays = decode_batch(table.take(order[i:i + BATCH]), info_json, pipe, train=True, keep_ids=False)
+        step({k: torch.from_numpy(v) for k, v in arrays.items()})
+        n += BATCH
     return n, time.perf_counter() - start
 
 
@@ -132,33 +156,37 @@ def main() -> None:
     init_ray(num_cpus=4)
     cfg, info, step = _trainer(small, args.size)
     batches = in_memory(small, cfg, info)
+    table, rng = train_table(small), np.random.default_rng(0)
     ray_data_epoch(small, cfg, step)  # warm-up: worker start, imports, first plan
-    rates: dict[str, list[float]] = {"ray_data": [], "in_memory": []}
+    arms = {"ray_data": partial(ray_data_epoch, small, cfg, step), "in_memory": partial(memory_epoch, batches, step),
+            "decode_in_loop": partial(decode_in_loop_epoch, table, cfg, info, step, rng)}
+    rates: dict[str, list[float]] = {k: [] for k in arms}
     for r in range(args.rounds):
-        n, s = ray_data_epoch(small, cfg, step)
-        rates["ray_data"].append(n / s)
-        n, s = memory_epoch(batches, step)
-        rates["in_memory"].append(n / s)
-        print(f"round {r + 1}: ray_data {rates['ray_data'][-1]:.1f}/s, in-memory {rates['in_memory'][-1]:.1f}/s",
-              flush=True)
-    del batches
+        for name, epoch in arms.items():
+            n, s = epoch()
+            rates[name].append(n / s)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items()), flush=True)
+    del arms, batches, table
     synthesize("grading", large, rows=args.rows * args.scale, image_size=args.size, seed=1)
-    peaks = {}
+    peaks: dict[str, dict[str, float]] = {"rss": {}, "pss": {}}
     for name, data in (("x1", small), (f"x{args.scale}", large)):
-        with PeakRss() as rss:
+        with PeakMemory() as memory:
             ray_data_epoch(data, cfg, step)
-        peaks[name] = rss.peak / 2**20
+        peaks["rss"][name], peaks["pss"][name] = memory.rss / 2**20, memory.pss / 2**20
     med = {k: statistics.median(v) for k, v in rates.items()}
     ratio = med["ray_data"] / med["in_memory"]
-    growth = peaks[f"x{args.scale}"] / peaks["x1"]
-    print(f"\n{'feed':<10} {'samples/s (median)':>19}")
+    growth = {k: v[f"x{args.scale}"] / v["x1"] for k, v in peaks.items()}
+    print(f"\n{'feed':<15} {'samples/s (median)':>19}")
     for k, v in med.items():
-        print(f"{k:<10} {v:>19.1f}")
-    print(f"ray_data / in_memory: {ratio:.3f} (target >= 0.9)")
-    print(f"peak RSS streaming {args.rows} rows: {peaks['x1']:.0f} MiB; {args.rows * args.scale} rows: "
-          f"{peaks[f'x{args.scale}']:.0f} MiB; growth {growth:.2f}x (target <= 1.2)")
+        print(f"{k:<15} {v:>19.1f}")
+    print(f"ray_data / in_memory: {ratio:.3f} (target >= 0.9); ray_data / decode_in_loop: "
+          f"{med['ray_data'] / med['decode_in_loop']:.3f}")
+    for kind, values in peaks.items():
+        print(f"peak {kind.upper()} streaming {args.rows} rows: {values['x1']:.0f} MiB; {args.rows * args.scale} "
+              f"rows: {values[f'x{args.scale}']:.0f} MiB; growth {growth[kind]:.2f}x (target <= 1.2)")
     result = {"rows": args.rows, "size": args.size, "batch": BATCH, "rates": rates, "median": med, "ratio": ratio,
-              "peak_rss_mib": peaks, "rss_growth": growth}
+              "ratio_vs_decode_in_loop": med["ray_data"] / med["decode_in_loop"], "peak_mib": peaks,
+              "growth": growth}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -1,7 +1,7 @@
 """What does Ray cost over a plain PyTorch loop?
 
-    python bench/ray_overhead.py [--rows 1000] [--size 64] [--epochs 5] [--rounds 2]
-                                 [--out bench/results/ray_overhead.json]
+    python bench/ray_overhead.py [--rows 1000] [--size 64] [--epochs 8] [--rounds 2]
+                                 [--arms ray,ray_1thread,plain] [--out bench/results/ray_overhead.json]
 
 Arm ``ray``: ``python -m medsight_ray.train --task grading`` (local Ray, one Train worker,
 Ray Data from parquet, health monitor, a checkpoint per epoch). Arm ``plain``: this file
@@ -10,9 +10,13 @@ decoded by the same ``decode_batch`` (same augmentation), the same model, optimi
 schedule, loss and per-epoch validation and metrics, in one process with no Ray and no
 checkpoints. Each arm runs in a fresh process, alternating, ``--rounds`` times.
 
+Arm ``ray_1thread`` is arm ``ray`` with ``fit.torch_threads=1``: Ray's own default for a
+worker that reserves 1 CPU, which the CLI overrides on a local Ray.
+
 Reported per arm: wall seconds of the whole process, seconds inside epochs (sum of the
-per-epoch times each arm records), and the start-up cost (wall minus epochs: imports,
-Ray start, data check, worker start, shutdown). Target: ray / plain <= 1.25 in wall time.
+per-epoch times each arm records), the start-up cost (wall minus epochs: imports, Ray
+start, data check, worker start, shutdown) and, for the Ray arms, its phases timed from
+the output lines. Target: ray / plain <= 1.25 in wall time.
 """
 
 from __future__ import annotations
@@ -92,21 +96,71 @@ def plain_loop(data: str, epochs: int, overrides: list[str]) -> dict:
     return {"epoch_s": epoch_s, "f1_macro": float(metrics.get(stage.primary_metric, float("nan")))}
 
 
-def _timed(cmd: list[str]) -> tuple[float, str]:
+def _timed(cmd: list[str]) -> tuple[float, list[tuple[float, str]]]:
+    """Run ``cmd``; returns its wall seconds and its output lines (stdout and stderr
+    merged), each with the seconds since the start at which it appeared."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = [(time.perf_counter() - start, line.rstrip("\n")) for line in proc.stdout]
+    proc.wait()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return wall, proc.stdout
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n" + "\n".join(t for _, t in lines[-40:]))
+    return wall, lines
+
+
+# Start-up phases of a train CLI run, each ending at the first output line holding the marker.
+PHASES = {"ray_start": "Started a local Ray instance", "train_worker_ready": "torch thread(s) each",
+          "first_epoch_done": "epoch 1/"}
+
+
+def phases(lines: list[tuple[float, str]], wall: float) -> dict[str, float]:
+    """Seconds of each start-up phase (see :data:`PHASES`) and of the tail after the last
+    epoch line (checkpoint, result, shutdown, exit)."""
+    at = {name: next((t for t, line in lines if marker in line), float("nan")) for name, marker in PHASES.items()}
+    last_epoch = max((t for t, line in lines if "] epoch " in line), default=float("nan"))
+    return {"to_ray_started_s": at["ray_start"],
+            "ray_started_to_worker_ready_s": at["train_worker_ready"] - at["ray_start"],
+            "worker_ready_to_epoch_1_done_s": at["first_epoch_done"] - at["train_worker_ready"],
+            "after_last_epoch_s": wall - last_epoch}
+
+
+# Ray arms: extra settings of the train CLI. ``ray`` is the CLI as shipped (on a local
+# Ray it gives torch the machine's cores); ``ray_1thread`` is Ray's own default, one torch
+# thread per reserved CPU.
+RAY_ARMS = {"ray": [], "ray_1thread": ["fit.torch_threads=1"]}
+
+
+def ray_arm(work: Path, args: argparse.Namespace, round_: int, extra: list[str]) -> dict:
+    """One run of ``python -m medsight_ray.train``: wall, epochs, start-up and its phases."""
+    out = work / f"ray{round_}{'_'.join(extra)}"
+    settings = [f"fit.epochs={args.epochs}", f"data.image_size={args.size}", "fit.cpus_per_worker=1", *extra]
+    wall, lines = _timed([sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data",
+                          str(work / "data"), "--out", str(out), *[a for o in settings for a in ("--set", o)]])
+    history = json.loads((out / "summary.json").read_text())["runs"][0]["history"]
+    epochs = [h["time/epoch_s"] for h in history]
+    return {"wall_s": wall, "epochs_s": sum(epochs), "startup_s": wall - sum(epochs),
+            "f1_macro": history[-1]["val/f1_macro"], "epoch_s": epochs,
+            "torch_threads": history[-1].get("fit/torch_threads"), "phases": phases(lines, wall)}
+
+
+def plain_arm(work: Path, args: argparse.Namespace) -> dict:
+    """One run of this file with ``--plain``, in a fresh process."""
+    wall, lines = _timed([sys.executable, __file__, "--plain", str(work / "data"), "--epochs", str(args.epochs),
+                          "--size", str(args.size)])
+    plain = json.loads(lines[-1][1])
+    return {"wall_s": wall, "epochs_s": sum(plain["epoch_s"]), "startup_s": wall - sum(plain["epoch_s"]),
+            "f1_macro": plain["f1_macro"], "epoch_s": plain["epoch_s"]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=1000)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--arms", default="ray,ray_1thread,plain", help="comma-separated subset of ray,ray_1thread,plain")
     p.add_argument("--out", default=str(ROOT / "bench/results/ray_overhead.json"))
     p.add_argument("--plain", help=argparse.SUPPRESS)  # internal: run the plain arm on this dataset
     args = p.parse_args()
@@ -119,34 +173,32 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medsight_overhead_"))
     synthesize("grading", work / "data", rows=args.rows, image_size=args.size, seed=0)
-    runs: dict[str, list[dict]] = {"ray": [], "plain": []}
+    runs: dict[str, list[dict]] = {arm: [] for arm in args.arms.split(",")}
     for r in range(args.rounds):
-        out = work / f"ray{r}"
-        wall, _ = _timed([sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data",
-                          str(work / "data"), "--out", str(out), "--set", f"fit.epochs={args.epochs}",
-                          *[a for o in overrides for a in ("--set", o)], "--set", "fit.cpus_per_worker=1"])
-        history = json.loads((out / "summary.json").read_text())["runs"][0]["history"]
-        epochs = [h["time/epoch_s"] for h in history]
-        runs["ray"].append({"wall_s": wall, "epochs_s": sum(epochs), "startup_s": wall - sum(epochs),
-                            "f1_macro": history[-1]["val/f1_macro"], "epoch_s": epochs})
-        wall, stdout = _timed([sys.executable, __file__, "--plain", str(work / "data"), "--epochs", str(args.epochs),
-                               "--size", str(args.size)])
-        plain = json.loads(stdout.strip().splitlines()[-1])
-        runs["plain"].append({"wall_s": wall, "epochs_s": sum(plain["epoch_s"]),
-                              "startup_s": wall - sum(plain["epoch_s"]), "f1_macro": plain["f1_macro"],
-                              "epoch_s": plain["epoch_s"]})
-        print(f"round {r + 1}: ray {runs['ray'][-1]['wall_s']:.1f} s, plain {runs['plain'][-1]['wall_s']:.1f} s",
+        for arm in runs:
+            runs[arm].append(plain_arm(work, args) if arm == "plain" else ray_arm(work, args, r, RAY_ARMS[arm]))
+        print(f"round {r + 1}: " + ", ".join(f"{arm} {rs[-1]['wall_s']:.1f} s" for arm, rs in runs.items()),
               flush=True)
     med = {arm: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "epochs_s", "startup_s", "f1_macro")}
+           | {"later_epoch_s": statistics.median(e for x in rs for e in x["epoch_s"][1:])}
            for arm, rs in runs.items()}
-    ratio = med["ray"]["wall_s"] / med["plain"]["wall_s"]
-    print(f"\n{'arm':<6} {'wall s':>8} {'epochs s':>9} {'startup s':>10} {'F1 macro':>9}")
+    print(f"\n{'arm':<12} {'wall s':>8} {'epochs s':>9} {'startup s':>10} {'epoch 2+ s':>11} {'F1 macro':>9}")
     for arm, m in med.items():
-        print(f"{arm:<6} {m['wall_s']:>8.1f} {m['epochs_s']:>9.1f} {m['startup_s']:>10.1f} {m['f1_macro']:>9.3f}")
-    print(f"\nray / plain wall: {ratio:.2f} (target <= 1.25); epochs only: "
-          f"{med['ray']['epochs_s'] / med['plain']['epochs_s']:.2f}")
+        print(f"{arm:<12} {m['wall_s']:>8.1f} {m['epochs_s']:>9.1f} {m['startup_s']:>10.1f} "
+              f"{m['later_epoch_s']:>11.1f} {m['f1_macro']:>9.3f}")
+    ratios = {}
+    if "plain" in med:
+        for arm in (a for a in med if a != "plain"):
+            ratios[arm] = {"wall": med[arm]["wall_s"] / med["plain"]["wall_s"],
+                           "epochs": med[arm]["epochs_s"] / med["plain"]["epochs_s"]}
+            print(f"{arm} / plain wall: {ratios[arm]['wall']:.2f} (target <= 1.25); epochs only: "
+                  f"{ratios[arm]['epochs']:.2f}")
+    for arm in (a for a in med if a != "plain"):
+        med[arm]["phases"] = {k: statistics.median(r["phases"][k] for r in runs[arm]) for k in runs[arm][0]["phases"]}
+        print(f"{arm} start-up phases (median s): "
+              + ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in med[arm]["phases"].items()))
     result = {"rows": args.rows, "size": args.size, "epochs": args.epochs, "runs": runs, "median": med,
-              "ratio_wall": ratio, "ratio_epochs": med["ray"]["epochs_s"] / med["plain"]["epochs_s"]}
+              "ratios": ratios}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -173,6 +173,7 @@ class _Trainer:
         local["train/grad_norm"] = float(np.mean(finite)) if finite else float("nan")
         local["train/grad_norm_max"] = float(np.max(finite)) if finite else float("nan")
         local["train/steps"] = float(len(norms))
+        local["fit/torch_threads"] = float(torch.get_num_threads())
         return mean_across(local)
 
     @torch.no_grad()

@@ -115,11 +115,12 @@ def test_cli_subprocess_has_no_traceback(tmp_path: Path) -> None:
 def test_cli_trains_writes_summary_and_predicts(synth_dir, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     code, err = _main(capsys, "--task", "segmentation", "--data", str(synth_dir("segmentation", rows=60)),
-                      "--out", str(out), *[a for kv in TINY for a in ("--set", kv)])
+                      "--out", str(out), *[a for kv in TINY for a in ("--set", kv)], "--set", "fit.torch_threads=2")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     run = summary["runs"][0]
     assert run["status"] == "completed" and run["epochs_run"] == 1
+    assert run["history"][0]["fit/torch_threads"] == 2  # the worker reserves 0.5 CPU, so Ray alone would give 1
     assert {"val/dice", "val/pred_mean", "val/target_mean"} <= set(run["final"])
     assert Path(summary["final_model"]).is_file()
     pred = subprocess.run([sys.executable, "-m", "medsight_ray.predict", "--checkpoint", summary["final_model"],
