@@ -1,7 +1,7 @@
 """Is Ray Data the bottleneck? Training throughput fed from parquet against in-memory tensors,
 and peak memory as the dataset grows.
 
-    python bench/input_pipeline.py [--rows 1000] [--size 64] [--rounds 3] [--scale 10]
+    python bench/input_pipeline.py [--rows 1000] [--size 64] [--rounds 3] [--scale 10] [--decode-tasks N]
                                    [--out bench/results/input_pipeline.json]
 
 Throughput: the grading model's train step (resnet10t, batch 32, AdamW, clipping) over
@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from medsight_ray.config import to_dict
 from medsight_ray.data.pipeline import build_datasets, decode_batch
 from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.data.synth import synthesize
-from medsight_ray.raylocal import init_ray
+from medsight_ray.raylocal import init_ray, local_machine_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 32
@@ -49,17 +50,19 @@ BATCH = 32
 
 class PeakMemory:
     """Peak summed RSS and summed PSS of this process and its descendants (the local Ray
-    processes), in bytes, sampled every 0.25 s."""
+    processes), in bytes, sampled every 0.25 s, and the most processes seen at once."""
 
     def __init__(self) -> None:
-        self.rss = self.pss = 0
+        self.rss = self.pss = self.processes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
         rss = pss = 0
-        for proc in [me, *me.children(recursive=True)]:
+        procs = [me, *me.children(recursive=True)]
+        self.processes = max(self.processes, len(procs))
+        for proc in procs:
             with contextlib.suppress(psutil.Error):  # a process may exit between listing and reading
                 info = proc.memory_full_info()
                 rss += info.rss
@@ -148,6 +151,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--scale", type=int, default=10)
+    p.add_argument("--decode-tasks", type=int, help="data.decode_tasks (default: the machine's cores, as the CLIs "
+                                                     "set on a local Ray; 0 = Ray Data's default)")
     p.add_argument("--out", default=str(ROOT / "bench/results/input_pipeline.json"))
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medsight_input_"))
@@ -155,6 +160,9 @@ def main() -> None:
     synthesize("grading", small, rows=args.rows, image_size=args.size, seed=0)
     init_ray(num_cpus=4)
     cfg, info, step = _trainer(small, args.size)
+    # As the CLIs do on a local Ray they start, unless --decode-tasks says otherwise.
+    tasks = args.decode_tasks if args.decode_tasks is not None else local_machine_overrides(cfg)["data.decode_tasks"]
+    cfg = replace(cfg, data=replace(cfg.data, decode_tasks=tasks))
     batches = in_memory(small, cfg, info)
     table, rng = train_table(small), np.random.default_rng(0)
     ray_data_epoch(small, cfg, step)  # warm-up: worker start, imports, first plan
@@ -173,18 +181,20 @@ def main() -> None:
         with PeakMemory() as memory:
             ray_data_epoch(data, cfg, step)
         peaks["rss"][name], peaks["pss"][name] = memory.rss / 2**20, memory.pss / 2**20
+        peaks.setdefault("processes", {})[name] = memory.processes
     med = {k: statistics.median(v) for k, v in rates.items()}
     ratio = med["ray_data"] / med["in_memory"]
     growth = {k: v[f"x{args.scale}"] / v["x1"] for k, v in peaks.items()}
+    print(f"decode tasks {tasks}; processes at the peak: {peaks['processes']}")
     print(f"\n{'feed':<15} {'samples/s (median)':>19}")
     for k, v in med.items():
         print(f"{k:<15} {v:>19.1f}")
     print(f"ray_data / in_memory: {ratio:.3f} (target >= 0.9); ray_data / decode_in_loop: "
           f"{med['ray_data'] / med['decode_in_loop']:.3f}")
-    for kind, values in peaks.items():
+    for kind, values in ((k, peaks[k]) for k in ("rss", "pss")):
         print(f"peak {kind.upper()} streaming {args.rows} rows: {values['x1']:.0f} MiB; {args.rows * args.scale} "
               f"rows: {values[f'x{args.scale}']:.0f} MiB; growth {growth[kind]:.2f}x (target <= 1.2)")
-    result = {"rows": args.rows, "size": args.size, "batch": BATCH, "rates": rates, "median": med, "ratio": ratio,
+    result = {"rows": args.rows, "size": args.size, "batch": BATCH, "decode_tasks": tasks, "rates": rates, "median": med, "ratio": ratio,
               "ratio_vs_decode_in_loop": med["ray_data"] / med["decode_in_loop"], "peak_mib": peaks,
               "growth": growth}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

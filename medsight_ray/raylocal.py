@@ -48,16 +48,30 @@ def local_cpus() -> int:
     return max(4, (os.cpu_count() or 1) + 2)
 
 
-def local_torch_threads(workers_at_once: int) -> int:
-    """Torch threads per worker when ``workers_at_once`` Train workers share this
-    machine and nothing else trains on it: the cores divided among them, at least 1.
+def local_machine_overrides(cfg: Any, runs_at_once: int = 1) -> dict[str, int]:
+    """Settings for runs that are alone on a local Ray they started, for each of
+    ``fit.torch_threads`` and ``data.decode_tasks`` still at 0 (automatic).
 
-    Ray's default (threads = the CPUs a worker reserves) suits a packed cluster; on a
-    local start the reservation is kept small so that Ray Data's decode tasks fit
-    beside the workers, which would leave cores idle. ``bench/ray_overhead.py``
-    measures the difference.
+    Ray's defaults suit a packed cluster: torch threads = the CPUs a worker reserves,
+    and as many decode tasks as the free CPUs hold. A local start keeps reservations
+    small so that decode tasks fit beside the workers, which leaves cores idle for
+    torch and lets Ray Data start a Python process per 0.25 CPU (12 on 2 cores, about
+    100 MiB each). Here the cores are divided among the workers that run at once, and
+    each run decodes with at most as many tasks as the machine has cores.
+    ``bench/ray_overhead.py`` and ``bench/input_pipeline.py`` measure both.
+
+    Args:
+        cfg: a stage config (``fit.workers``, ``fit.torch_threads``, ``data.decode_tasks``).
+        runs_at_once: runs sharing the machine (a sweep's concurrent trials).
     """
-    return max(1, (os.cpu_count() or 1) // max(workers_at_once, 1))
+    cores = os.cpu_count() or 1
+    runs = max(runs_at_once, 1)
+    out = {}
+    if not cfg.fit.torch_threads:
+        out["fit.torch_threads"] = max(1, cores // max(cfg.fit.workers * runs, 1))
+    if not cfg.data.decode_tasks:
+        out["data.decode_tasks"] = max(1, cores // runs)
+    return out
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> bool:

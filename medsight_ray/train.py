@@ -106,7 +106,7 @@ def cross_validate(stage: Stage, cfg: Any, data: Any, storage: str, stamp: str, 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train as ``args`` say; returns the summary written to ``OUT/summary.json``."""
     from medsight_ray.fit.runner import prepare_data, run_stage, storage_path
-    from medsight_ray.raylocal import init_ray, local_torch_threads
+    from medsight_ray.raylocal import init_ray, local_machine_overrides
 
     stages = pipeline(args.task) if args.pipeline else [get_stage(args.task, args.stage)]
     configs = stage_configs(stages, args.config, args.overrides, args.workers)
@@ -122,10 +122,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # A bad backbone name, feature index or pretrained file fails here, before Ray starts.
         stage.build_model(configs[stage.name], data.info)
     if init_ray(args.address):
-        # Alone on a machine it started: let torch use the cores Ray would leave idle.
-        configs = {name: cfg if cfg.fit.torch_threads else
-                   apply_overrides(cfg, {"fit.torch_threads": local_torch_threads(cfg.fit.workers)})
-                   for name, cfg in configs.items()}
+        # Alone on a machine it started: use the cores Ray's defaults would leave idle.
+        configs = {name: apply_overrides(cfg, local_machine_overrides(cfg)) for name, cfg in configs.items()}
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
     previous = args.init
     # A run name that exists in storage makes Ray Train resume it, so each invocation

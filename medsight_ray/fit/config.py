@@ -33,7 +33,7 @@ class FitConfig:
             reserves (Ray sets ``OMP_NUM_THREADS`` from the reservation, so a worker
             reserving 1 CPU computes on one thread however many cores are idle); the
             train and tune CLIs on a local Ray they start set the machine's cores ÷
-            the workers running at once (:func:`medsight_ray.raylocal.local_torch_threads`).
+            the workers running at once (:func:`medsight_ray.raylocal.local_machine_overrides`).
     """
 
     epochs: int = 8

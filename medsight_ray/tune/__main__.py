@@ -126,16 +126,16 @@ def _resumed(directory: str) -> argparse.Namespace:
 
 
 def _share_cores(space: Any, options: Any) -> Any:
-    """On a local Ray this run started, give each trial's workers the machine's cores
-    divided among the workers that run at once, unless the config sets a thread count."""
-    from medsight_ray.raylocal import local_torch_threads
+    """On a local Ray this run started, share the machine's cores among the trials that
+    run at once (:func:`medsight_ray.raylocal.local_machine_overrides`), except for a
+    setting the config sets or the space samples."""
+    from medsight_ray.raylocal import local_machine_overrides
     from medsight_ray.tune.sweep import base_config
 
-    fit = base_config(space, options).fit
-    if fit.torch_threads or any(p.key == "fit.torch_threads" for p in space.params):
-        return options
-    threads = local_torch_threads(fit.workers * options.max_concurrent)
-    return replace(options, overrides=(*options.overrides, f"fit.torch_threads={threads}"))
+    sampled = {p.key for p in space.params}
+    extra = {k: v for k, v in local_machine_overrides(base_config(space, options), options.max_concurrent).items()
+             if k not in sampled}
+    return replace(options, overrides=(*options.overrides, *(f"{k}={v}" for k, v in extra.items())))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
