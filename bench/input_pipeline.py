@@ -194,7 +194,8 @@ def main() -> None:
     for kind, values in ((k, peaks[k]) for k in ("rss", "pss")):
         print(f"peak {kind.upper()} streaming {args.rows} rows: {values['x1']:.0f} MiB; {args.rows * args.scale} "
               f"rows: {values[f'x{args.scale}']:.0f} MiB; growth {growth[kind]:.2f}x (target <= 1.2)")
-    result = {"rows": args.rows, "size": args.size, "batch": BATCH, "decode_tasks": tasks, "rates": rates, "median": med, "ratio": ratio,
+    result = {"rows": args.rows, "size": args.size, "batch": BATCH, "decode_tasks": tasks, "rates": rates,
+              "median": med, "ratio": ratio,
               "ratio_vs_decode_in_loop": med["ray_data"] / med["decode_in_loop"], "peak_mib": peaks,
               "growth": growth}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
