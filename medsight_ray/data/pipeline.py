@@ -49,7 +49,7 @@ class PipelineConfig:
         decode_cpus: logical CPUs per decode task; small, so that Ray Data can run
             beside train workers on a small machine.
         decode_batch: rows per decode task call.
-        decode_tasks: most read and decode tasks of one split running at once; 0 = Ray
+        decode_tasks: most decode tasks of one split running at once; 0 = Ray
             Data's default, as many as the free CPUs hold at ``decode_cpus`` each (each
             a Python process of about 100 MiB). The CLIs on a local Ray they start set
             the machine's cores (:func:`medsight_ray.raylocal.local_machine_overrides`).
@@ -224,8 +224,7 @@ def build_datasets(
         # File-order shuffling streams (a block-order shuffle would materialise the
         # split); the fit loop adds a local shuffle buffer on top.
         ds = ray.data.read_parquet(paths, filesystem=files.filesystem, columns=columns,
-                                   num_cpus=cfg.decode_cpus, shuffle="files" if train else None,
-                                   concurrency=cfg.decode_tasks or None)
+                                   num_cpus=cfg.decode_cpus, shuffle="files" if train else None)
         ds = ds.map_batches(
             decode_batch, batch_size=cfg.decode_batch, batch_format="pyarrow", num_cpus=cfg.decode_cpus,
             compute=ray.data.TaskPoolStrategy(size=cfg.decode_tasks or None),
