@@ -29,17 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     zoo.add_argument("--data", action="append", default=[], help="dataset for the healthy entries of its task")
     zoo.add_argument("--out", default="medsight_results/zoo")
     zoo.add_argument("--verify", action="store_true", help="first show each pathology with the monitor off")
-    zoo.add_argument("--only", action="append", default=[], help="run only these entries")
+    zoo.add_argument("--only", action="append", default=[], metavar="NAME[,NAME...]",
+                     help="run only these entries (repeat or separate with commas)")
     zoo.add_argument("--address", help="Ray address (default: local Ray on 127.0.0.1)")
     args = p.parse_args(argv)
 
     from medsight_ray.data.store import list_dataset, read_info
-    from medsight_ray.health.zoo import format_table, run_zoo
+    from medsight_ray.health.zoo import format_table, run_zoo, select_entries
     from medsight_ray.raylocal import init_ray
 
     data = {read_info(list_dataset(d)).task: d for d in args.data}
     init_ray(args.address)
-    rows = run_zoo(Path(args.out), data, args.verify, tuple(args.only))
+    names = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
+    select_entries(names)  # an unknown name fails before Ray starts
+    rows = run_zoo(Path(args.out), data, args.verify, names)
     print(format_table(rows))
     print(f"wrote {Path(args.out) / 'zoo.json'}")
     ok = all((r["detected_rule"] == r["expected_rule"] and r["stopped"]) if r["expected_rule"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides
+from medsight_ray.errors import ConfigError
 
 History = list[dict[str, Any]]
 
@@ -106,9 +107,26 @@ def _dataset(root: Path, task: str, knobs: dict[str, Any], data: dict[str, str])
     return str(path)
 
 
+def select_entries(names: tuple[str, ...] = ()) -> tuple[ZooEntry, ...]:
+    """The entries named (all when ``names`` is empty), in zoo order.
+
+    Raises:
+        ConfigError: a name is not a zoo entry.
+    """
+    unknown = sorted(set(names) - {e.name for e in ENTRIES})
+    if unknown:
+        raise ConfigError("unknown zoo entry", where=f"--only {unknown[0]}",
+                          expected=f"one of {[e.name for e in ENTRIES]}", got=", ".join(unknown))
+    return tuple(e for e in ENTRIES if not names or e.name in names)
+
+
 def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
             names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Run the zoo; returns one row per entry (also written to ``OUT/zoo.json``)."""
+    """Run the zoo; returns one row per entry (also written to ``OUT/zoo.json``).
+
+    Raises:
+        ConfigError: a name in ``names`` is not a zoo entry.
+    """
     from medsight_ray.fit.runner import prepare_data, run_stage
     from medsight_ray.stages.base import get_stage
 
@@ -116,9 +134,7 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
     data = data or {}
     prerequisites: dict[tuple[str, int], str] = {}
     rows = []
-    for entry in ENTRIES:
-        if names and entry.name not in names:
-            continue
+    for entry in select_entries(names):
         stage = get_stage(entry.task, entry.stage)
         uri = _dataset(out / "data", entry.task, entry.knobs, data)
         prepared = prepare_data(uri, entry.task)

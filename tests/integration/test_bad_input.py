@@ -13,6 +13,7 @@ import torch
 
 from medsight_ray import predict, train
 from medsight_ray.fit.checkpoint import save_checkpoint
+from medsight_ray.health import __main__ as health_cli
 from medsight_ray.tune import __main__ as tune_cli
 from tests.conftest import run_cli
 
@@ -87,6 +88,8 @@ CASES: list[Case] = [
      ["output/storage path is not writable"]),
     ("resume_not_a_sweep", "tune_resume", lambda t, d: ["--resume", str(t)],
      ["not the directory of an earlier sweep", "request.json"]),
+    ("unknown_zoo_entry", "zoo", lambda t, d: ["zoo", "--only", "lr_far_too_high,lr_too_hgih", "--out", str(t / "z")],
+     ["unknown zoo entry", "--only lr_too_hgih", "lr_far_too_high"]),
 ]
 
 SPACE = """stage: grading/grading
@@ -104,6 +107,8 @@ def _write(path: Path, text: str) -> Path:
 def _argv(kind: str, tmp: Path, data: Path, concepts: Path, extra: list[str]) -> tuple[Callable, str, list[str]]:
     if kind == "predict":
         return predict.cli, "medsight_ray.predict", extra
+    if kind == "zoo":
+        return health_cli.cli, "medsight_ray.health", extra
     if kind.startswith("tune"):
         base = [] if kind == "tune_resume" else ["--data", str(data), "--out", str(tmp / "sweep")]
         return tune_cli.cli, "medsight_ray.tune", base + extra
