@@ -8,7 +8,8 @@ import torch
 
 from medsight_ray.config import apply_overrides
 from medsight_ray.data.schema import CATARACT_CLASSES, DatasetInfo
-from medsight_ray.stages.base import Context, get_stage
+from medsight_ray.fit.stage import Context
+from medsight_ray.stages.registry import get_stage
 
 
 def grading_step(size: int, info: DatasetInfo | None = None) -> tuple[Any, Any, Any, list, Any, Context]:

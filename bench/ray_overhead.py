@@ -45,7 +45,8 @@ def plain_loop(data: str, epochs: int, overrides: list[str]) -> dict:
     from medsight_ray.data.stats import label_stats
     from medsight_ray.data.store import list_dataset, read_info
     from medsight_ray.fit.optim import Schedule, build_optimizer
-    from medsight_ray.stages.base import Context, get_stage
+    from medsight_ray.fit.stage import Context
+    from medsight_ray.stages.registry import get_stage
 
     stage = get_stage("grading")
     cfg = apply_overrides(stage.config_cls(), overrides + [f"fit.epochs={epochs}"])

@@ -22,7 +22,7 @@ from medsight_ray.data.importers.pairs import import_pairs
 from medsight_ray.data.synth import synthesize
 from medsight_ray.fit.runner import prepare_data, run_stage
 from medsight_ray.raylocal import init_ray
-from medsight_ray.stages.base import get_stage, pipeline
+from medsight_ray.stages.registry import get_stage, pipeline
 from medsight_ray.stages.targets import STAGE_TARGETS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,66 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from medsight_ray.config import from_dict
 from medsight_ray.data.images import encode_png, read_image_file, resize
-from medsight_ray.data.pipeline import normalise
-from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import exit_on_error
-from medsight_ray.fit.checkpoint import load_model_file
-from medsight_ray.stages.base import get_stage
-
-
-def load_model(checkpoint: str | Path) -> tuple[Any, Any, DatasetInfo, torch.nn.Module]:
-    """(stage, config, dataset info, model in eval mode) from a checkpoint."""
-    meta = load_model_file(checkpoint)
-    stage = get_stage(meta["task"], meta["stage"])
-    cfg = from_dict(stage.config_cls, meta["config"])
-    info = DatasetInfo.from_json(meta["info"])
-    model = stage.build_model(cfg, info)
-    model.load_state_dict(meta["state_dict"])
-    return stage, cfg, info, model.eval()
-
-
-def overlay(image: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path,
-            boxes: list[tuple[float, float, float, float]] = ()) -> None:
-    """Save the image beside one panel per (title, map in [0, 1] at image size).
-
-    ``boxes`` (x_min, y_min, x_max, y_max in [0, 1]) are drawn on every panel.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.2))
-    gray = image if image.ndim == 2 else image.mean(-1)
-    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
-    axes[0].set_title("image")
-    for ax, (title, heat) in zip(axes[1:], maps):
-        ax.imshow(gray, cmap="gray")
-        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-    size = image.shape[0]
-    for ax in axes:
-        for x0, y0, x1, y1 in boxes:
-            ax.add_patch(plt.Rectangle((x0 * size - 0.5, y0 * size - 0.5), (x1 - x0) * size, (y1 - y0) * size,
-                                       fill=False, edgecolor="lime", linewidth=1.2))
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def upsample(grid: torch.Tensor, size: int) -> np.ndarray:
-    """A (h, w) map resized bilinearly to (size, size)."""
-    return torch.nn.functional.interpolate(grid[None, None], size=(size, size), mode="bilinear",
-                                           align_corners=False)[0, 0].numpy()
-
-
-def model_input(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 (S, S) or (S, S, 3) pixels to the normalised (1, ch, S, S) batch the pipeline feeds."""
-    return torch.from_numpy(normalise((pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))[None]
-                                      .astype(np.float32)))
+from medsight_ray.report.overlay import overlay
+from medsight_ray.stages.inference import load_model, model_input, upsample
 
 
 def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top: int = 3) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from typing import Any
 
 from medsight_ray.config import apply_overrides, flatten, load_yaml
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error
+from medsight_ray.fit.stage import Stage
 from medsight_ray.raylocal import set_local_env
-from medsight_ray.stages.base import Stage, get_stage, pipeline
+from medsight_ray.stages.registry import get_stage, pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from medsight_ray.errors import ConfigError
+from medsight_ray.models.safe_load import safe_load
 
 FORMAT = "medsight_ray/1"
 MODEL_FILE = "model.pt"
@@ -31,17 +32,6 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta:
     if train_state is not None:
         torch.save(train_state, directory / STATE_FILE)
     (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
-
-
-def safe_load(file: Path | io.BytesIO, expected: str, where: str | None = None) -> Any:
-    """``torch.load(weights_only=True)`` that turns a corrupt or foreign file into a
-    :class:`ConfigError` naming the file (a checkpoint can never run code)."""
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise ConfigError("checkpoint does not load", where=where or str(file),
-                          expected=f"{expected} (weights_only=True)",
-                          got=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
 
 
 def _open(path: str | Path, name: str) -> tuple[Any, str] | None:

@@ -26,9 +26,9 @@ from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
+from medsight_ray.fit.stage import Context, Stage, resolve_stage
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
-from medsight_ray.stages.base import Context, Stage, get_stage
 
 
 def scalar_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -54,7 +54,7 @@ class _Trainer:
         import ray.train
         import ray.train.torch
 
-        self.stage: Stage = get_stage(config["task"], config["stage"])
+        self.stage: Stage = resolve_stage(config["stage_ref"])
         self.cfg = from_dict(self.stage.config_cls, config["config"])
         self.info = DatasetInfo.from_json(config["info"])
         self.meta = {"task": self.stage.task, "stage": self.stage.name, "config": config["config"],
@@ -249,7 +249,8 @@ class _Trainer:
 def fit_loop(config: dict[str, Any]) -> None:
     """Ray Train ``train_loop_per_worker`` for every stage (see module docstring).
 
-    ``config`` keys: ``task``, ``stage``, ``config`` (the stage config as a dict),
+    ``config`` keys: ``stage_ref`` (the stage's dotted path), ``task``, ``stage``,
+    ``config`` (the stage config as a dict),
     ``info`` (dataset info JSON), ``stats`` (train label statistics), ``fingerprint``,
     ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None).
     """

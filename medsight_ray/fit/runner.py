@@ -19,7 +19,7 @@ from medsight_ray.data.stats import fingerprint, label_stats
 from medsight_ray.data.store import list_dataset, read_info, resolve
 from medsight_ray.errors import ConfigError, DataError
 from medsight_ray.fit.checkpoint import load_model_file, read_history
-from medsight_ray.stages.base import Stage
+from medsight_ray.fit.stage import Stage
 
 
 @dataclass
@@ -177,7 +177,8 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
 
         use_gpu = ray.cluster_resources().get("GPU", 0) >= cfg.fit.workers
     loop_config = {
-        "task": stage.task, "stage": stage.name, "config": to_dict(cfg), "info": data.info.to_json(),
+        "stage_ref": stage.ref(), "task": stage.task, "stage": stage.name, "config": to_dict(cfg),
+        "info": data.info.to_json(),
         "stats": stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint,
     }
     return TorchTrainer(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medsight_ray.losses.bbox import box_masks
+from medsight_ray.data.boxes import box_masks
 
 
 def box_statistics(cams: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:

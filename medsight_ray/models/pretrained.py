@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from medsight_ray.errors import ConfigError
-from medsight_ray.fit.checkpoint import safe_load
+from medsight_ray.models.safe_load import safe_load
 
 WRAPPERS = ("state_dict", "model", "model_ema", "module")
 PREFIXES = ("module.", "backbone.", "encoder.", "model.")

@@ -15,7 +15,8 @@ import torch
 
 from medsight_ray.data.images import decode_image, resize
 from medsight_ray.data.store import list_dataset
-from medsight_ray.predict import load_model, model_input, overlay, upsample
+from medsight_ray.report.overlay import overlay
+from medsight_ray.stages.inference import load_model, model_input, upsample
 
 
 def cam_overlays(checkpoint: str, data: str, out: Path, images: int = 4, concepts_per_image: int = 3,

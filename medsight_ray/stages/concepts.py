@@ -18,12 +18,13 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
+from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.concept import ConceptLossConfig, concept_loss, pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.metrics.localisation import box_statistics, localisation_metrics
 from medsight_ray.models.concept import ConceptModel, ConceptModelConfig
 from medsight_ray.models.parts import PartsModule
-from medsight_ray.stages.base import Context, Stage, register
+from medsight_ray.stages.registry import register
 
 
 @dataclass(frozen=True)

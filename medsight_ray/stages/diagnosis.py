@@ -21,12 +21,13 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
+from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.concept import pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.models.concept import ConceptModelConfig
 from medsight_ray.models.parts import PartsModule
-from medsight_ray.stages.base import Context, Stage, register
 from medsight_ray.stages.concepts import build_concept_model
+from medsight_ray.stages.registry import register
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,13 @@ from torch import nn
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.config import FitConfig, OptimConfig, StageConfig
+from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.class_weights import class_weights
 from medsight_ray.losses.classification import classification_loss
 from medsight_ray.metrics.classification import multiclass_metrics
 from medsight_ray.models.grader import Grader, GraderConfig
 from medsight_ray.models.parts import PartsModule
-from medsight_ray.stages.base import Context, Stage, register
+from medsight_ray.stages.registry import register
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
+from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.prototype import prototype_contrastive_loss, prototype_diversity
 from medsight_ray.models.concept import ConceptModelConfig
 from medsight_ray.models.parts import PartsModule
-from medsight_ray.stages.base import Context, Stage, register
 from medsight_ray.stages.concepts import build_concept_model
+from medsight_ray.stages.registry import register
 
 
 @dataclass(frozen=True)

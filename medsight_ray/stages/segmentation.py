@@ -18,11 +18,12 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
+from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.segmentation import LOSSES, build_segmentation_loss
 from medsight_ray.metrics.segmentation import confusion_counts, segmentation_metrics
 from medsight_ray.models.parts import PartsModule
 from medsight_ray.models.segmenter import Segmenter, SegmenterConfig
-from medsight_ray.stages.base import Context, Stage, register
+from medsight_ray.stages.registry import register
 
 
 @dataclass(frozen=True)

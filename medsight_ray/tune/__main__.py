@@ -81,7 +81,7 @@ def demo_data() -> str:
 
 def _plan(args: argparse.Namespace) -> tuple[str, list[tuple[Any, list[str], int | None]]]:
     """(data, [(space, extra overrides, samples)]) for the request."""
-    from medsight_ray.stages.base import pipeline
+    from medsight_ray.stages.registry import pipeline
     from medsight_ray.tune.space import load_space
 
     demo = not (args.space or args.pipeline)

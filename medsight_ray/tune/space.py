@@ -24,7 +24,8 @@ from typing import Any
 
 from medsight_ray.config import apply_overrides, load_yaml
 from medsight_ray.errors import ConfigError
-from medsight_ray.stages.base import Stage, get_stage
+from medsight_ray.fit.stage import Stage
+from medsight_ray.stages.registry import get_stage
 
 DISTS = ("uniform", "loguniform", "int", "categorical")
 TOP_KEYS = ("stage", "num_samples", "fixed", "params", "points_to_evaluate", "description")

@@ -15,8 +15,8 @@ from typing import Any
 from medsight_ray.config import apply_overrides, to_dict
 from medsight_ray.fit.checkpoint import read_history
 from medsight_ray.fit.runner import PreparedData, check_resources, storage_path
-from medsight_ray.health.stopper import HealthStopper
 from medsight_ray.tune.space import SearchSpace
+from medsight_ray.tune.stopper import HealthStopper
 from medsight_ray.tune.trial import RESULT_FILE, stage_trial
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from medsight_ray.config import apply_overrides, from_dict
 from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
-from medsight_ray.stages.base import get_stage
+from medsight_ray.stages.registry import get_stage
 
 RESULT_FILE = "stage_result.json"
 

@@ -13,8 +13,8 @@ import torch
 
 from medsight_ray import predict, train
 from medsight_ray.fit.checkpoint import save_checkpoint
-from medsight_ray.health import __main__ as health_cli
 from medsight_ray.tune import __main__ as tune_cli
+from medsight_ray.zoo import __main__ as zoo_cli
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -108,7 +108,7 @@ def _argv(kind: str, tmp: Path, data: Path, concepts: Path, extra: list[str]) ->
     if kind == "predict":
         return predict.cli, "medsight_ray.predict", extra
     if kind == "zoo":
-        return health_cli.cli, "medsight_ray.health", extra
+        return zoo_cli.cli, "medsight_ray.zoo", extra
     if kind.startswith("tune"):
         base = [] if kind == "tune_resume" else ["--data", str(data), "--out", str(tmp / "sweep")]
         return tune_cli.cli, "medsight_ray.tune", base + extra

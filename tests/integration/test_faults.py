@@ -15,7 +15,7 @@ import pytest
 
 from medsight_ray.config import apply_overrides
 from medsight_ray.fit.runner import prepare_data, run_stage
-from medsight_ray.stages.base import get_stage
+from medsight_ray.stages.registry import get_stage
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

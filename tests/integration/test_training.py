@@ -16,7 +16,7 @@ from medsight_ray.config import apply_overrides
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import load_model_file
 from medsight_ray.fit.runner import init_from, prepare_data, run_stage
-from medsight_ray.stages.base import get_stage, pipeline
+from medsight_ray.stages.registry import get_stage, pipeline
 from tests.conftest import FIXTURES, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]

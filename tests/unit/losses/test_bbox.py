@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from medsight_ray.losses.bbox import bbox_localisation_loss, box_masks
+from medsight_ray.data.boxes import box_masks
+from medsight_ray.losses.bbox import bbox_localisation_loss
 
 LEFT_COLUMN = torch.tensor([[[0, 0.0, 0.0, 0.5, 1.0]]])  # concept 0, x in [0, .5]: left column of a 2x2 grid
 

@@ -6,7 +6,7 @@ import pytest
 
 from medsight_ray.config import apply_overrides
 from medsight_ray.raylocal import local_machine_overrides
-from medsight_ray.stages.base import get_stage
+from medsight_ray.stages.registry import get_stage
 from medsight_ray.tune.__main__ import _share_cores
 from medsight_ray.tune.space import load_space
 from medsight_ray.tune.sweep import SweepOptions, base_config

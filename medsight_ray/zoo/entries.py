@@ -128,7 +128,7 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
         ConfigError: a name in ``names`` is not a zoo entry.
     """
     from medsight_ray.fit.runner import prepare_data, run_stage
-    from medsight_ray.stages.base import get_stage
+    from medsight_ray.stages.registry import get_stage
 
     out.mkdir(parents=True, exist_ok=True)
     data = data or {}
@@ -164,7 +164,7 @@ def _previous_stage(stage: Any, uri: str, data: Any, out: Path, size: str,
                     cache: dict[tuple[str, int], str]) -> str:
     """Checkpoint of a healthy run of every earlier stage of ``stage``'s task (cached)."""
     from medsight_ray.fit.runner import run_stage
-    from medsight_ray.stages.base import pipeline
+    from medsight_ray.stages.registry import pipeline
 
     checkpoint = None
     for earlier in pipeline(stage.task)[: stage.order - 1]:

@@ -1,13 +1,19 @@
-"""What a stage plugs into the shared fit loop, and the registry of stages.
+"""What a stage plugs into the shared fit loop: the stage protocol.
 
-A stage is one module that registers one :class:`Stage`. The fit loop owns epochs,
-devices, DDP, optimiser, schedule, clipping, accumulation, checkpoints, validation
-gathering and reporting; the stage owns only what differs: its model, its trainable
-parts, its loss and its metrics. Composition, not a class hierarchy of loops.
+A stage is one module of :mod:`medsight_ray.stages` that registers one :class:`Stage`.
+The fit loop owns epochs, devices, DDP, optimiser, schedule, clipping, accumulation,
+checkpoints, validation gathering and reporting; the stage owns only what differs: its
+model, its trainable parts, its loss and its metrics. Composition, not a class
+hierarchy of loops.
+
+Imports go one way (stages → fit), so the fit loop never imports a stage module by
+name: the driver hands each worker the stage's dotted path (:meth:`Stage.ref`), and
+:func:`resolve_stage` imports it there.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,44 +92,23 @@ class Stage:
         """Validation metrics of the whole split from the gathered arrays."""
         raise NotImplementedError
 
-
-REGISTRY: dict[tuple[str, str], Stage] = {}
-
-
-def register(stage: Stage) -> Stage:
-    """Add a stage to the registry (at import of its module)."""
-    REGISTRY[(stage.task, stage.name)] = stage
-    return stage
+    def ref(self) -> str:
+        """The stage's dotted path, ``module:Class``, for :func:`resolve_stage`."""
+        return f"{type(self).__module__}:{type(self).__qualname__}"
 
 
-def _load_all() -> None:
-    from medsight_ray.stages import concepts, diagnosis, grading, prototypes, segmentation  # noqa: F401
+def resolve_stage(ref: str) -> Stage:
+    """The stage at a dotted path ``module:Class`` (what :meth:`Stage.ref` returns).
 
-
-def _check_task(task: str) -> None:
-    _load_all()
-    tasks = sorted({t for t, _ in REGISTRY})
-    if task not in tasks:
-        raise ConfigError("unknown task", where="--task", expected=f"one of {tasks}", got=repr(task))
-
-
-def get_stage(task: str, name: str | None = None) -> Stage:
-    """Look a stage up; ``name`` may be omitted for single-stage tasks. Unknown
-    names list the known ones."""
-    _check_task(task)
-    names = [n for t, n in REGISTRY if t == task]
-    if name is None:
-        if len(names) != 1:
-            raise ConfigError("task has several stages; name one", where="--stage",
-                              expected=f"one of {names}, or --pipeline", got="nothing")
-        name = names[0]
-    if (task, name) not in REGISTRY:
-        raise ConfigError("unknown stage", where="--stage", expected=f"one of {names} for task {task!r}",
-                          got=repr(name))
-    return REGISTRY[(task, name)]
-
-
-def pipeline(task: str) -> list[Stage]:
-    """The stages of ``task`` in training order."""
-    _check_task(task)
-    return sorted((s for (t, _), s in REGISTRY.items() if t == task), key=lambda s: s.order)
+    Raises:
+        ConfigError: the module or class does not exist, or is not a :class:`Stage`.
+    """
+    module_name, _, class_name = ref.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError("stage not found", where=ref, expected="module:Class of a Stage subclass",
+                          got=f"{type(err).__name__}: {err}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise ConfigError("not a stage", where=ref, expected="a Stage subclass", got=repr(cls))
+    return cls()

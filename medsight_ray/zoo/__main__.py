@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from medsight_ray.data.store import list_dataset, read_info
-    from medsight_ray.health.zoo import format_table, run_zoo, select_entries
     from medsight_ray.raylocal import init_ray
+    from medsight_ray.zoo.entries import format_table, run_zoo, select_entries
 
     data = {read_info(list_dataset(d)).task: d for d in args.data}
     init_ray(args.address)
