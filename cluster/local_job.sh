@@ -61,5 +61,11 @@ for attempt in $(seq 1 20); do
 done
 ray job logs --address "$ADDRESS" --follow "$ID"
 # `ray job status` prints "Job '<id>' succeeded" (or failed/stopped) once the job ended.
-if ray job status --address "$ADDRESS" "$ID" 2>&1 | grep -q "Job '$ID' succeeded"; then exit 0; fi
+# Its whole output is read first: `ray ... | grep -q` under pipefail fails when grep
+# exits at the first match and ray then writes into a closed pipe (SIGPIPE).
+STATUS="$(ray job status --address "$ADDRESS" "$ID" 2>&1 || true)"
+case "$STATUS" in
+    *"Job '$ID' succeeded"*) exit 0 ;;
+esac
+echo "$STATUS" >&2
 exit 1

@@ -5,11 +5,20 @@ defaults, a YAML file (read with ``yaml.safe_load``) and dotted overrides such a
 ``optim.lr=3e-4`` or ``model.backbone.name=resnet18``. Unknown keys are rejected with
 the list of valid ones; values are coerced to the declared field types, so a Tune
 trial (whose sampled values arrive as a flat dict of dotted keys) can vary any knob.
+A setting that is a choice is a ``Literal`` type: a value outside it is refused when
+the config is built, with the valid values listed, before any Ray process starts.
+
+Every leaf key is documented in its dataclass's ``Attributes:`` docstring section;
+:func:`describe` reads those lines, and :func:`format_config` prints a resolved config
+as YAML with one comment per key (``--print-config``), loadable again with ``--config``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -40,6 +49,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError("value has the wrong type", where=where, expected=str(hint), got=repr(value))
+    if origin is typing.Literal:
+        choices = list(args)
+        if value in choices:
+            return value
+        raise ConfigError("value is not one of the choices", where=where, expected=f"one of {choices}",
+                          got=repr(value))
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
@@ -194,3 +209,64 @@ def build(cls: type[T], yaml_path: str | Path | None = None, overrides: Iterable
     if yaml_path is not None:
         cfg = apply_overrides(cfg, flatten(load_yaml(yaml_path)))
     return apply_overrides(cfg, overrides)
+
+
+_ENTRY = re.compile(r"^(?P<names>[A-Za-z_][\w]*(?:\s*,\s*[A-Za-z_][\w]*)*):\s*(?P<text>.*)$")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name → its documentation, from the ``Attributes:`` sections of ``cls`` and
+    its bases (a subclass's entry wins). ``a, b: text`` documents both ``a`` and ``b``."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        doc = inspect.getdoc(klass) if "__doc__" in vars(klass) else None
+        if not doc or "Attributes:" not in doc:
+            continue
+        names: list[str] = []
+        for line in doc.split("Attributes:", 1)[1].splitlines()[1:]:
+            if line and not line.startswith(" "):
+                break  # the section ended
+            stripped = line.strip()
+            entry = _ENTRY.match(stripped) if line.startswith("    ") and not line.startswith("     ") else None
+            if entry:
+                names = [n.strip() for n in entry["names"].split(",")]
+                for name in names:
+                    docs[name] = entry["text"]
+            elif stripped and names:
+                for name in names:
+                    docs[name] += " " + stripped
+    return docs
+
+
+def _first_sentence(text: str) -> str:
+    head = re.split(r"(?<=[.])\s", text.strip(), maxsplit=1)[0]
+    return head.rstrip(".")
+
+
+def describe(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """``(dotted key, value, one-line doc)`` for every leaf of a config, in field order;
+    the doc is empty where the dataclass documents nothing for that field."""
+    docs = field_docs(type(cfg))
+    rows: list[tuple[str, Any, str]] = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(describe(value, f"{prefix}{f.name}."))
+        else:
+            rows.append((f"{prefix}{f.name}", value, _first_sentence(docs.get(f.name, ""))))
+    return rows
+
+
+def format_config(cfg: Any, title: str, notes: Mapping[str, str] | None = None) -> str:
+    """The resolved config as YAML, ``key: value  # doc`` per leaf, under a comment line
+    ``title``. ``--config`` reads it back (dotted keys are accepted). ``notes`` adds a
+    word to a key's comment (a search space's ``sampled: ...``)."""
+    notes = notes or {}
+    rows = [(key, json.dumps(list(v) if isinstance(v, tuple) else v),
+             f"[{notes[key]}] {doc}" if key in notes else doc) for key, v, doc in describe(cfg)]
+    width = max(len(k) + len(v) + 2 for k, v, _ in rows)
+    lines = [f"# {title}"]
+    for key, value, doc in rows:
+        entry = f"{key}: {value}"
+        lines.append(f"{entry:<{width}}  # {doc}" if doc else entry)
+    return "\n".join(lines)

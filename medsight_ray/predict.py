@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsight_ray import flags
 from medsight_ray.data.images import encode_png, read_image_file, resize
 from medsight_ray.errors import exit_on_error
 from medsight_ray.report.overlay import overlay
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="model.pt, or a checkpoint directory")
     p.add_argument("--image", required=True, help="PNG, JPEG or DICOM file")
-    p.add_argument("--out", default="prediction", help="output directory")
+    flags.add(p, "--out")
     p.add_argument("--top", type=int, default=3, help="CAMs to draw (concept model)")
     return p
 
@@ -74,13 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
-    result = predict(args.checkpoint, args.image, args.out, args.top)
+    out = flags.default_out(args, "predict")
+    result = predict(args.checkpoint, args.image, out, args.top)
     for key in ("grade", "probabilities", "diseases", "foreground_share", "figure", "mask"):
         if key in result:
             print(f"{key}: {result[key]}")
     if "concepts" in result:
         best = sorted(result["concepts"].items(), key=lambda kv: -kv[1])[:5]
         print("top concepts: " + ", ".join(f"{n} {s:.3f}" for n, s in best))
+    print(f"wrote {out / 'prediction.json'}")
     return 0
 
 

@@ -98,3 +98,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=True, **kwargs)
     return True
+
+
+def stop_local_ray() -> None:
+    """Shut down the local Ray this process started, while its output still goes to the
+    run's log (a shutdown at interpreter exit would print on the console)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,12 +1,16 @@
 """``python -m medsight_ray.data``: synthesise, check and import datasets.
 
-    synth  --task T --out DIR [--rows N] [--image-size S] [--seed K] [--knob name=value ...]
-    check  DIR [--task T]
-    import vindr   --csv FILE --images DIR --out DIR [...]
-    import folders --root DIR --out DIR [...]
-    import pairs   --images DIR --masks DIR --out DIR [...]
+    synth  --task T [--out DIR] [--rows N] [--image-size S] [--seed N] [--knob name=value ...]
+    check  --data URI [--task T]
+    dryrun --data URI [--workers N] [--address ADDR]
+    import vindr   --csv FILE --images DIR [--out DIR] [--seed N] [...]
+    import folders --root DIR [--out DIR] [--seed N] [...]
+    import pairs   --images DIR --masks DIR [--out DIR] [--seed N] [...]
 
-Exit codes: 0 success, 2 bad input (with a message naming what and where).
+The flags are the grammar every entry point shares (:mod:`medsight_ray.flags`): ``--out``
+is the dataset written (default ``medsight_results/data-<time>``), ``--seed`` seeds
+everything random (the synthetic draw and the patient split). Exit codes: 0 success,
+2 bad input (with a message naming what and where).
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medsight_ray import flags
 from medsight_ray.data.checks import check_dataset
-from medsight_ray.data.schema import TASKS
 from medsight_ray.errors import exit_on_error
 from medsight_ray.raylocal import set_local_env
 
 
-def _split_args(p: argparse.ArgumentParser) -> None:
+def _writes(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that writes a dataset: where, the split, the seed."""
+    flags.add(p, "--out", out={"help": "dataset directory or URI to write (default medsight_results/data-<time>)"})
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of patients for validation")
     p.add_argument("--test-fraction", type=float, default=0.0, help="share of patients for test")
-    p.add_argument("--seed", type=int, default=0, help="seed of the patient split (and of synth)")
+    flags.add(p, "--seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,32 +39,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="write a learnable synthetic dataset")
-    synth.add_argument("--task", required=True, choices=TASKS)
-    synth.add_argument("--out", required=True)
+    flags.add(synth, "--task", task={"required": True})
     synth.add_argument("--rows", type=int, default=1000)
     synth.add_argument("--image-size", type=int, default=64)
     synth.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                        help="pathology knob, e.g. empty_mask_fraction=0.9 (see medsight_ray.data.synth.Knobs)")
-    _split_args(synth)
+    _writes(synth)
 
     check = sub.add_parser("check", help="validate a dataset before training")
-    check.add_argument("data")
-    check.add_argument("--task", choices=TASKS, help="fail unless the dataset is of this task family")
+    flags.add(check, "--data", data={"required": True})
+    flags.add(check, "--task", task={"help": "fail unless the dataset is of this task family"})
 
     dry = sub.add_parser("dryrun", help="stream a dataset through Ray Train workers without a model")
-    dry.add_argument("data")
-    dry.add_argument("--workers", type=int, default=2)
+    flags.add(dry, "--data", data={"required": True})
+    flags.add(dry, "--workers", workers={"help": "Train workers streaming the data (default 2)"})
     dry.add_argument("--epochs", type=int, default=1)
     dry.add_argument("--batch-size", type=int, default=32)
     dry.add_argument("--image-size", type=int, default=64)
-    dry.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)")
+    flags.add(dry, "--address")
 
     imp = sub.add_parser("import", help="convert a real dataset layout")
     kinds = imp.add_subparsers(dest="kind", required=True)
     vindr = kinds.add_parser("vindr", help="VinDr-CXR CSV + PNG/DICOM images -> concepts")
     vindr.add_argument("--csv", required=True, type=Path)
     vindr.add_argument("--images", required=True, type=Path)
-    vindr.add_argument("--out", required=True)
     vindr.add_argument("--image-size", type=int, default=512)
     vindr.add_argument("--min-votes", type=int, default=1, help="radiologists needed to keep a finding")
     vindr.add_argument("--iou", type=float, default=0.4, help="IoU to merge boxes of different radiologists")
@@ -67,30 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     vindr.add_argument("--concepts", default="observed",
                        help="'observed' (VinDr findings in the CSV), 'vindr22', or a comma-separated list")
     vindr.add_argument("--skip-missing", action="store_true", help="import only images present (counted)")
-    _split_args(vindr)
+    _writes(vindr)
     folders = kinds.add_parser("folders", help="one folder per class -> grading")
     folders.add_argument("--root", required=True, type=Path)
-    folders.add_argument("--out", required=True)
     folders.add_argument("--classes", help="comma-separated class order (default: sorted folder names)")
     folders.add_argument("--image-size", type=int, default=224)
     folders.add_argument("--mode", choices=("L", "RGB"), default="RGB")
     folders.add_argument("--patient-regex", help="regex whose group 1 is the patient id in a file name")
-    _split_args(folders)
+    _writes(folders)
     pairs = kinds.add_parser("pairs", help="image/mask pairs -> segmentation")
     pairs.add_argument("--images", required=True, type=Path)
     pairs.add_argument("--masks", required=True, type=Path)
-    pairs.add_argument("--out", required=True)
     pairs.add_argument("--image-size", type=int, default=128)
     pairs.add_argument("--mode", choices=("L", "RGB"), default="L")
     pairs.add_argument("--patient-regex", help="regex whose group 1 is the patient id in a file name")
     pairs.add_argument("--allow-missing-masks", action="store_true",
                        help="import images without a mask as has_segmentation=false (counted)")
-    _split_args(pairs)
+    _writes(pairs)
     return parser
 
 
 def _run_import(args: argparse.Namespace) -> str:
-    split = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "seed": args.seed}
+    split = {"val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "seed": args.seed or 0}
     if args.kind == "vindr":
         from medsight_ray.data.importers.vindr import import_vindr
         from medsight_ray.data.schema import VINDR_CONCEPTS
@@ -126,7 +128,7 @@ def _run_dryrun(args: argparse.Namespace) -> int:
     report = check_dataset(args.data)
     report.raise_if_errors()
     init_ray(args.address)
-    history = dry_run(args.data, args.workers, args.epochs, args.batch_size,
+    history = dry_run(args.data, args.workers or 2, args.epochs, args.batch_size,
                       PipelineConfig(image_size=args.image_size))
     print(f"{'epoch':>5} {'split':>6} {'rows':>7} {'unique':>7} {'per worker':>16} {'rows/s':>9}")
     for epoch in history:
@@ -141,12 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
     set_local_env()
     args = build_parser().parse_args(argv)
+    if args.command in ("synth", "import"):
+        args.out = str(flags.default_out(args, "data"))
     if args.command == "dryrun":
         return _run_dryrun(args)
     if args.command == "synth":
         from medsight_ray.data.synth import Knobs, synthesize
 
-        synthesize(args.task, args.out, args.rows, args.image_size, args.seed, Knobs.from_pairs(args.knob),
+        synthesize(args.task, args.out, args.rows, args.image_size, args.seed or 0, Knobs.from_pairs(args.knob),
                    args.val_fraction, args.test_fraction)
         print(f"wrote synthetic {args.task} dataset to {args.out}")
     elif args.command == "import":

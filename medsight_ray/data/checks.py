@@ -131,7 +131,7 @@ class CheckReport:
             raise DataError(
                 first.message, where=first.where, expected=first.expected, got=first.got,
                 fix=(f"{more} more problem(s); " if more else "")
-                + f"run 'python -m medsight_ray.data check {self.uri}' for the full report",
+                + f"run 'python -m medsight_ray.data check --data {self.uri}' for the full report",
             )
 
 

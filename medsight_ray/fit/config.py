@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from medsight_ray.data.pipeline import PipelineConfig
 from medsight_ray.health.config import HealthConfig
@@ -67,13 +68,13 @@ class OptimConfig:
         warmup_fraction: share of steps spent warming up (cosine).
     """
 
-    name: str = "adamw"
+    name: Literal["adamw", "sgd"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     backbone_lr_scale: float = 1.0
     head_lr_scale: float = 1.0
     prototype_lr_scale: float = 1.0
-    scheduler: str = "cosine"
+    scheduler: Literal["cosine", "onecycle", "constant"] = "cosine"
     warmup_fraction: float = 0.05
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from medsight_ray.config import from_dict
+from medsight_ray.console import emit
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
@@ -41,6 +42,10 @@ def objective(value: float) -> float:
     """The sanitised objective: the metric, or 0 when it is NaN/inf, so that no NaN
     ever reaches a scheduler or searcher (Ray #24809, #6659)."""
     return float(value) if math.isfinite(value) else 0.0
+
+
+#: Validation metrics shown on the console line of an epoch, after the stage's primary one.
+SHOWN = ("auc_macro", "f1_macro", "dice", "pointing", "energy_ratio", "prototype_similarity")
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
@@ -93,8 +98,10 @@ class _Trainer:
         self.stale = 0
         self._resume(ray.train.get_checkpoint())
         self.wrapped = self._wrap()
+        self.label = f"[{self.stage.task}/{self.stage.name}{' ' + config['label'] if config.get('label') else ''}]"
         if self.rank == 0:
-            print(f"[{self.stage.task}/{self.stage.name}] {self.world_size} worker(s) on {self.device}, "
+            # Set-up detail: the log, not the console.
+            print(f"{self.label} {self.world_size} worker(s) on {self.device}, "
                   f"{torch.get_num_threads()} torch thread(s) each", flush=True)
 
     def _resume(self, checkpoint: Any) -> None:
@@ -125,6 +132,24 @@ class _Trainer:
             self.model.set_trainable(parts)
             self.wrapped = self._wrap()
 
+    def _optimizer_step(self, params: list[nn.Parameter], loss: float) -> tuple[float, bool]:
+        """Unscale, clip, let the monitor judge, step, zero. Returns the total gradient
+        norm (all-reduced under DDP) and whether the monitor halts the epoch."""
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.fit.grad_clip > 0:
+            norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.fit.grad_clip, foreach=True))
+        else:
+            norm = float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True))
+        halt = self.monitor.on_step(loss, norm)
+        self.exporter.on_step(norm)
+        if math.isfinite(norm) or self.use_amp:
+            # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        return norm, halt
+
     def train_epoch(self, shard: Any) -> dict[str, float]:
         fit = self.cfg.fit
         self.model.train()
@@ -136,8 +161,10 @@ class _Trainer:
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
                                            drop_last=self.drop_last, device=self.device)
         waited = 0.0
+        pending = 0  # micro-batches whose gradients wait for a step
+        halt = False
         tick = time.perf_counter()
-        for i, batch in enumerate(batches):
+        for batch in batches:
             waited += time.perf_counter() - tick
             with torch.autocast(self.device.type, enabled=self.use_amp):
                 out = self.stage.train_step(self.wrapped, _to_device(batch, self.device), self.ctx)
@@ -146,27 +173,24 @@ class _Trainer:
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
-            if (i + 1) % fit.accumulate:
-                tick = time.perf_counter()
-                continue
-            self.scaler.unscale_(self.optimizer)
-            if fit.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(params, fit.grad_clip, foreach=True)
-            else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
-            norms.append(float(norm))
-            halt = self.monitor.on_step(float(loss.detach()), norms[-1])
-            self.exporter.on_step(norms[-1])
-            if math.isfinite(norms[-1]) or self.use_amp:
-                # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.schedule.step()
-            if halt:
-                # The norm is all-reduced under DDP, so every worker halts at this step.
-                break
+            pending += 1
+            if pending == fit.accumulate:
+                norm, halt = self._optimizer_step(params, float(loss.detach()))
+                norms.append(norm)
+                pending = 0
+                if halt:
+                    # The norm is all-reduced under DDP, so every worker halts at this step.
+                    break
             tick = time.perf_counter()
+        if pending and not halt:
+            # The epoch's last micro-batches: their gradients summed loss / accumulate over
+            # fewer than `accumulate` batches, so rescale them to the mean over those
+            # batches and step. (They used to be zeroed at the next epoch, unused.)
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(fit.accumulate / pending)
+            norm, _ = self._optimizer_step(params, float(loss.detach()))
+            norms.append(norm)
         local = {f"train/{k}": v / max(n, 1) for k, v in sums.items()}
         local["time/data_wait_s"] = waited
         finite = [n for n in norms if math.isfinite(n)]
@@ -209,6 +233,20 @@ class _Trainer:
             save_checkpoint(Path(tmp), model_state, meta, train_state, self.history)
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
+    def _say_epoch(self, epoch: int, train: dict[str, float], metrics: dict[str, Any], new: list[Any]) -> None:
+        """The epoch's console line (primary metric first, then health) and each new diagnosis."""
+        for diagnosis in new:
+            emit(f"{self.label} {diagnosis.message()}")
+        primary = self.stage.primary_metric
+        values = scalar_metrics(metrics, "")
+        others = [k for k in SHOWN if k in values and k != primary]
+        shown = " ".join(f"{k} {values[k]:.4f}" for k in [primary, *others] if k in values)
+        fatal = [d.rule for d in self.monitor.diagnoses if d.severity == "fatal"]
+        warned = sorted({d.rule for d in self.monitor.diagnoses if d.severity != "fatal"})
+        health = f"STOP {', '.join(fatal)}" if fatal else f"warn {', '.join(warned)}" if warned else "ok"
+        emit(f"{self.label} epoch {epoch + 1}/{self.cfg.fit.epochs} loss {train.get('train/loss', float('nan')):.4f}"
+             f" | {shown} | health {health}")
+
     def run(self) -> None:
         import ray.train
 
@@ -234,13 +272,7 @@ class _Trainer:
             self.exporter.on_epoch(epoch, train, metrics, new, self.monitor.should_stop())
             stop = stop or self.monitor.should_stop()
             if self.rank == 0:
-                for diagnosis in new:
-                    print(diagnosis.message(), flush=True)
-                shown = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in scalar_metrics(metrics, "").items()
-                                  if k in ("auc_macro", "f1_macro", "dice", "retrieval", "pointing",
-                                           "energy_ratio", "prototype_similarity", "map"))
-                print(f"[{self.stage.task}/{self.stage.name}] epoch {epoch + 1}/{self.cfg.fit.epochs} "
-                      f"loss {train.get('train/loss', float('nan')):.4f} | {shown}", flush=True)
+                self._say_epoch(epoch, train, metrics, new)
             self.report(epoch, metrics, extra, stop, [d.to_dict() for d in new])
             if stop:
                 break
@@ -252,6 +284,7 @@ def fit_loop(config: dict[str, Any]) -> None:
     ``config`` keys: ``stage_ref`` (the stage's dotted path), ``task``, ``stage``,
     ``config`` (the stage config as a dict),
     ``info`` (dataset info JSON), ``stats`` (train label statistics), ``fingerprint``,
-    ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None).
+    ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None),
+    ``label`` (what names the run on the console, e.g. a Tune trial id; optional).
     """
     _Trainer(config).run()

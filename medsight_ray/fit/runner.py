@@ -156,7 +156,7 @@ def storage_path(storage: str) -> str:
 
 def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
                 init_checkpoint: Any = None, callbacks: list | None = None,
-                fold: tuple[int, int, int] | None = None) -> Any:
+                fold: tuple[int, int, int] | None = None, label: str | None = None) -> Any:
     """The configured ``TorchTrainer`` of one stage run (not started).
 
     ``fold = (index, folds, seed)`` trains on the patients outside fold ``index`` of
@@ -179,7 +179,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
     loop_config = {
         "stage_ref": stage.ref(), "task": stage.task, "stage": stage.name, "config": to_dict(cfg),
         "info": data.info.to_json(),
-        "stats": stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint,
+        "stats": stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint, "label": label,
     }
     return TorchTrainer(
         fit_loop,
@@ -222,7 +222,7 @@ def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
 
 def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
               init_checkpoint: str | None = None,
-              fold: tuple[int, int, int] | None = None) -> StageResult:
+              fold: tuple[int, int, int] | None = None, label: str | None = None) -> StageResult:
     """Train one stage with Ray Train and return what it produced (see :func:`trainer_for`)."""
     from ray.train import Checkpoint
 
@@ -236,7 +236,7 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
     # reach this without the CLI's own check).
     stage.build_model(cfg, data.info)
     started = time.perf_counter()
-    trainer = trainer_for(stage, cfg, data, storage, name, ckpt, fold=fold)
+    trainer = trainer_for(stage, cfg, data, storage, name, ckpt, fold=fold, label=label)
     try:
         result = trainer.fit()
     except Exception as err:  # Train raises TrainingFailedError with the worker's error inside

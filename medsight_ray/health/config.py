@@ -31,8 +31,12 @@ class RuleConfig:
 
 @dataclass(frozen=True)
 class HealthConfig:
-    """Every rule of the monitor. ``enabled: false`` turns the whole monitor off;
-    ``export_metrics: false`` keeps it but stops the ``medsight_*`` Ray metrics."""
+    """Every rule of the monitor (each a :class:`RuleConfig`).
+
+    Attributes:
+        enabled: false turns the whole monitor off.
+        export_metrics: false keeps the monitor but stops the ``medsight_*`` Ray metrics.
+    """
 
     enabled: bool = True
     export_metrics: bool = True

@@ -22,7 +22,7 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "non_finite": (
         ("learning rate far too high", "fp16 overflow without loss scaling", "log(0) or division by zero in a loss"),
         ("lower the learning rate 10x", "keep gradient clipping at max_norm 1.0",
-         "run 'python -m medsight_ray.data check' for NaN/invalid labels")),
+         "run 'python -m medsight_ray.data check --data URI' for NaN/invalid labels")),
     "exploding_gradients": (
         ("learning rate too high for the batch size", "no warmup"),
         ("lower the learning rate 10x", "keep gradient clipping at max_norm 1.0",
@@ -36,7 +36,7 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "labels not aligned with images", "the stage trains nothing that can change its output"),
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
          "if the outputs died, lower the learning rate 10x",
-         "check label alignment with 'python -m medsight_ray.data check'")),
+         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
     "not_learning": (
         ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
          "the trained parts cannot change the output"),
@@ -44,7 +44,8 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "loss_falls_metric_flat": (
         ("the loss optimises something other than the metric (e.g. the localisation term dominates)",
          "labels not aligned with images"),
-        ("rebalance loss.alpha/loss.beta", "check label alignment with 'python -m medsight_ray.data check'")),
+        ("rebalance loss.alpha/loss.beta",
+         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
     "class_collapse": (
         ("focal loss on top of heavy class weights starves the majority classes (seed 003)",
          "minority oversampled in every batch", "MixUp on tiny batches"),
@@ -65,7 +66,7 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "boxes not moved with flipped images", "x and y swapped in the boxes"),
         ("check the loss with the gradient-direction test (a step must raise the CAM inside the box)",
          "lower the learning rate 10x",
-         "check box normalisation and augmentation with 'python -m medsight_ray.data check'")),
+         "check box normalisation and augmentation with 'python -m medsight_ray.data check --data URI'")),
 }
 
 

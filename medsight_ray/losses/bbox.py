@@ -30,12 +30,16 @@ neither sharpens the map nor separates inside from outside beyond the sign.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from medsight_ray.data.boxes import box_masks
 from medsight_ray.errors import ConfigError
 
-MODES = ("mse", "hinge", "inverted")
+#: The localisation loss forms; the config field ``loss.loc_mode`` has this type.
+LocMode = Literal["mse", "hinge", "inverted"]
+MODES: tuple[str, ...] = get_args(LocMode)
 
 
 def bbox_localisation_loss(cams: torch.Tensor, boxes: torch.Tensor, mode: str = "mse",

@@ -15,12 +15,16 @@ class weights it starves the majority classes of gradient (seed 003's collapse).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 
 from medsight_ray.errors import ConfigError
 
-NAMES = ("ce", "focal")
+#: The classification losses; the config field ``loss.name`` has this type.
+ClassificationLossName = Literal["ce", "focal"]
+NAMES: tuple[str, ...] = get_args(ClassificationLossName)
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor, name: str = "ce",

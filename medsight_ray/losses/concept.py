@@ -15,16 +15,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from medsight_ray.losses.bbox import bbox_localisation_loss
+from medsight_ray.losses.bbox import LocMode, bbox_localisation_loss
 
 
 @dataclass(frozen=True)
 class ConceptLossConfig:
-    """α, β, the localisation mode and margin, and the cap on ``pos_weight``."""
+    """Stage 1 loss: α · BCE(concepts) + β · bbox localisation.
+
+    Attributes:
+        alpha: weight of the concept BCE.
+        beta: weight of the bbox localisation loss; 0 = off.
+        loc_mode: localisation loss form, ``mse``, ``hinge`` or ``inverted``
+            (:mod:`medsight_ray.losses.bbox`).
+        loc_margin: hinge margin m on the CAM logits.
+        pos_weight_max: cap on the per-concept BCE ``pos_weight`` (negatives / positives).
+    """
 
     alpha: float = 1.0
     beta: float = 1.0
-    loc_mode: str = "mse"
+    loc_mode: LocMode = "mse"
     loc_margin: float = 0.0
     pos_weight_max: float = 10.0
 

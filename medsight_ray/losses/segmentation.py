@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -26,6 +26,8 @@ SegLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tens
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "bce": bce_loss, "dice": dice_loss, "focal": binary_focal_loss, "iou": iou_loss, "tversky": tversky_loss,
 }
+#: A loss of :data:`LOSSES` or their weighted sum; the config field ``loss.name`` has this type.
+SegLossName = Literal["combined", "bce", "dice", "focal", "iou", "tversky"]
 
 
 def _bind(name: str, kwargs: Mapping[str, Any]) -> SegLoss:

@@ -17,7 +17,7 @@ learning cannot move stage 1's localisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class ConceptModelConfig:
     proj_dim: int = 128
     prototypes_per_concept: int = 4
     cam_temperature: float = 1.0
-    prototype_init: str = "random"
+    prototype_init: Literal["random", "identical"] = "random"
 
     #: Fields that fix the weights' shapes; a later stage inherits them from its checkpoint.
     ARCHITECTURE: ClassVar[tuple[str, ...]] = ("backbone", "proj_dim", "prototypes_per_concept")

@@ -17,7 +17,12 @@ from medsight_ray.models.parts import PartsModule
 
 @dataclass(frozen=True)
 class GraderConfig:
-    """Grader settings: the backbone and the classifier's dropout."""
+    """Grader settings.
+
+    Attributes:
+        backbone: the feature extractor.
+        dropout: dropout before the linear classifier.
+    """
 
     backbone: BackboneConfig = BackboneConfig(min_grid=1)
     dropout: float = 0.1

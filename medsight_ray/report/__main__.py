@@ -1,10 +1,12 @@
-"""``python -m medsight_ray.report DIR``: the report of a sweep.
+"""``python -m medsight_ray.report --out DIR``: the report of a sweep.
 
-Reads ``DIR/summary.json`` (written by ``python -m medsight_ray.tune``) and writes
-``DIR/report/report.md`` and ``report.html`` with PNG figures: a trial table with
-health, metric curves coloured by health, a health timeline, Optuna hyperparameter
-importance, CAM overlays of the best concept model, and a warning for every best value
-on the edge of its search range. Exit codes: 0 written, 2 not a sweep directory.
+``--out`` names the sweep's output directory (the ``--out`` of ``python -m
+medsight_ray.tune``), as in every entry point (:mod:`medsight_ray.flags`). Reads
+``DIR/summary.json`` and writes ``DIR/report/report.md`` and ``report.html`` with PNG
+figures: a trial table with health, metric curves coloured by health, a health
+timeline, Optuna hyperparameter importance, CAM overlays of the best concept model,
+and a warning for every best value on the edge of its search range. Exit codes: 0
+written, 2 not a sweep directory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medsight_ray import flags
 from medsight_ray.errors import exit_on_error
 
 
@@ -19,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and docs."""
     p = argparse.ArgumentParser(prog="python -m medsight_ray.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("directory", help="experiment directory of a sweep (holds summary.json)")
+    flags.add(p, "--out", out={"required": True, "help": "the sweep's output directory (holds summary.json); "
+                                                           "the report goes to DIR/report"})
     p.add_argument("--cams", type=int, default=4, help="validation images with CAM overlays (0 = none)")
     return p
 
@@ -30,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from medsight_ray.report.summary import console_summary
 
     args = build_parser().parse_args(argv)
-    paths = build_report(args.directory, cams=args.cams)
-    print(console_summary(load_summary(Path(args.directory))))
+    paths = build_report(args.out, cams=args.cams)
+    print(console_summary(load_summary(Path(args.out))))
     print(f"report: {paths['markdown']} and {paths['html']}")
     return 0
 

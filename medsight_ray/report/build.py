@@ -122,7 +122,8 @@ def build_report(directory: str | Path, cams: int = 4) -> dict[str, Path]:
         blocks.append(("p", f"Rules that stopped trials: {', '.join(sorted(stopped))}."))
     checkpoint = concept_checkpoint(summary)
     if checkpoint and cams > 0 and summary.get("data"):
-        overlays = cam_overlays(str(Path(checkpoint) / "model.pt"), summary["data"], out, images=cams)
+        # The checkpoint directory, as stored: a path or a URI (s3://, gs://, file://).
+        overlays = cam_overlays(checkpoint, summary["data"], out, images=cams)
         blocks.append(("h", 1, "CAM overlays of the best concept model"))
         blocks.append(("p", f"Checkpoint: {checkpoint}. Validation images with boxes; heat inside the green boxes "
                             "is correct localisation."))

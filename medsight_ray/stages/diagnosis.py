@@ -32,7 +32,11 @@ from medsight_ray.stages.registry import register
 
 @dataclass(frozen=True)
 class DiagnosisLossConfig:
-    """Cap on the per-disease BCE ``pos_weight`` (negatives / positives)."""
+    """Stage 3 loss: BCE over the diseases.
+
+    Attributes:
+        pos_weight_max: cap on the per-disease BCE ``pos_weight`` (negatives / positives).
+    """
 
     pos_weight_max: float = 10.0
 

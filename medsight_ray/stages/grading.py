@@ -29,7 +29,7 @@ from medsight_ray.errors import ConfigError
 from medsight_ray.fit.config import FitConfig, OptimConfig, StageConfig
 from medsight_ray.fit.stage import Context, Stage
 from medsight_ray.losses.class_weights import class_weights
-from medsight_ray.losses.classification import classification_loss
+from medsight_ray.losses.classification import ClassificationLossName, classification_loss
 from medsight_ray.metrics.classification import multiclass_metrics
 from medsight_ray.models.grader import Grader, GraderConfig
 from medsight_ray.models.parts import PartsModule
@@ -38,10 +38,18 @@ from medsight_ray.stages.registry import register
 
 @dataclass(frozen=True)
 class GradingLossConfig:
-    """Loss settings. ``name``: ``ce`` or ``focal``; class weights are off when
-    ``class_weight_power`` is 0."""
+    """Loss settings.
 
-    name: str = "ce"
+    Attributes:
+        name: ``ce`` (cross-entropy) or ``focal`` (γ = ``focal_gamma``).
+        label_smoothing: share of each target spread evenly over the classes.
+        focal_gamma: focal loss γ; 0 = cross-entropy.
+        class_weight_power: class weights are (inverse frequency) ^ power, mean 1; 0 = off.
+        class_weight_min: lower clamp of a class weight (seed 003 used 0: no clamp).
+        class_weight_max: upper clamp of a class weight.
+    """
+
+    name: ClassificationLossName = "ce"
     label_smoothing: float = 0.05
     focal_gamma: float = 2.0
     class_weight_power: float = 1.0
@@ -66,7 +74,15 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class GradingConfig(StageConfig):
-    """Grading stage config."""
+    """Grading stage config.
+
+    Attributes:
+        mixup_prob: probability that a training batch is mixed (MixUp); 0 = off.
+        mixup_alpha: MixUp's Beta(α, α) parameter.
+        freeze_backbone_epochs: epochs at the start with the backbone frozen.
+        kfold: folds of patient-level cross-validation run by ``train`` before the
+            final model; 0 or 1 = off.
+    """
 
     model: GraderConfig = GraderConfig()
     loss: GradingLossConfig = GradingLossConfig()

@@ -33,7 +33,12 @@ from medsight_ray.stages.registry import register
 
 @dataclass(frozen=True)
 class PrototypeLossConfig:
-    """τ, the contrastive temperature (seed 001 used 0.1, then 0.3)."""
+    """Stage 2 loss: prototype contrastive loss.
+
+    Attributes:
+        temperature: τ of the contrastive softmax (seed 001 used 0.1, then 0.3); lower
+            is sharper.
+    """
 
     temperature: float = 0.3
 

@@ -19,7 +19,7 @@ from torch import nn
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
 from medsight_ray.fit.stage import Context, Stage
-from medsight_ray.losses.segmentation import LOSSES, build_segmentation_loss
+from medsight_ray.losses.segmentation import LOSSES, SegLossName, build_segmentation_loss
 from medsight_ray.metrics.segmentation import confusion_counts, segmentation_metrics
 from medsight_ray.models.parts import PartsModule
 from medsight_ray.models.segmenter import Segmenter, SegmenterConfig
@@ -28,10 +28,21 @@ from medsight_ray.stages.registry import register
 
 @dataclass(frozen=True)
 class SegLossConfig:
-    """``name``: one of bce, dice, focal, iou, tversky, or ``combined`` (the weighted
-    sum of the ``*_weight`` terms)."""
+    """Segmentation loss settings.
 
-    name: str = "combined"
+    Attributes:
+        name: one of bce, dice, focal, iou, tversky, or ``combined`` (the weighted sum
+            of the ``*_weight`` terms).
+        bce_weight, dice_weight, focal_weight, iou_weight, tversky_weight: weight of
+            each term in ``combined``; 0 leaves the term out.
+        bce_pos_weight: BCE weight of foreground pixels.
+        focal_gamma: focal loss γ.
+        focal_alpha: focal loss weight of foreground pixels (α).
+        tversky_alpha: Tversky weight of false positives.
+        tversky_beta: Tversky weight of false negatives.
+    """
+
+    name: SegLossName = "combined"
     bce_weight: float = 0.5
     dice_weight: float = 0.5
     focal_weight: float = 0.0
@@ -46,7 +57,11 @@ class SegLossConfig:
 
 @dataclass(frozen=True)
 class SegmentationConfig(StageConfig):
-    """Segmentation stage config."""
+    """Segmentation stage config.
+
+    Attributes:
+        threshold: foreground probability at which a pixel counts as foreground.
+    """
 
     model: SegmenterConfig = SegmenterConfig()
     loss: SegLossConfig = SegLossConfig()

@@ -1,17 +1,22 @@
 """``python -m medsight_ray.tune``: Ray Tune + Optuna over YAML search spaces.
 
-    python -m medsight_ray.tune                                  # the demo (see below)
-    python -m medsight_ray.tune --space tune_spaces/grading.yaml --data DIR [--out DIR]
-    python -m medsight_ray.tune --pipeline concepts --data DIR   # stage 1, then 2, then 3
-    python -m medsight_ray.tune --resume DIR                     # finish an interrupted sweep
+    python -m medsight_ray.tune                                   # the demo (see below)
+    python -m medsight_ray.tune --space tune_spaces/grading.yaml --data URI [--out DIR]
+    python -m medsight_ray.tune --task concepts --pipeline --data URI   # stage 1, then 2, then 3
+    python -m medsight_ray.tune --task grading --data URI         # tune_spaces/<stage>.yaml
+    python -m medsight_ray.tune --resume --out DIR                # finish an interrupted sweep
+    python -m medsight_ray.tune --space F --print-config          # what every trial starts from
 
 On a cluster: ``ray job submit --working-dir . -- python -m medsight_ray.tune ...``.
+The flags are the grammar every entry point shares (:mod:`medsight_ray.flags`);
+``--seed`` seeds TPE and every trial's training.
 
 With no arguments it runs a small demo on local Ray: a synthetic chest X-ray concepts
 dataset is written to a cache directory, and the 3-stage pipeline is tuned with the
 seeds' original settings among the first points. Each stage's best healthy trial's
-checkpoint starts the next stage's trials. ``OUT/summary.json`` lists every trial.
-Exit codes: 0 done, 1 a stage had no usable trial, 2 bad input.
+checkpoint starts the next stage's trials. ``OUT/summary.json`` lists every trial;
+``OUT/logs/`` holds the full output. Exit codes: 0 done, 1 a stage had no usable
+trial, 2 bad input.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from medsight_ray import console, flags
 from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error
 from medsight_ray.raylocal import set_local_env
 
@@ -45,21 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and docs."""
     p = argparse.ArgumentParser(prog="python -m medsight_ray.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", metavar="FILE", help="search-space YAML of one stage")
+    flags.add(p, "--task")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--space", help="search-space YAML of one stage")
-    which.add_argument("--pipeline", help="task whose stages are tuned in order, with tune_spaces/<stage>.yaml")
-    which.add_argument("--resume", help="experiment directory of an interrupted sweep")
-    p.add_argument("--data", help="dataset directory or URI")
-    p.add_argument("--out", help="output directory (default ./medsight_results/<timestamp>)")
-    p.add_argument("--storage", help="Ray storage for trials and checkpoints (path or URI; default OUT)")
+    flags.add(which, "--stage", "--pipeline")
+    flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
+              "--print-config", "--verbose")
+    p.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
+    p.add_argument("--storage", metavar="URI", help="Ray storage for trials and checkpoints (path or URI; default OUT)")
     p.add_argument("--samples", type=int, help="trials per stage (default: the space's num_samples)")
     p.add_argument("--max-concurrent", type=int, default=1, help="trials at once (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="TPE seed")
     p.add_argument("--no-asha", action="store_true", help="turn ASHA early stopping off")
-    p.add_argument("--workers", type=int, help="Train workers per trial (fit.workers)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="config override for every trial")
-    p.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else local Ray on 127.0.0.1)")
     return p
 
 
@@ -74,47 +76,67 @@ def demo_data() -> str:
     try:
         list_dataset(path)
     except DataError:
-        print(f"synthesising the demo dataset into {path}", flush=True)
+        console.say(f"synthesising the demo dataset into {path}")
         synthesize("concepts", path, rows=DEMO_ROWS, image_size=DEMO_SIZE, seed=0)
     return str(path)
 
 
-def _plan(args: argparse.Namespace) -> tuple[str, list[tuple[Any, list[str], int | None]]]:
-    """(data, [(space, extra overrides, samples)]) for the request."""
-    from medsight_ray.stages.registry import pipeline
+def _plan(args: argparse.Namespace) -> tuple[str | None, list[tuple[Any, list[str], int | None]]]:
+    """(data, [(space, overrides in order of precedence, samples)]) for the request."""
+    from medsight_ray.stages.registry import get_stage, pipeline
     from medsight_ray.tune.space import load_space
 
-    demo = not (args.space or args.pipeline)
+    if args.space and (args.task or args.stage or args.pipeline):
+        raise ConfigError("--space names its own stage", where="--space",
+                          expected="--space FILE, or --task T [--stage S | --pipeline]",
+                          got="--space with --task/--stage/--pipeline")
+    if (args.stage or args.pipeline) and not args.task:
+        raise ConfigError("--stage and --pipeline need a task", where="--task", expected="--task T", got="nothing")
+    demo = not (args.space or args.task)
+    extras: dict[str, list[str]] = {}
+    samples: dict[str, int | None] = {}
     if demo:
-        data = args.data or demo_data()
-        plan = []
-        for name, (samples, epochs) in DEMO_PLAN.items():
-            extra = [f"fit.epochs={epochs}", f"data.image_size={DEMO_SIZE}", "fit.cpus_per_worker=0.5"]
-            plan.append((load_space(spaces_dir() / f"{name}.yaml"), extra, args.samples or samples))
-        return data, plan
-    if not args.data:
+        spaces = [load_space(spaces_dir() / f"{name}.yaml") for name in DEMO_PLAN]
+        for space in spaces:
+            trials, epochs = DEMO_PLAN[space.stage.name]
+            extras[space.stage.name] = [f"fit.epochs={epochs}", f"data.image_size={DEMO_SIZE}",
+                                        "fit.cpus_per_worker=0.5"]
+            samples[space.stage.name] = args.samples or trials
+    elif args.space:
+        spaces = [load_space(args.space)]
+    else:
+        stages = pipeline(args.task) if args.pipeline else [get_stage(args.task, args.stage)]
+        spaces = [load_space(spaces_dir() / f"{s.name}.yaml") for s in stages]
+    per_stage = flags.stage_overrides([s.stage.name for s in spaces], args.config, args.overrides,
+                                      flags.shorthands(args))
+    plan = [(s, extras.get(s.stage.name, []) + per_stage[s.stage.name], samples.get(s.stage.name, args.samples))
+            for s in spaces]
+    if not demo and not args.data and not args.print_config:
         raise ConfigError("no dataset given", where="--data", expected="a dataset directory or URI", got="nothing")
-    if args.space:
-        return args.data, [(load_space(args.space), [], args.samples)]
-    return args.data, [(load_space(spaces_dir() / f"{s.name}.yaml"), [], args.samples) for s in pipeline(args.pipeline)]
+    return (args.data or (demo_data() if demo and not args.print_config else None)), plan
 
 
 def _print_stage(section: dict[str, Any]) -> None:
     key = section["primary_metric"]
-    print(f"\n== {section['stage']}: {len(section['trials'])} trials", flush=True)
-    print(f"   {'trial':<12} {'status':<10} {'epochs':>6} {key:>16}  stop reason")
+    console.say(f"== {section['stage']}: {len(section['trials'])} trials")
+    console.say(f"   {'trial':<12} {'status':<10} {'epochs':>6} {key:>16}  stop reason")
     for t in section["trials"]:
         value = t["best"].get(key)
         shown = f"{value:.4f}" if isinstance(value, float) else "-"
-        print(f"   {t['trial_id']:<12} {t['status']:<10} {t['epochs_run']:>6} {shown:>16}  {t['stop_reason'] or ''}")
+        console.say(f"   {t['trial_id']:<12} {t['status']:<10} {t['epochs_run']:>6} {shown:>16}  "
+                    f"{t['stop_reason'] or ''}")
     best = section["best"]
     if best:
-        print(f"   best: {best['trial_id']} {key} {best['best'].get(key, float('nan')):.4f} config {best['config']}")
+        value = best["best"].get(key, float("nan"))
+        console.say(f"   best: {best['trial_id']} {key} {value:.4f} config {best['config']}")
 
 
-def _resumed(directory: str) -> argparse.Namespace:
-    """The request of the interrupted sweep in ``directory``, set to resume there."""
-    file = Path(directory) / "request.json"
+def _resumed(args: argparse.Namespace) -> argparse.Namespace:
+    """The request of the interrupted sweep in ``--out``, set to resume there."""
+    if not args.out:
+        raise ConfigError("--resume needs the sweep's directory", where="--out",
+                          expected="--resume --out DIR (the --out of the interrupted sweep)", got="nothing")
+    file = Path(args.out) / "request.json"
     try:
         previous = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -122,7 +144,9 @@ def _resumed(directory: str) -> argparse.Namespace:
                           expected="request.json written by python -m medsight_ray.tune --out DIR",
                           got=f"{type(err).__name__}: {err}") from None
     defaults = vars(build_parser().parse_args([]))
-    return argparse.Namespace(**{**defaults, **previous, "resume": directory, "out": directory})
+    known = {k: v for k, v in previous.items() if k in defaults}
+    return argparse.Namespace(**{**defaults, **known, "resume": True, "out": args.out, "verbose": args.verbose,
+                                 "address": args.address or known.get("address")})
 
 
 def _share_cores(space: Any, options: Any) -> Any:
@@ -141,57 +165,82 @@ def _share_cores(space: Any, options: Any) -> Any:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the sweep(s) ``args`` ask for; returns the summary."""
     from medsight_ray.fit.runner import prepare_data, storage_path
-    from medsight_ray.raylocal import init_ray
-    from medsight_ray.report.build import build_report
-    from medsight_ray.report.summary import console_summary
-    from medsight_ray.tune.publish import publish
-    from medsight_ray.tune.sweep import SweepOptions, preflight, sweep_stage
+    from medsight_ray.tune.sweep import SweepOptions, base_config, preflight
 
     started = time.perf_counter()
     if args.resume:
-        args = _resumed(args.resume)
-    out = Path(args.out or Path("medsight_results") / time.strftime("%Y%m%d-%H%M%S")).resolve()
+        args = _resumed(args)
+    data_uri, plan = _plan(args)
+    stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent,
+                                   seed=args.seed if args.seed is not None else 0,
+                                   asha=not args.no_asha, overrides=tuple(overrides)))
+              for space, overrides, samples in plan]
+    # Every key and value is checked first: a typo costs no data check and no Ray start.
+    configs = {space.stage.name: (base_config(space, options), {p.key: f"sampled: {p.describe()}"
+                                                                for p in space.params})
+               for space, options in stages}
+    if args.print_config:
+        console.say(flags.format_configs(configs, stages[0][0].stage.task))
+        return {}
+    out = flags.default_out(args, "tune").resolve()
     storage_path(str(out))  # a named error now, not an OSError after the sweep
     storage = args.storage or str(out)
     storage_path(storage)
-    data_uri, plan = _plan(args)
-    request = {k: v for k, v in vars(args).items() if k != "resume"} | {"out": str(out), "data": data_uri}
-    (out / "request.json").write_text(json.dumps(request, indent=2))
-    data = prepare_data(data_uri, plan[0][0].stage.task)
-    local = init_ray(args.address)
-    overrides = tuple(args.overrides) + ((f"fit.workers={args.workers}",) if args.workers else ())
-    stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent, seed=args.seed,
-                                   asha=not args.no_asha, overrides=tuple(extra) + overrides))
-              for space, extra, samples in plan]
-    if local:
-        stages = [(space, _share_cores(space, options)) for space, options in stages]
+    data = prepare_data(data_uri, plan[0][0].stage.task, check=not args.skip_check)
     for space, options in stages:
-        # Every stage's config, model and resources are checked before the first trial starts.
+        # Every stage's config and model are checked before Ray starts.
         preflight(space, data, options)
-    summary: dict[str, Any] = {"data": data_uri, "out": str(out), "stages": []}
-    checkpoint = None
-    for space, options in stages:
-        print(f"\n== tuning {space.stage.task}/{space.stage.name} with {space.path}", flush=True)
-        section = sweep_stage(space, data, storage, options, checkpoint, resume=bool(args.resume))
-        summary["stages"].append(section)
-        _print_stage(section)
-        if not section["best"]:
-            summary["failed"] = f"{section['stage']}: no healthy trial finished with a checkpoint"
-            break
-        checkpoint = section["best"]["checkpoint"]
-    summary["final_model"] = checkpoint if "failed" not in summary else None
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print("\n" + console_summary(summary), flush=True)
-    print(f"summary: {out / 'summary.json'} ({summary['wall_seconds']} s)", flush=True)
+    request = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose", "print_config")}
+    (out / "request.json").write_text(json.dumps(request | {"out": str(out), "data": data_uri}, indent=2))
+    with console.session(out, args.verbose) as log:
+        return _sweep(args, stages, data, data_uri, out, storage, log, started)
+
+
+def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, data_uri: str, out: Path,
+           storage: str, log: Path | None, started: float) -> dict[str, Any]:
+    from medsight_ray.fit.runner import check_resources
+    from medsight_ray.raylocal import init_ray, stop_local_ray
+    from medsight_ray.report.build import build_report
+    from medsight_ray.report.summary import console_summary
+    from medsight_ray.tune.publish import publish
+    from medsight_ray.tune.sweep import base_config, sweep_stage
+
+    local = init_ray(args.address)
+    if log is not None:
+        console.echo_worker_lines()
+        console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
     try:
-        paths = build_report(out)
-        print(f"report: {paths['markdown']} (also {paths['html'].name})", flush=True)
-    except (MedsightError, OSError) as err:  # the sweep's results stand; say why the report is missing
-        print(f"report not written: {err} (run python -m medsight_ray.report {out})", flush=True)
-    copied = publish(out, storage)
-    if copied:
-        print(f"copied summary and report to {storage}", flush=True)
+        if local:
+            stages = [(space, _share_cores(space, options)) for space, options in stages]
+        for space, options in stages:
+            # More workers than the cluster holds would make a trial wait for ever.
+            check_resources(base_config(space, options))
+        summary: dict[str, Any] = {"data": data_uri, "out": str(out), "stages": []}
+        checkpoint = None
+        for space, options in stages:
+            console.say(f"\n== tuning {space.stage.task}/{space.stage.name} with {space.path}")
+            section = sweep_stage(space, data, storage, options, checkpoint, resume=bool(args.resume))
+            summary["stages"].append(section)
+            _print_stage(section)
+            if not section["best"]:
+                summary["failed"] = f"{section['stage']}: no healthy trial finished with a checkpoint"
+                break
+            checkpoint = section["best"]["checkpoint"]
+        summary["final_model"] = checkpoint if "failed" not in summary else None
+        summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        console.say("\n" + console_summary(summary))
+        console.say(f"summary: {out / 'summary.json'} ({summary['wall_seconds']} s)")
+        try:
+            paths = build_report(out)
+            console.say(f"report: {paths['markdown']} (also {paths['html'].name})")
+        except (MedsightError, OSError) as err:  # the sweep's results stand; say why the report is missing
+            console.say(f"report not written: {err} (run python -m medsight_ray.report --out {out})")
+        if publish(out, storage):
+            console.say(f"copied summary and report to {storage}")
+    finally:
+        if local:
+            stop_local_ray()
     return summary
 
 

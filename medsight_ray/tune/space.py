@@ -51,6 +51,12 @@ class Param:
             return False
         return self.low <= value <= self.high  # type: ignore[operator]
 
+    def describe(self) -> str:
+        """The distribution in words, e.g. ``loguniform [1e-05, 0.1]``."""
+        if self.dist == "categorical":
+            return f"categorical {list(self.choices)}"
+        return f"{self.dist} [{self.low:g}, {self.high:g}]"
+
     def to_tune(self) -> Any:
         """The Ray Tune search-space object."""
         from ray import tune
@@ -133,8 +139,9 @@ def load_space(path: str | Path) -> SearchSpace:
     base = stage.config_cls()
     try:
         base = apply_overrides(base, fixed)
-        for p in params:  # every key must exist in the stage's config, with a fitting type
-            apply_overrides(base, {p.key: p.choices[0] if p.choices else (p.low if p.dist != "int" else int(p.low))})
+        for p in params:  # every key must exist in the stage's config; every value must fit its type
+            for value in p.choices or ((p.low, p.high) if p.dist != "int" else (int(p.low), int(p.high))):
+                apply_overrides(base, {p.key: value})
     except ConfigError as err:
         raise ConfigError(err.what, where=f"{where}: {err.where}", expected=err.expected, got=err.got) from None
     points = tuple(dict(pt) for pt in (data.get("points_to_evaluate") or []))

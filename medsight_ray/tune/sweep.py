@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import read_history
-from medsight_ray.fit.runner import PreparedData, check_resources, storage_path
+from medsight_ray.fit.runner import PreparedData, storage_path
+from medsight_ray.tune.progress import StatusTable, SweepProgress
 from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.stopper import HealthStopper
 from medsight_ray.tune.trial import RESULT_FILE, stage_trial
@@ -120,12 +122,22 @@ def base_config(space: SearchSpace, options: SweepOptions) -> Any:
     return apply_overrides(apply_overrides(space.stage.config_cls(), space.fixed), list(options.overrides))
 
 
-def preflight(space: SearchSpace, data: PreparedData, options: SweepOptions) -> None:
-    """Fail before any trial starts: bad keys, a model that does not build, or more
-    workers than the cluster holds (a trial would wait for them for ever)."""
+def preflight(space: SearchSpace, data: PreparedData, options: SweepOptions) -> Any:
+    """Checks that need no Ray, before it starts: bad keys or values, ``kfold`` (which
+    only ``train`` runs), a model that does not build. Returns the base config.
+
+    Raises:
+        ConfigError: any of these.
+    """
     base = base_config(space, options)
-    check_resources(base)
+    if int(getattr(base, "kfold", 0) or 0) > 1 or any(p.key == "kfold" for p in space.params):
+        raise ConfigError("k-fold cross-validation is not run by tune", where="kfold",
+                          expected="0 in a sweep (each trial trains on the fixed train split)",
+                          got=f"kfold={getattr(base, 'kfold', 0)}" + (" (searched)" if any(
+                              p.key == "kfold" for p in space.params) else ""),
+                          fix="cross-validate the chosen config with python -m medsight_ray.train --set kfold=K")
     space.stage.build_model(base, data.info)
+    return base
 
 
 def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: SweepOptions,
@@ -158,10 +170,8 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         max_concurrent_trials=options.max_concurrent),
             run_config=tune.RunConfig(
                 name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,
-                progress_reporter=tune.CLIReporter(
-                    metric_columns={"epoch": "epoch", "objective": "objective", "health/diagnoses": "health",
-                                    "health/fatal": "fatal"},
-                    max_report_frequency=30, max_column_length=14)),
+                progress_reporter=StatusTable(f"{stage.task}/{stage.name}", [p.key for p in space.params]),
+                callbacks=[SweepProgress(f"{stage.task}/{stage.name}", options.samples or space.num_samples)]),
         )
     grid = tuner.fit()
     records = _records(grid, stage.name, epochs, root)

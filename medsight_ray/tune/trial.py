@@ -56,7 +56,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
         ckpt = Checkpoint(checkpoint_dir(init))
     started = time.perf_counter()
     trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,
-                          callbacks=[TuneReportCallback()])
+                          callbacks=[TuneReportCallback()], label=context.get_trial_id())
     result = trainer.fit()
     summary = collect(stage, cfg, result, started).summary()
     Path(context.get_trial_dir(), RESULT_FILE).write_text(json.dumps(summary, default=str))

@@ -1,50 +1,66 @@
-"""``python -m medsight_ray.health zoo``: prove the monitor on named failure configs.
+"""``python -m medsight_ray.zoo``: prove the health monitor on named failure recipes.
 
-    python -m medsight_ray.health zoo [--data DIR ...] [--out DIR] [--verify] [--only NAME ...]
+    python -m medsight_ray.zoo [--data URI ...] [--out DIR] [--verify] [--only NAME[,NAME]] [--set KEY=VALUE]
 
 Prints a table (expected rule, detected rule, epoch detected, stopped) and writes
-``OUT/zoo.json``. ``--verify`` first runs each pathological entry with the monitor off
-and checks the pathology in its metric. ``--data`` (repeatable) uses your own dataset
-for the healthy entries of its task. Exit code 0 when every entry is detected by its
-rule and stopped and no healthy entry is diagnosed, else 1.
+``OUT/zoo.json``; the full output goes to ``OUT/logs/``. ``--verify`` first runs each
+pathological entry with the monitor off and checks the pathology in its metric.
+``--data`` (repeatable, one per task) uses your own dataset for the healthy entries of
+its task. ``--config`` and ``--set`` change every entry's config (after the entry's own
+recipe); ``--seed`` sets every entry's training seed. Exit code 0 when every entry is
+detected by its rule and stopped and no healthy entry is diagnosed, else 1; 2 on bad
+input (an unknown entry fails before Ray starts).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from medsight_ray import console, flags
 from medsight_ray.errors import exit_on_error
 from medsight_ray.raylocal import set_local_env
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed for tests and docs."""
+    p = argparse.ArgumentParser(prog="python -m medsight_ray.zoo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    # --data names one dataset per task here, so it repeats.
+    flags.add(p, "--data", data={"repeat": True})
+    flags.add(p, "--out", "--config", "--set", "--seed", "--address", "--verbose")
+    p.add_argument("--verify", action="store_true", help="first show each pathology with the monitor off")
+    p.add_argument("--only", action="append", default=[], metavar="NAME[,NAME...]",
+                   help="run only these entries (repeat or separate with commas)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     # Before anything imports ray: local Ray then binds every listener to 127.0.0.1.
     set_local_env()
-    p = argparse.ArgumentParser(prog="python -m medsight_ray.health", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    zoo = sub.add_parser("zoo", help="run the pathology zoo")
-    zoo.add_argument("--data", action="append", default=[], help="dataset for the healthy entries of its task")
-    zoo.add_argument("--out", default="medsight_results/zoo")
-    zoo.add_argument("--verify", action="store_true", help="first show each pathology with the monitor off")
-    zoo.add_argument("--only", action="append", default=[], metavar="NAME[,NAME...]",
-                     help="run only these entries (repeat or separate with commas)")
-    zoo.add_argument("--address", help="Ray address (default: local Ray on 127.0.0.1)")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     from medsight_ray.data.store import list_dataset, read_info
-    from medsight_ray.raylocal import init_ray
-    from medsight_ray.zoo.entries import format_table, run_zoo, select_entries
+    from medsight_ray.raylocal import init_ray, stop_local_ray
+    from medsight_ray.zoo.entries import check_configs, format_table, run_zoo
 
-    data = {read_info(list_dataset(d)).task: d for d in args.data}
-    init_ray(args.address)
     names = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
-    select_entries(names)  # an unknown name fails before Ray starts
-    rows = run_zoo(Path(args.out), data, args.verify, names)
-    print(format_table(rows))
-    print(f"wrote {Path(args.out) / 'zoo.json'}")
+    extra = tuple(flags.stage_overrides(["zoo"], args.config, args.overrides, flags.shorthands(args))["zoo"])
+    check_configs(names, extra)  # an unknown name or key fails now, before Ray starts
+    data = {read_info(list_dataset(d)).task: d for d in args.data}
+    out = flags.default_out(args, "zoo")
+    with console.session(out, args.verbose) as log:
+        local = init_ray(args.address)
+        if log is not None:
+            console.echo_worker_lines()
+            console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
+        try:
+            rows = run_zoo(out, data, args.verify, names, extra)
+        finally:
+            if local:
+                stop_local_ray()
+        console.say(format_table(rows))
+        console.say(f"wrote {out / 'zoo.json'}")
     ok = all((r["detected_rule"] == r["expected_rule"] and r["stopped"]) if r["expected_rule"]
              else r["diagnoses"] == 0 for r in rows)
     return 0 if ok else 1

@@ -120,9 +120,22 @@ def select_entries(names: tuple[str, ...] = ()) -> tuple[ZooEntry, ...]:
     return tuple(e for e in ENTRIES if not names or e.name in names)
 
 
+def check_configs(names: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> None:
+    """Build every selected entry's config with ``extra`` (no Ray needed).
+
+    Raises:
+        ConfigError: an unknown entry, or an override that fits no entry's config.
+    """
+    from medsight_ray.stages.registry import get_stage
+
+    for entry in select_entries(names):
+        apply_overrides(get_stage(entry.task, entry.stage).config_cls(), [*COMMON, *entry.overrides, *extra])
+
+
 def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
-            names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+            names: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Run the zoo; returns one row per entry (also written to ``OUT/zoo.json``).
+    ``extra`` overrides every entry's config after its own recipe.
 
     Raises:
         ConfigError: a name in ``names`` is not a zoo entry.
@@ -139,7 +152,7 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
         uri = _dataset(out / "data", entry.task, entry.knobs, data)
         prepared = prepare_data(uri, entry.task)
         size = f"data.image_size={SIZE[entry.task]}" if entry.task not in data else "data.image_size=64"
-        cfg = apply_overrides(stage.config_cls(), [*COMMON, size, *entry.overrides])
+        cfg = apply_overrides(stage.config_cls(), [*COMMON, size, *entry.overrides, *extra])
         init = _previous_stage(stage, uri, prepared, out, size, prerequisites) if stage.order > 1 else None
         truth = None
         if verify and entry.expected_rule:

@@ -86,9 +86,9 @@ CASES: list[Case] = [
     ("tune_unwritable_out", "tune", lambda t, d: ["--space", str(_write(t / "s.yaml", SPACE.format(
         "optim.lr: {dist: uniform, low: 0.001, high: 0.1}"))), "--out", str(_not_a_dir(t))],
      ["output/storage path is not writable"]),
-    ("resume_not_a_sweep", "tune_resume", lambda t, d: ["--resume", str(t)],
+    ("resume_not_a_sweep", "tune_resume", lambda t, d: ["--resume", "--out", str(t)],
      ["not the directory of an earlier sweep", "request.json"]),
-    ("unknown_zoo_entry", "zoo", lambda t, d: ["zoo", "--only", "lr_far_too_high,lr_too_hgih", "--out", str(t / "z")],
+    ("unknown_zoo_entry", "zoo", lambda t, d: ["--only", "lr_far_too_high,lr_too_hgih", "--out", str(t / "z")],
      ["unknown zoo entry", "--only lr_too_hgih", "lr_far_too_high"]),
 ]
 

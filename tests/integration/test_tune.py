@@ -124,7 +124,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     checkpoints = sorted(p.name for p in (store / "train" / f"train-{trial_id}").glob("checkpoint_2*"))
     assert len(checkpoints) == 1
 
-    code, text = _run(capsys, "--resume", str(out))
+    code, text = _run(capsys, "--resume", "--out", str(out))
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     (stage,) = summary["stages"]

@@ -76,7 +76,7 @@ def test_kuberay_manifests_parse_and_name_the_tune_entrypoint() -> None:
     argv = shlex.split(job["entrypoint"])
     assert argv[:3] == ["python", "-m", "medsight_ray.tune"]
     args, unknown = build_parser().parse_known_args(argv[3:])
-    assert unknown == [] and args.pipeline == "concepts" and args.data.startswith("s3://")
+    assert unknown == [] and args.task == "concepts" and args.pipeline and args.data.startswith("s3://")
     assert args.storage.startswith("s3://")
     assert job["shutdownAfterJobFinishes"] is True
     for spec in (docs["raycluster.yaml"]["spec"], job["rayClusterSpec"]):

@@ -151,12 +151,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_exit_codes_and_no_traceback(synth_dir, tmp_path: Path) -> None:
-    ok = _cli("check", str(synth_dir("grading", rows=60)))
+    ok = _cli("check", "--data", str(synth_dir("grading", rows=60)))
     assert ok.returncode == 0 and "OK: usable" in ok.stdout
     bad = rewrite_dataset(synth_dir("grading", rows=60), tmp_path / "bad", BAD_CASES["class_range"][1])
-    res = _cli("check", str(bad))
+    res = _cli("check", "--data", str(bad))
     assert res.returncode == 2 and "class_range" in res.stdout and "Traceback" not in res.stdout + res.stderr
-    missing = _cli("check", str(tmp_path / "missing"))
+    missing = _cli("check", "--data", str(tmp_path / "missing"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     knob = _cli("synth", "--task", "grading", "--out", str(tmp_path / "k"), "--knob", "nope=1")
     assert knob.returncode == 2 and "unknown synthetic-data knob" in knob.stderr

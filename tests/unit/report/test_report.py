@@ -135,5 +135,31 @@ def test_build_report_writes_markdown_html_and_figures(tmp_path: Path) -> None:
 
 
 def test_report_cli_on_a_directory_without_summary_exits_2(tmp_path: Path, capsys) -> None:
-    code, text = run_cli(report_cli.cli, "medsight_ray.report", [str(tmp_path)], capsys)
+    code, text = run_cli(report_cli.cli, "medsight_ray.report", ["--out", str(tmp_path)], capsys)
     assert code == 2 and "no sweep summary here" in text and "summary.json" in text and "Traceback" not in text
+
+
+def test_cam_overlays_of_a_checkpoint_stored_under_a_uri(synth_dir, tmp_path: Path) -> None:
+    """A sweep whose storage is a URI records its checkpoints as URIs; the report opens
+    them where they are (``Path(uri) / "model.pt"`` turned ``file:///x`` into ``file:/x``)."""
+    from medsight_ray.config import apply_overrides, to_dict
+    from medsight_ray.data.store import list_dataset, read_info
+    from medsight_ray.fit.checkpoint import save_checkpoint
+    from medsight_ray.stages.registry import get_stage
+
+    data = synth_dir("concepts", rows=60)
+    info = read_info(list_dataset(data))
+    stage = get_stage("concepts", "concepts")
+    cfg = apply_overrides(stage.config_cls(), ["data.image_size=32", "model.backbone.name=resnet10t"])
+    model = stage.build_model(cfg, info)
+    meta = {"task": "concepts", "stage": "concepts", "config": to_dict(cfg), "info": info.to_json(),
+            "fingerprint": "f"}
+    save_checkpoint(tmp_path / "store" / "ckpt", model.state_dict(), meta, None, [])
+    sweep = _sweep()
+    sweep["data"] = str(data)
+    sweep["stages"][0]["best"] = {**sweep["stages"][0]["trials"][0], "checkpoint": f"file://{tmp_path}/store/ckpt"}
+    (tmp_path / "summary.json").write_text(json.dumps(sweep))
+    paths = build_report(tmp_path, cams=2)
+    md = paths["markdown"].read_text()
+    assert "CAM overlays of the best concept model" in md and f"file://{tmp_path}/store/ckpt" in md
+    assert (paths["markdown"].parent / "cams-0.png").stat().st_size > 1000
