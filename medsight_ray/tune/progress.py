@@ -104,9 +104,10 @@ class SweepProgress(Callback):
     """Tune callback: a line when a trial ends, with trials done of the total, the time
     elapsed and an ETA (the mean time per finished trial times the trials left)."""
 
-    def __init__(self, stage: str, total: int) -> None:
+    def __init__(self, stage: str, total: int, epochs: int) -> None:
         self.stage = stage
         self.total = total
+        self.epochs = epochs
         self.started = time.perf_counter()
         self.done = 0
 
@@ -120,8 +121,14 @@ class SweepProgress(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
-        fatal = result.get("health/fatal", 0.0) >= 1.0
-        self._ended(trial, "stopped by health" if fatal else f"ended at epoch {result.get('epoch', '-')}")
+        epoch = result.get("epoch", 0)
+        if result.get("health/fatal", 0.0) >= 1.0:
+            how = f"stopped by health at epoch {epoch}"
+        elif epoch < self.epochs:
+            how = f"stopped early (ASHA) at epoch {epoch}"
+        else:
+            how = f"completed {epoch} epochs"
+        self._ended(trial, how)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._ended(trial, "errored (see the log)")

@@ -171,7 +171,8 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
             run_config=tune.RunConfig(
                 name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,
                 progress_reporter=StatusTable(f"{stage.task}/{stage.name}", [p.key for p in space.params]),
-                callbacks=[SweepProgress(f"{stage.task}/{stage.name}", options.samples or space.num_samples)]),
+                callbacks=[SweepProgress(f"{stage.task}/{stage.name}", options.samples or space.num_samples,
+                                         epochs)]),
         )
     grid = tuner.fit()
     records = _records(grid, stage.name, epochs, root)

@@ -31,6 +31,13 @@ def test_sweep_runs_as_a_ray_job_on_a_loopback_head(synth_dir, tmp_path: Path) -
     assert proc.returncode == 0, log[-4000:]
     assert "Ray head up; dashboard at http://127.0.0.1:8275" in log
     assert "succeeded" in log and "== sweep summary" in log
+    # The job's console (what `ray job logs` shows) is for people; Ray's output is in OUT/logs.
+    assert [line for line in log.splitlines() if "epoch 1/1 loss" in line][0].endswith("health ok")
+    assert len([line for line in log.splitlines() if "epoch 1/1 loss" in line]) == 1
+    assert "-- grading/grading: trial" in log and "1/1 trials done" in log
+    for noise in ("RayTrainWorker", "Reporting training result", "Checkpoint successfully"):
+        assert noise not in log, noise
+    assert "RayTrainWorker" in (out / "logs" / "console.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
     (trial,) = summary["stages"][0]["trials"]
     assert trial["status"] == "completed" and trial["config"] == {"optim.lr": 3.0e-2}

@@ -154,3 +154,25 @@ def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path,
     assert run["status"] == "stopped" and run["epochs_run"] < 4
     assert run["diagnoses"][0]["rule"] == "prediction_collapse"
     assert run["diagnoses"][0]["evidence"]["pred_mean"] < 0.01
+
+
+def test_the_console_shows_people_what_to_act_on_and_the_log_keeps_the_rest(synth_dir, tmp_path: Path) -> None:
+    """A real process (own local Ray): one line per epoch, once, with the primary metric
+    and health; Ray's worker output, result dicts and checkpoint notices only in the log."""
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data",
+                          str(synth_dir("grading", rows=90)), "--out", str(out),
+                          *[a for kv in TINY for a in ("--set", kv)], "--set", "fit.epochs=2"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    for epoch in (1, 2):
+        shown = [line for line in lines if f"epoch {epoch}/2 loss" in line]
+        assert len(shown) == 1, lines
+        assert "f1_macro" in shown[0] and "health ok" in shown[0]
+    assert len(lines) <= 8, "\n".join(lines)
+    assert lines[0].startswith(f"logs: {out}/logs/console.log")
+    noise = ("RayTrainWorker", "Reporting training result", "Checkpoint successfully", "Started a local Ray")
+    assert not [line for line in lines + res.stderr.splitlines() if any(n in line for n in noise)]
+    log = (out / "logs" / "console.log").read_text()
+    assert "RayTrainWorker" in log and "epoch 2/2" in log
