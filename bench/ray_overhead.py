@@ -137,8 +137,10 @@ def ray_arm(work: Path, args: argparse.Namespace, round_: int, extra: list[str])
     """One run of ``python -m medsight_ray.train``: wall, epochs, start-up and its phases."""
     out = work / f"ray{round_}{'_'.join(extra)}"
     settings = [f"fit.epochs={args.epochs}", f"data.image_size={args.size}", "fit.cpus_per_worker=1", *extra]
+    # --verbose: the phases are timed from Ray's own lines, which the console otherwise leaves to the log.
     wall, lines = _timed([sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data",
-                          str(work / "data"), "--out", str(out), *[a for o in settings for a in ("--set", o)]])
+                          str(work / "data"), "--out", str(out), "--verbose",
+                          *[a for o in settings for a in ("--set", o)]])
     history = json.loads((out / "summary.json").read_text())["runs"][0]["history"]
     epochs = [h["time/epoch_s"] for h in history]
     return {"wall_s": wall, "epochs_s": sum(epochs), "startup_s": wall - sum(epochs),
