@@ -44,6 +44,7 @@ class HealthConfig:
     exploding_gradients: RuleConfig = RuleConfig(threshold=100.0, patience=3)
     vanishing_gradients: RuleConfig = RuleConfig(threshold=1e-7, patience=20)
     chance_metric: RuleConfig = RuleConfig(threshold=0.03, grace=2, patience=1)
+    diverging_loss: RuleConfig = RuleConfig(threshold=0.25, grace=1, patience=1)
     not_learning: RuleConfig = RuleConfig(threshold=0.05, grace=2, patience=1)
     loss_falls_metric_flat: RuleConfig = RuleConfig(threshold=0.2, grace=2, patience=1)
     class_collapse: RuleConfig = RuleConfig(threshold=0.9, grace=2, patience=2)

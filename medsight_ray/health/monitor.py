@@ -26,6 +26,8 @@ class HealthMonitor:
         self.stage = stage
         self.primary = primary
         self.state = StepState()
+        #: 0-based epoch the monitor is in: steps belong to it, and the epoch's verdict
+        #: comes with on_epoch. After on_epoch(e) the next steps belong to epoch e + 1.
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.diagnoses: list[Diagnosis] = []
@@ -34,9 +36,15 @@ class HealthMonitor:
     def _rule(self, name: str) -> RuleConfig:
         return getattr(self.cfg, name)
 
+    def begin_epoch(self, epoch: int) -> None:
+        """The steps that follow belong to 0-based ``epoch`` (a run resumed mid-way
+        says where it is)."""
+        self.epoch = epoch
+
     def _fire(self, name: str, evidence: dict[str, Any], threshold: str, step: int) -> Diagnosis:
         rule = self._rule(name)
         causes, remedies = KNOWLEDGE[name]
+        # Diagnoses are stamped 1-based: the epoch whose step or verdict fired them.
         diagnosis = Diagnosis(name, "fatal" if rule.fatal else "warn", self.stage, self.epoch + 1, step,
                               evidence, threshold, causes, remedies)
         self.diagnoses.append(diagnosis)
@@ -63,8 +71,18 @@ class HealthMonitor:
         return any(d.severity == "fatal" for d in self.diagnoses if d.step)
 
     def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
-        """See one epoch's (gathered) metrics; returns the diagnoses new this epoch."""
+        """See one epoch's (gathered) metrics; returns the diagnoses new this epoch (the
+        epoch rules'; the step rules' of this epoch are in :meth:`epoch_diagnoses`)."""
         self.epoch = epoch
+        new = self._judge_epoch(epoch, train, metrics)
+        self.epoch = epoch + 1  # the next steps belong to the next epoch
+        return new
+
+    def epoch_diagnoses(self, epoch: int) -> list[Diagnosis]:
+        """Every diagnosis stamped with 0-based ``epoch``, step rules' first."""
+        return sorted((d for d in self.diagnoses if d.epoch == epoch + 1), key=lambda d: d.step == 0)
+
+    def _judge_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
         before = len(self.diagnoses)
         if not self.cfg.enabled:
             return []

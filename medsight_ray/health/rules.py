@@ -37,6 +37,13 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
          "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+    "diverging_loss": (
+        ("a learning rate too high for this data and batch size",
+         "batches of one or two classes (rows stored grouped by label; 'python -m medsight_ray.data check' "
+         "warns), so each step pulls the model toward another class",
+         "no warmup"),
+        ("lower the learning rate 10x", "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)",
+         "write the training rows in random order (the importers do)")),
     "not_learning": (
         ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
          "the trained parts cannot change the output"),
@@ -115,17 +122,39 @@ def chance_metric(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | N
     return {"auc_macro": auc}, f"AUC within 0.5 ± {cfg.threshold:g}"
 
 
+def _train_losses(history: list[dict[str, Any]]) -> list[float]:
+    values = [h["train"].get("train/loss") for h in history]
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The epoch's training loss rose more than ``threshold`` (relative) above the lowest
+    epoch loss so far: the optimiser is climbing, not descending. Its cure is a lower
+    learning rate, never a higher one."""
+    losses = _train_losses(history)
+    if len(losses) < 2 or len(losses) != len(history):
+        return None
+    lowest, last = min(losses[:-1]), losses[-1]
+    if lowest > 0 and (last - lowest) / lowest > cfg.threshold:
+        return ({"train_loss_first": losses[0], "train_loss_lowest": lowest, "train_loss": last,
+                 "rise": (last - lowest) / lowest},
+                f"train loss > {1 + cfg.threshold:g} x its lowest epoch so far")
+    return None
+
+
 def not_learning(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """Since the first epoch the training loss fell by less than ``threshold`` (relative)
-    and the primary metric (``objective``) rose by less than 0.02: the run is stalled."""
+    """Since the first epoch the training loss stayed flat (moved by less than
+    ``threshold``, relative, either way) and the primary metric (``objective``) rose by
+    less than 0.02: the run is stalled. A loss that rose is divergence, not a stall
+    (:func:`diverging_loss`), and its cure is the opposite."""
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     gain = history[-1].get("objective", math.nan) - history[0].get("objective", math.nan)
     if first is None or last is None or not first > 0 or len(history) < 2 or not math.isfinite(gain):
         return None
     drop = (first - last) / first
-    if drop < cfg.threshold and gain < 0.02:
+    if -cfg.threshold < drop < cfg.threshold and gain < 0.02:
         return ({"loss_drop": drop, "metric_gain": gain},
-                f"train loss down < {100 * cfg.threshold:g}% and metric up < 0.02 since epoch 1")
+                f"train loss within ±{100 * cfg.threshold:g}% and metric up < 0.02 since epoch 1")
     return None
 
 
@@ -214,7 +243,8 @@ STEP_RULES: dict[str, Callable[..., Finding | None]] = {
     "non_finite": non_finite, "exploding_gradients": exploding_gradients, "vanishing_gradients": vanishing_gradients,
 }
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "chance_metric": chance_metric, "not_learning": not_learning, "loss_falls_metric_flat": loss_falls_metric_flat,
+    "chance_metric": chance_metric, "diverging_loss": diverging_loss, "not_learning": not_learning,
+    "loss_falls_metric_flat": loss_falls_metric_flat,
     "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,
 }

@@ -172,3 +172,60 @@ def test_nan_metrics_never_fire_and_rules_can_be_turned_off() -> None:
 def test_a_rule_fires_once() -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/prototypes")
     assert _epochs(monitor, [{"prototype_similarity": 0.99}] * 5) == ["prototype_collapse"]
+
+
+def test_a_step_diagnosis_is_stamped_with_the_epoch_it_happened_in() -> None:
+    """A NaN at a step of epoch 2 is an epoch-2 diagnosis (it used to be stamped 1, and
+    the fit loop, which keeps the current epoch's diagnoses, dropped it)."""
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    for _ in range(5):
+        monitor.on_step(1.0, 1.0)
+    assert monitor.on_epoch(0, {"train/loss": 1.0}, {"f1_macro": 0.3}) == []
+    assert monitor.on_step(float("nan"), float("nan")) is True
+    (d,) = monitor.diagnoses
+    assert (d.rule, d.epoch, d.step) == ("non_finite", 2, 6)
+    assert monitor.epoch_diagnoses(1) == [d] and monitor.epoch_diagnoses(0) == []
+    # An epoch rule fired by epoch 2's verdict comes after the step rule of that epoch.
+    monitor.on_epoch(1, {"train/loss": 1.0}, {"f1_macro": 0.3})
+    assert monitor.epoch_diagnoses(1)[0] is d
+
+
+def test_a_resumed_run_stamps_its_steps_with_the_epoch_it_resumed_at() -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    monitor.begin_epoch(3)
+    monitor.on_step(float("inf"), 1.0)
+    assert monitor.diagnoses[0].epoch == 4
+
+
+# A real, imbalanced 4-class set written grouped by class, trained with the default
+# grading recipe: train loss and validation F1 of epochs 1-3.
+DIVERGED = [(1.058, 0.336), (2.039, 0.143), (1.890, 0.196)]
+
+
+def test_a_rising_loss_is_divergence_and_its_remedy_lowers_the_learning_rate() -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    fired = _epochs(monitor, [{"f1_macro": f} for _, f in DIVERGED], [loss for loss, _ in DIVERGED])
+    assert fired == ["diverging_loss"]
+    (d,) = monitor.diagnoses
+    assert d.epoch == 2 and d.evidence["rise"] > 0.9
+    assert d.remedies[0] == "lower the learning rate 10x"
+    assert not any("raise" in r for r in d.remedies)
+
+
+def test_not_learning_stays_quiet_on_a_loss_that_went_up() -> None:
+    """Before, it fired at epoch 3 (loss_drop -0.79) and advised raising the lr 10x."""
+    cfg = with_rule(HealthConfig(), "diverging_loss", enabled=False)
+    monitor = HealthMonitor(cfg, "grading/grading", "f1_macro")
+    assert _epochs(monitor, [{"f1_macro": f} for _, f in DIVERGED], [loss for loss, _ in DIVERGED]) == []
+
+
+@pytest.mark.parametrize("losses", [[1.0, 0.8, 0.85, 0.7, 0.72], [2.0, 1.2, 1.3, 1.25], [0.5, 0.5, 0.5, 0.5]])
+def test_diverging_loss_is_quiet_on_noisy_falling_and_flat_losses(losses: list[float]) -> None:
+    monitor = HealthMonitor(with_rule(HealthConfig(), "not_learning", enabled=False), "grading/grading", "f1_macro")
+    assert _epochs(monitor, [{"f1_macro": 0.3 + 0.1 * i} for i in range(len(losses))], losses) == []
+
+
+def test_a_stall_whose_loss_wobbles_up_a_little_is_still_not_learning() -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    fired = _epochs(monitor, [{"auc_macro": 0.67}, {"auc_macro": 0.668}, {"auc_macro": 0.671}], [2.08, 2.09, 2.10])
+    assert fired == ["not_learning"]
