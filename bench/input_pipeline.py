@@ -6,11 +6,12 @@ and peak memory as the dataset grows.
 
 Throughput: the grading model's train step (resnet10t, batch 32, AdamW, clipping) over
 one epoch of the train split, fed (a) by the pipeline the fit loop uses
-(``build_datasets``: ``read_parquet`` → ``decode_batch`` with augmentation, streamed by
+(``build_datasets``: ``read_parquet`` → ``decode_batch``, streamed by
 ``iter_torch_batches``), (b) by the same rows decoded once beforehand and held as
 tensors, and (c) by the same parquet rows decoded batch by batch inside the loop
-without Ray (the seeds' style: a ``Dataset.__getitem__`` with ``num_workers=0``). Arms
-alternate for ``--rounds`` rounds; samples per second are compared by their medians.
+without Ray (the seeds' style: a ``Dataset.__getitem__`` with ``num_workers=0``). Every
+arm's step augments the batch, as the fit loop's workers do. Arms alternate for
+``--rounds`` rounds; samples per second are compared by their medians.
 Target: (a) / (b) >= 0.9; (a) / (c) says whether Ray Data adds cost or overlap.
 
 Memory: peak memory of this process and every Ray process it started while arm (a)
@@ -39,6 +40,7 @@ import torch
 from grading_step import grading_step  # bench/, on sys.path when run as a script
 
 from medsight_ray.config import to_dict
+from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.pipeline import build_datasets, decode_batch
 from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.data.synth import synthesize
@@ -89,8 +91,11 @@ def _trainer(data: str, size: int):
     torch.manual_seed(0)
     stage, cfg, model, params, opt, ctx = grading_step(size, info)
 
+    generator = epoch_generator(0, 0, 0)
+
     def step(batch: dict[str, torch.Tensor]) -> None:
-        loss = stage.train_step(model, batch, ctx)["loss"]
+        # Every arm augments in the step, as the fit loop does in its workers.
+        loss = stage.train_step(model, augment(batch, cfg.data, generator), ctx)["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         opt.step()

@@ -41,6 +41,7 @@ def plain_loop(data: str, epochs: int, overrides: list[str]) -> dict:
     import torch
 
     from medsight_ray.config import apply_overrides, to_dict
+    from medsight_ray.data.augment import augment, epoch_generator
     from medsight_ray.data.pipeline import decode_batch
     from medsight_ray.data.stats import label_stats
     from medsight_ray.data.store import list_dataset, read_info
@@ -73,10 +74,12 @@ def plain_loop(data: str, epochs: int, overrides: list[str]) -> dict:
         params = [p for p in model.parameters() if p.requires_grad]
         model.train()
         order = rng.permutation(tables["train"].num_rows)
+        generator = epoch_generator(cfg.fit.seed, 0, epoch)
         for i in range(steps):
             arrays = decode_batch(tables["train"].take(order[i * batch_size:(i + 1) * batch_size]), info.to_json(),
                                   pipe, train=True, keep_ids=False)
-            batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
+            # The same augmentation as the fit loop applies in each worker.
+            batch = augment({k: torch.from_numpy(v) for k, v in arrays.items()}, cfg.data, generator)
             loss = stage.train_step(model, batch, ctx)["loss"]
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.fit.grad_clip, foreach=True)

@@ -17,12 +17,16 @@ Batch columns (B rows, S = ``image_size``, K concepts, C targets, N = max boxes)
     has_mask    float32 (B,)            task segmentation, 1 = mask known
     image_id    str     (B,)            only with ``keep_ids`` (not a tensor)
 
-Train-only augmentation moves boxes and masks with the image: a horizontal flip maps
-``x`` to ``1 - x`` for the image, the mask and every box.
+Train-only augmentation (flips that move boxes and masks with the image, intensity
+jitter) is applied by the Train worker to each batch, where the seed, rank and epoch
+are known (:mod:`medsight_ray.data.augment`). With a ``seed``, the train split's file
+order and its class-aware resampling are drawn from it too, so a one-worker run is
+repeatable.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -90,31 +94,6 @@ def _boxes(column: pa.ChunkedArray | pa.Array, max_boxes: int) -> np.ndarray:
     return out
 
 
-def _augment(batch: dict[str, np.ndarray], cfg: PipelineConfig, rng: np.random.Generator) -> None:
-    """Flip and jitter in place; boxes and masks move with their image."""
-    images = batch["image"]
-    for i in range(images.shape[0]):
-        if rng.random() < cfg.hflip:
-            images[i] = images[i, :, :, ::-1]
-            if "mask" in batch:
-                batch["mask"][i] = batch["mask"][i, :, :, ::-1]
-            if "boxes" in batch:
-                b = batch["boxes"][i]
-                real = b[:, 0] >= 0
-                b[real, 1], b[real, 3] = 1 - b[real, 3], 1 - b[real, 1]
-        if rng.random() < cfg.vflip:
-            images[i] = images[i, :, ::-1, :]
-            if "mask" in batch:
-                batch["mask"][i] = batch["mask"][i, :, ::-1, :]
-            if "boxes" in batch:
-                b = batch["boxes"][i]
-                real = b[:, 0] >= 0
-                b[real, 2], b[real, 4] = 1 - b[real, 4], 1 - b[real, 2]
-        if cfg.intensity > 0:
-            gain, shift = 1 + rng.uniform(-cfg.intensity, cfg.intensity), rng.uniform(-cfg.intensity, cfg.intensity)
-            images[i] = images[i] * gain + shift / STD
-
-
 def resample(table: pa.Table, rates: list[float], rng: np.random.Generator) -> pa.Table:
     """Class-aware resampling: each row of class c appears floor(r_c) times, plus once
     more with probability r_c - floor(r_c); the expected count is r_c."""
@@ -135,20 +114,22 @@ def select_fold(table: pa.Table, fold: tuple[int, int, int], held_out: bool) -> 
 
 def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bool,
                  keep_ids: bool, rates: list[float] | None = None,
-                 fold: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
+                 fold: tuple[int, int, int] | None = None, seed: int | None = None) -> dict[str, np.ndarray]:
     """Turn a parquet record batch into model-ready numpy arrays (see module docstring).
 
     ``fold`` keeps only this batch's rows of a cross-validation fold (held out for
-    evaluation, the rest for training). ``rates`` (train only) resamples rows by class
-    before decoding, so that each copy of a row gets its own augmentation.
+    evaluation, the rest for training). ``rates`` (train only) resamples rows by class;
+    with a ``seed`` the copies are drawn from it and the batch's image ids, so they do
+    not depend on which decode task finished first.
     """
     info = DatasetInfo.from_json(info_json)
     config = PipelineConfig(**cfg)
-    rng = np.random.default_rng()
     if fold is not None:
         table = select_fold(table, fold, held_out=not train)
     if rates is not None:
-        table = resample(table, rates, rng)
+        ids = table.column("image_id").to_pylist()
+        entropy = [seed, zlib.crc32("\n".join(ids).encode())] if seed is not None else None
+        table = resample(table, rates, np.random.default_rng(entropy))
     ids = table.column("image_id").to_pylist()
     batch: dict[str, np.ndarray] = {
         "image": normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
@@ -163,8 +144,6 @@ def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bo
         masks = _decode_images(table.column("mask"), ids, "L", config.image_size, nearest=True)
         batch["mask"] = (masks > 127).astype(np.float32)
         batch["has_mask"] = np.asarray(table.column("has_segmentation").to_pylist(), dtype=np.float32)
-    if train:
-        _augment(batch, config, rng)
     batch["image"] = np.ascontiguousarray(batch["image"])
     if "mask" in batch:
         batch["mask"] = np.ascontiguousarray(batch["mask"])
@@ -180,18 +159,21 @@ def build_datasets(
     keep_ids: bool = False,
     rates: list[float] | None = None,
     fold: tuple[int, int, int] | None = None,
+    seed: int | None = None,
 ) -> tuple[DatasetInfo, dict[str, Any]]:
     """Lazy Ray Datasets for ``splits`` of the dataset at ``data``.
 
     Args:
         data: dataset directory or URI.
         cfg: pipeline settings.
-        splits: which splits to build; ``train`` gets augmentation and a shuffled
-            file order, the others are read in order without augmentation.
+        splits: which splits to build; ``train`` gets a shuffled file order (and
+            resampling), the others are read in order.
         keep_ids: add the ``image_id`` column (for tests and prediction).
         rates: class-aware resampling rates of the train split (task grading).
         fold: ``(index, folds, seed)`` for k-fold cross-validation: ``train`` and
             ``val`` are then both drawn from the train and val files, by patient.
+        seed: draws the train split's file order (a new order each epoch, the same
+            orders in every run) and its resampling; None = unseeded.
 
     Returns:
         (dataset info, split name → ``ray.data.Dataset``).
@@ -200,6 +182,7 @@ def build_datasets(
         DataError: the dataset has no files for a requested split.
     """
     import ray.data
+    from ray.data import FileShuffleConfig
 
     # Ray 2.60's default parquet datasource (V2) spent 7-9 s per execution on a
     # 470-row file here, against 0.2-0.5 s for V1, and Train re-executes the read
@@ -223,13 +206,14 @@ def build_datasets(
         train = split == "train"
         # File-order shuffling streams (a block-order shuffle would materialise the
         # split); the fit loop adds a local shuffle buffer on top.
+        order = (FileShuffleConfig(seed=seed) if seed is not None else "files") if train else None
         ds = ray.data.read_parquet(paths, filesystem=files.filesystem, columns=columns,
-                                   num_cpus=cfg.decode_cpus, shuffle="files" if train else None)
+                                   num_cpus=cfg.decode_cpus, shuffle=order)
         ds = ds.map_batches(
             decode_batch, batch_size=cfg.decode_batch, batch_format="pyarrow", num_cpus=cfg.decode_cpus,
             compute=ray.data.TaskPoolStrategy(size=cfg.decode_tasks or None),
             fn_kwargs={"info_json": info.to_json(), "cfg": asdict(cfg), "train": train, "keep_ids": keep_ids,
-                       "rates": rates if train else None, "fold": fold},
+                       "rates": rates if train else None, "fold": fold, "seed": seed},
         )
         out[split] = ds
     return info, out

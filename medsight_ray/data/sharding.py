@@ -31,7 +31,12 @@ class EvalExactDataConfig(DataConfig):
             if ds.name is None:
                 ds.set_name(name)
             ds = ds.copy(ds)
-            ds.context.execution_options = self._resolve_execution_options(name)
+            options = self._resolve_execution_options(name)
+            # Blocks in the order the plan made them, not in the order decode tasks
+            # finished: with a seeded file order, a one-worker run reads the same rows
+            # in the same order every time.
+            options.preserve_order = True
+            ds.context.execution_options = options
             shards = ds.streaming_split(world_size, equal=name in self._equal, locality_hints=hints)
             for i, shard in enumerate(shards):
                 output[i][name] = shard

@@ -23,6 +23,7 @@ from torch import nn
 
 from medsight_ray.config import from_dict
 from medsight_ray.console import emit
+from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
@@ -158,8 +159,11 @@ class _Trainer:
         norms: list[float] = []
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        epoch = self.ctx.epoch if self.ctx is not None else 0
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
-                                           drop_last=self.drop_last, device=self.device)
+                                           local_shuffle_seed=fit.seed * 7919 + epoch, drop_last=self.drop_last,
+                                           device=self.device)
+        generator = epoch_generator(fit.seed, self.rank, epoch)
         waited = 0.0
         pending = 0  # micro-batches whose gradients wait for a step
         halt = False
@@ -167,7 +171,8 @@ class _Trainer:
         for batch in batches:
             waited += time.perf_counter() - tick
             with torch.autocast(self.device.type, enabled=self.use_amp):
-                out = self.stage.train_step(self.wrapped, _to_device(batch, self.device), self.ctx)
+                out = self.stage.train_step(self.wrapped, augment(_to_device(batch, self.device), self.cfg.data,
+                                                                  generator), self.ctx)
             loss = out["loss"]
             self.scaler.scale(loss / fit.accumulate).backward()
             for k, v in out.items():
@@ -254,6 +259,7 @@ class _Trainer:
         val_shard = ray.train.get_dataset_shard("val")
         for epoch in range(self.start_epoch, self.cfg.fit.epochs):
             self.ctx.epoch = epoch
+            self.monitor.begin_epoch(epoch)
             self._set_epoch_parts(epoch)
             start = time.perf_counter()
             train = self.train_epoch(train_shard)
@@ -266,8 +272,8 @@ class _Trainer:
             else:
                 self.stale += 1
             stop = bool(self.cfg.fit.early_stop_patience) and self.stale >= self.cfg.fit.early_stop_patience
-            step_diagnoses = [d for d in self.monitor.diagnoses if d.epoch == epoch + 1 and d.step]
-            new = [*step_diagnoses, *self.monitor.on_epoch(epoch, train, metrics)]
+            self.monitor.on_epoch(epoch, train, metrics)
+            new = self.monitor.epoch_diagnoses(epoch)
             extra.update(self.monitor.report())
             self.exporter.on_epoch(epoch, train, metrics, new, self.monitor.should_stop())
             stop = stop or self.monitor.should_stop()

@@ -170,7 +170,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
 
     stats = data.stats if fold is None else label_stats(list_dataset(data.uri), data.info, fold=fold)
     rates = stage.resample_rates(cfg, stats)
-    _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold)
+    _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold, seed=cfg.fit.seed)
     use_gpu = cfg.fit.use_gpu
     if use_gpu is None:
         import ray

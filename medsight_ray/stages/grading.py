@@ -149,7 +149,8 @@ class GradingStage(Stage):
         images, target = batch["image"], batch["label"]
         cfg = ctx.cfg
         if cfg.mixup_prob > 0 and float(torch.rand(())) < cfg.mixup_prob:
-            lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+            # Torch's generator (seeded per worker by fit.seed), not NumPy's global one.
+            lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
             perm = torch.randperm(images.shape[0], device=images.device)
             images = lam * images + (1 - lam) * images[perm]
             onehot = F.one_hot(target, len(ctx.info.class_names)).float()

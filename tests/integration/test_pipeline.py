@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
+from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.dryrun import dry_run, id_digest
 from medsight_ray.data.pipeline import STD, PipelineConfig, build_datasets
 
@@ -15,6 +17,13 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 def _one_batch(data, split: str = "train", **cfg) -> dict:
     _, ds = build_datasets(str(data), PipelineConfig(image_size=32, **cfg), splits=(split,), keep_ids=True)
     return next(iter(ds[split].iter_batches(batch_size=1000)))
+
+
+def _augmented(batch: dict, seed: int = 0, **cfg) -> dict:
+    """A decoded batch through the worker's augmentation (numpy in, numpy out)."""
+    tensors = {k: torch.from_numpy(v.copy()) for k, v in batch.items() if k != "image_id"}
+    out = augment(tensors, PipelineConfig(image_size=32, **cfg), epoch_generator(seed, 0, 0))
+    return {**{k: v.numpy() for k, v in out.items()}, "image_id": batch["image_id"]}
 
 
 def test_tensor_shapes_and_dtypes_for_every_task(synth_dir) -> None:
@@ -45,25 +54,32 @@ def _box_contrast(batch: dict) -> float:
 
 
 def test_flips_move_boxes_with_the_image(synth_dir) -> None:
-    data = synth_dir("concepts", rows=80)
-    plain = _one_batch(data, hflip=0.0, vflip=0.0, intensity=0.0)
-    flipped = _one_batch(data, hflip=1.0, vflip=1.0, intensity=0.0)
-    order = {i: k for k, i in enumerate(plain["image_id"])}
-    idx = [order[i] for i in flipped["image_id"]]
-    assert np.allclose(flipped["image"], plain["image"][idx][:, :, ::-1, ::-1])
+    plain = _one_batch(synth_dir("concepts", rows=80), hflip=0.0, vflip=0.0, intensity=0.0)
+    flipped = _augmented(plain, hflip=1.0, vflip=1.0, intensity=0.0)
+    assert np.allclose(flipped["image"], plain["image"][:, :, ::-1, ::-1])
     # Boxes followed the pattern: contrast inside flipped boxes matches the unflipped case,
     # while the stale (unflipped) boxes on flipped images miss the pattern.
-    stale = dict(flipped, boxes=plain["boxes"][idx])
+    stale = dict(flipped, boxes=plain["boxes"])
     assert _box_contrast(flipped) == pytest.approx(_box_contrast(plain), rel=0.05)
     assert _box_contrast(stale) < 0.8 * _box_contrast(flipped)
 
 
 def test_flips_move_masks_with_the_image(synth_dir) -> None:
-    batch = _one_batch(synth_dir("segmentation", rows=60), hflip=0.5, vflip=0.5, intensity=0.1)
+    batch = _augmented(_one_batch(synth_dir("segmentation", rows=60)), hflip=0.5, vflip=0.5, intensity=0.1)
     # Objects are brighter than background: that must hold under the (random) flips.
     img, mask = batch["image"], batch["mask"] > 0.5
     assert img[mask].mean() > img[~mask].mean() + 1.0
     assert np.corrcoef(img.ravel(), batch["mask"].ravel())[0, 1] > 0.6
+
+
+def test_augmentation_is_drawn_from_seed_rank_and_epoch(synth_dir) -> None:
+    """Same seed, rank and epoch: the same flips; another epoch: other flips."""
+    batch = _one_batch(synth_dir("segmentation", rows=60))
+    a, b = _augmented(batch, seed=1), _augmented(batch, seed=1)
+    assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["mask"], b["mask"])
+    tensors = {k: torch.from_numpy(v.copy()) for k, v in batch.items() if k != "image_id"}
+    other = augment(tensors, PipelineConfig(image_size=32), epoch_generator(1, 0, 1))
+    assert not np.array_equal(a["image"], other["image"].numpy())
 
 
 def test_two_workers_see_every_row_once_per_epoch(synth_dir) -> None:

@@ -176,3 +176,65 @@ def test_the_console_shows_people_what_to_act_on_and_the_log_keeps_the_rest(synt
     assert not [line for line in lines + res.stderr.splitlines() if any(n in line for n in noise)]
     log = (out / "logs" / "console.log").read_text()
     assert "RayTrainWorker" in log and "epoch 2/2" in log
+
+
+def _steps_per_epoch(data: Path, batch: int) -> int:
+    rows = sum(pq.read_table(f, columns=["split"]).column("split").to_pylist().count("train")
+               for f in sorted(data.glob("train-*.parquet")))
+    return rows // batch
+
+
+def _explode_in_epoch_2(steps: int, prefix: str = "") -> list[str]:
+    """Overrides under which the gradient rule fires at the third step of epoch 2 (every
+    norm is above 0.001; the rule waits ``grace`` steps)."""
+    return [f"{prefix}health.exploding_gradients.threshold=0.001",
+            f"{prefix}health.exploding_gradients.grace={steps + 2}"]
+
+
+def test_a_fatal_step_diagnosis_after_epoch_1_stops_the_run_and_exits_1(synth_dir, tmp_path: Path, capsys) -> None:
+    """It used to be stamped with the previous epoch and dropped: exit 0, no diagnosis."""
+    data = synth_dir("grading", rows=120)
+    steps = _steps_per_epoch(data, 16)
+    assert steps >= 3
+    out = tmp_path / "late"
+    code, text = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(out),
+                       *[a for kv in [*TINY, "fit.epochs=3", *_explode_in_epoch_2(steps)] for a in ("--set", kv)])
+    assert code == 1, text[-2000:]
+    assert "[FATAL] exploding_gradients" in text and "at epoch 2 step" in text
+    run = json.loads((out / "summary.json").read_text())["runs"][0]
+    assert run["status"] == "stopped" and run["epochs_run"] == 2
+    (diagnosis,) = run["diagnoses"]
+    assert (diagnosis["rule"], diagnosis["epoch"], diagnosis["step"]) == ("exploding_gradients", 2, steps + 3)
+
+
+def test_a_pipeline_stops_at_the_stage_whose_late_step_diagnosis_is_fatal(synth_dir, tmp_path: Path,
+                                                                          capsys) -> None:
+    data = synth_dir("concepts", rows=160)
+    steps = _steps_per_epoch(data, 16)
+    out = tmp_path / "pipe"
+    settings = [*TINY, "fit.epochs=3", *_explode_in_epoch_2(steps, "concepts.")]
+    code, text = _main(capsys, "--task", "concepts", "--pipeline", "--data", str(data), "--out", str(out),
+                       *[a for kv in settings for a in ("--set", kv)])
+    assert code == 1, text[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["stage"] for r in summary["runs"]] == ["concepts"]
+    assert summary["failed"] == "concepts: stopped by the health monitor"
+    assert summary["runs"][0]["diagnoses"][0]["epoch"] == 2
+
+
+def test_the_same_seed_repeats_a_one_worker_run_exactly(synth_dir, tmp_path: Path) -> None:
+    """File order, local shuffle, resampling, flips, jitter and MixUp all draw from
+    fit.seed: two runs give the same metrics; another seed gives others."""
+    stage = get_stage("grading")
+    data = prepare_data(str(synth_dir("grading", rows=120)), "grading")
+    settings = ["fit.epochs=2", "fit.torch_threads=2", "mixup_prob=0.5", "sampler.balanced=true",
+                "data.hflip=0.5", "data.vflip=0.5", "data.intensity=0.2", "fit.shuffle_buffer=32"]
+
+    def run(seed: int, name: str) -> list[dict]:
+        result = run_stage(stage, _cfg(stage, *settings, f"fit.seed={seed}"), data, str(tmp_path), name)
+        assert result.status == "completed", result.error
+        return [{k: v for k, v in h.items() if k.startswith(("train/loss", "val/"))} for h in result.history]
+
+    first, again, other = run(5, "a"), run(5, "b"), run(6, "c")
+    assert first == again
+    assert [h["train/loss"] for h in first] != [h["train/loss"] for h in other]

@@ -20,7 +20,7 @@ from medsight_ray.stages.grading import GradingConfig
 
 class _Stage:
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Any) -> dict[str, torch.Tensor]:
-        return {"loss": ((model(batch["x"]) - batch["y"]) ** 2).mean()}
+        return {"loss": ((model(batch["image"]) - batch["y"]) ** 2).mean()}
 
 
 class _Shard:
@@ -46,7 +46,9 @@ class _Quiet:
 
 def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
     trainer = _Trainer.__new__(_Trainer)
-    trainer.cfg = apply_overrides(GradingConfig(), [f"fit.accumulate={accumulate}", "fit.grad_clip=0"])
+    trainer.cfg = apply_overrides(GradingConfig(), [f"fit.accumulate={accumulate}", "fit.grad_clip=0",
+                                                    "data.hflip=0", "data.vflip=0", "data.intensity=0"])
+    trainer.rank = 0
     trainer.stage, trainer.model, trainer.wrapped, trainer.ctx = _Stage(), model, model, None
     trainer.device, trainer.use_amp, trainer.drop_last = torch.device("cpu"), False, False
     trainer.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -57,7 +59,7 @@ def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
 
 def _batches() -> list[dict[str, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
-    return [{"x": torch.randn(4, 3, generator=g), "y": torch.randn(4, 1, generator=g)} for _ in range(5)]
+    return [{"image": torch.randn(4, 3, generator=g), "y": torch.randn(4, 1, generator=g)} for _ in range(5)]
 
 
 def _by_hand(model: nn.Module, batches: list[dict[str, torch.Tensor]], groups: list[list[int]]) -> nn.Module:
@@ -66,7 +68,7 @@ def _by_hand(model: nn.Module, batches: list[dict[str, torch.Tensor]], groups: l
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for group in groups:
         optimizer.zero_grad()
-        loss = sum(((model(batches[i]["x"]) - batches[i]["y"]) ** 2).mean() for i in group) / len(group)
+        loss = sum(((model(batches[i]["image"]) - batches[i]["y"]) ** 2).mean() for i in group) / len(group)
         loss.backward()
         optimizer.step()
     return model
