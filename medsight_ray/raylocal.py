@@ -9,7 +9,10 @@ the Train split coordinator ignores ``DataContext.enable_progress_bars``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 LOOPBACK_ENV = {
@@ -107,3 +110,22 @@ def stop_local_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_for_run(address: str | None, log: Path | None) -> Iterator[bool]:
+    """Ray for one CLI run: join the cluster at ``address`` or start a local Ray; inside a
+    console session (``log`` is its file) echo the workers' lines for people and say
+    where the logs are. A local Ray this started is shut down on the way out. Yields
+    whether it started one."""
+    from medsight_ray import console
+
+    local = init_ray(address)
+    if log is not None:
+        console.echo_worker_lines()
+        console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
+    try:
+        yield local
+    finally:
+        if local:
+            stop_local_ray()

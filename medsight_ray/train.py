@@ -104,21 +104,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any], data: Any, out: Path,
            storage: str, log: Path | None) -> dict[str, Any]:
     from medsight_ray.fit.runner import run_stage
-    from medsight_ray.raylocal import init_ray, local_machine_overrides, stop_local_ray
+    from medsight_ray.raylocal import local_machine_overrides, ray_for_run
 
-    local = init_ray(args.address)
-    if log is not None:
-        console.echo_worker_lines()
-        console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
-    if local:
-        # Alone on a machine it started: use the cores Ray's defaults would leave idle.
-        configs = {name: apply_overrides(cfg, local_machine_overrides(cfg)) for name, cfg in configs.items()}
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
     previous = args.init
     # A run name that exists in storage makes Ray Train resume it, so each invocation
     # gets its own.
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    try:
+    with ray_for_run(args.address, log) as local:
+        if local:
+            # Alone on a machine it started: use the cores Ray's defaults would leave idle.
+            configs = {name: apply_overrides(cfg, local_machine_overrides(cfg)) for name, cfg in configs.items()}
         for stage in stages:
             folds = int(getattr(configs[stage.name], "kfold", 0))
             if folds > 1:
@@ -139,9 +135,6 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
                 summary["failed"] = f"{stage.name}: stopped by the health monitor"
                 break
             previous = result.checkpoint
-    finally:
-        if local:
-            stop_local_ray()
     final = summary["runs"][-1]["checkpoint"] if summary["runs"] and "failed" not in summary else None
     if final and "://" not in final:
         shutil.copy(Path(final) / "model.pt", out / "final_model.pt")

@@ -199,17 +199,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, data_uri: str, out: Path,
            storage: str, log: Path | None, started: float) -> dict[str, Any]:
     from medsight_ray.fit.runner import check_resources
-    from medsight_ray.raylocal import init_ray, stop_local_ray
+    from medsight_ray.raylocal import ray_for_run
     from medsight_ray.report.build import build_report
     from medsight_ray.report.summary import console_summary
     from medsight_ray.tune.publish import publish
     from medsight_ray.tune.sweep import base_config, sweep_stage
 
-    local = init_ray(args.address)
-    if log is not None:
-        console.echo_worker_lines()
-        console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
-    try:
+    with ray_for_run(args.address, log) as local:
         if local:
             stages = [(space, _share_cores(space, options)) for space, options in stages]
         for space, options in stages:
@@ -238,9 +234,6 @@ def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, d
             console.say(f"report not written: {err} (run python -m medsight_ray.report --out {out})")
         if publish(out, storage):
             console.say(f"copied summary and report to {storage}")
-    finally:
-        if local:
-            stop_local_ray()
     return summary
 
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     from medsight_ray.data.store import list_dataset, read_info
-    from medsight_ray.raylocal import init_ray, stop_local_ray
+    from medsight_ray.raylocal import ray_for_run
     from medsight_ray.zoo.entries import check_configs, format_table, run_zoo
 
     names = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
@@ -50,15 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     data = {read_info(list_dataset(d)).task: d for d in args.data}
     out = flags.default_out(args, "zoo")
     with console.session(out, args.verbose) as log:
-        local = init_ray(args.address)
-        if log is not None:
-            console.echo_worker_lines()
-            console.say(f"logs: {log} (Ray's own: {console.ray_logs_dir()})")
-        try:
+        with ray_for_run(args.address, log):
             rows = run_zoo(out, data, args.verify, names, extra)
-        finally:
-            if local:
-                stop_local_ray()
         console.say(format_table(rows))
         console.say(f"wrote {out / 'zoo.json'}")
     ok = all((r["detected_rule"] == r["expected_rule"] and r["stopped"]) if r["expected_rule"]

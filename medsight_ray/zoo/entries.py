@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides
+from medsight_ray.console import say
 from medsight_ray.errors import ConfigError
 
 History = list[dict[str, Any]]
@@ -149,6 +150,7 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
     rows = []
     for entry in select_entries(names):
         stage = get_stage(entry.task, entry.stage)
+        say(f"== zoo entry {entry.name}: {entry.task}/{entry.stage}, expects {entry.expected_rule or 'no diagnosis'}")
         uri = _dataset(out / "data", entry.task, entry.knobs, data)
         prepared = prepare_data(uri, entry.task)
         size = f"data.image_size={SIZE[entry.task]}" if entry.task not in data else "data.image_size=64"
