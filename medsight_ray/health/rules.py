@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from medsight_ray.health.config import RuleConfig
+from medsight_ray.health.config import (
+    ClassCollapseConfig,
+    InvertedLocalisationConfig,
+    LossFallsMetricFlatConfig,
+    NotLearningConfig,
+    PredictionCollapseConfig,
+    RuleConfig,
+)
 
 Finding = tuple[dict[str, Any], str]  # (evidence, threshold in words)
 
@@ -142,52 +149,47 @@ def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
     return None
 
 
-def not_learning(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Since the first epoch the training loss stayed flat (moved by less than
     ``threshold``, relative, either way) and the primary metric (``objective``) rose by
-    less than 0.02: the run is stalled. A loss that rose is divergence, not a stall
+    less than ``metric_gain``: the run is stalled. A loss that rose is divergence, not a stall
     (:func:`diverging_loss`), and its cure is the opposite."""
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     gain = history[-1].get("objective", math.nan) - history[0].get("objective", math.nan)
     if first is None or last is None or not first > 0 or len(history) < 2 or not math.isfinite(gain):
         return None
     drop = (first - last) / first
-    if -cfg.threshold < drop < cfg.threshold and gain < 0.02:
+    if -cfg.threshold < drop < cfg.threshold and gain < cfg.metric_gain:
         return ({"loss_drop": drop, "metric_gain": gain},
-                f"train loss within ±{100 * cfg.threshold:g}% and metric up < 0.02 since epoch 1")
+                f"train loss within ±{100 * cfg.threshold:g}% and metric up < {cfg.metric_gain:g} since epoch 1")
     return None
 
 
-def loss_falls_metric_flat(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Training loss fell by more than ``threshold`` (relative) while AUC stayed at chance."""
     auc = _auc(history[-1]["metrics"])
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     if auc is None or first is None or last is None or not first > 0 or len(history) < 2:
         return None
     drop = (first - last) / first
-    if drop > cfg.threshold and abs(auc - 0.5) <= 0.05:
+    if drop > cfg.threshold and abs(auc - 0.5) <= cfg.auc_band:
         return ({"loss_drop": drop, "auc_macro": auc},
-                f"train loss down > {100 * cfg.threshold:g}% with AUC within 0.5 ± 0.05")
+                f"train loss down > {100 * cfg.threshold:g}% with AUC within 0.5 ± {cfg.auc_band:g}")
     return None
 
 
-#: Classes with support and F1 = 0 that make a collapse (with more than two classes). One
-#: such class is how a healthy run looks for a few epochs while it learns a 13 % minority
-#: class (measured: the default grading recipe at epoch 4, F1 0.91 by epoch 8); seed
-#: 003's collapse had two.
-DEAD_CLASSES = 2
-
-
-def class_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
     """One class predicted for a share ≥ threshold of the samples, or (with more than two
-    classes) :data:`DEAD_CLASSES` classes with support that no prediction hits (F1 = 0);
-    multi-label: one label set for ≥ threshold."""
+    classes) ``dead_classes`` classes with support that no prediction hits (F1 = 0);
+    multi-label: one label set for ≥ threshold. One dead class is how a healthy run looks
+    for a few epochs while it learns a 13 % minority class (measured: the default grading
+    recipe at epoch 4, F1 0.91 by epoch 8); seed 003's collapse had two."""
     m = history[-1]["metrics"]
     hist, f1, support = m.get("pred_histogram"), m.get("f1_per_class"), m.get("support")
     if isinstance(hist, dict) and hist:
         top_class, share = max(hist.items(), key=lambda kv: kv[1])
         dead = [c for c, n in (support or {}).items() if n > 0 and (f1 or {}).get(c, 1.0) == 0.0]
-        needed = DEAD_CLASSES if len(support or {}) > 2 else 1
+        needed = cfg.dead_classes if len(support or {}) > 2 else 1
         if share >= cfg.threshold or len(dead) >= needed:
             return ({"top_class": top_class, "top_share": share, "classes_with_f1_0": dead},
                     f"one class >= {cfg.threshold:g} of predictions, or F1 = 0 for {needed} classes with support")
@@ -197,23 +199,21 @@ def class_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
     return None
 
 
-#: Training loss below which "predicting nothing" has become cheap (seed 004: loss -> 0).
-COLLAPSED_LOSS = 0.2
-
-
-def prediction_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Seed 004's signature: segmentation predicts (almost) nothing where the truth has
-    foreground (predicted share below ``threshold`` and below a quarter of the true
-    share) while the training loss is already low. A model that simply has not learned
-    yet still has a high loss and stays quiet."""
+    foreground (predicted share below ``threshold`` and below ``target_fraction`` of the
+    true share) while the training loss is already below ``collapsed_loss`` (seed 004:
+    loss -> 0). A model that simply has not learned yet still has a high loss and stays
+    quiet."""
     m = history[-1]["metrics"]
     pred, target = m.get("pred_mean"), m.get("target_mean")
     loss = history[-1]["train"].get("train/loss")
     if not isinstance(pred, float) or not isinstance(target, float) or not isinstance(loss, float):
         return None
-    if target > 0 and pred < min(cfg.threshold, 0.25 * target) and loss < COLLAPSED_LOSS:
+    if target > 0 and pred < min(cfg.threshold, cfg.target_fraction * target) and loss < cfg.collapsed_loss:
         return {"pred_mean": pred, "target_mean": target, "dice": m.get("dice"), "train_loss": loss}, \
-            f"pred_mean < {cfg.threshold:g} and < target_mean / 4 with train loss < {COLLAPSED_LOSS:g}"
+            (f"pred_mean < {cfg.threshold:g} and < {cfg.target_fraction:g} x target_mean with train loss "
+             f"< {cfg.collapsed_loss:g}")
     return None
 
 
@@ -227,12 +227,12 @@ def prototype_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Findin
     return None
 
 
-def inverted_localisation(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def inverted_localisation(cfg: InvertedLocalisationConfig, history: list[dict[str, Any]]) -> Finding | None:
     """CAM energy inside the boxes not above the energy outside."""
     m = history[-1]["metrics"]
     ratio, outside = m.get("energy_ratio"), m.get("energy_outside")
     # A dead CAM (near 0 everywhere) is not inverted: it is left to the chance rule.
-    alive = isinstance(outside, float) and outside >= 0.05
+    alive = isinstance(outside, float) and outside >= cfg.alive_energy
     if isinstance(ratio, float) and math.isfinite(ratio) and ratio <= cfg.threshold and alive:
         return ({"energy_ratio": ratio, "energy_inside": m.get("energy_inside"),
                  "energy_outside": m.get("energy_outside")}, f"inside/outside CAM energy <= {cfg.threshold:g}")

@@ -229,3 +229,40 @@ def test_a_stall_whose_loss_wobbles_up_a_little_is_still_not_learning() -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
     fired = _epochs(monitor, [{"auc_macro": 0.67}, {"auc_macro": 0.668}, {"auc_macro": 0.671}], [2.08, 2.09, 2.10])
     assert fired == ["not_learning"]
+
+
+def _fires(rule: str, metrics: list[dict], losses: list[float], primary: str = "auc_macro", **changes: float) -> bool:
+    cfg = with_rule(HealthConfig(), rule, **changes) if changes else HealthConfig()
+    monitor = HealthMonitor(cfg, "stage", primary)
+    return rule in _epochs(monitor, metrics, losses)
+
+
+GRADING_ONE_DEAD = [{"auc_macro": 0.8, "pred_histogram": {"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.2},
+                     "f1_per_class": {"a": 0.8, "b": 0.0, "c": 0.7, "d": 0.6},
+                     "support": {"a": 40, "b": 13, "c": 33, "d": 13}}] * 5
+
+
+@pytest.mark.parametrize("rule, metrics, losses, primary, change", [
+    # A gain of 0.01 is not learning at the default 0.02; it is at 0.005.
+    ("not_learning", [{"auc_macro": 0.70}, {"auc_macro": 0.705}, {"auc_macro": 0.71}], [1.0, 0.99, 0.98],
+     "auc_macro", {"metric_gain": 0.005}),
+    # AUC 0.53 is inside the default ± 0.05 band of chance, outside a ± 0.01 band.
+    ("loss_falls_metric_flat", [{"auc_macro": 0.53}, {"auc_macro": 0.52}, {"auc_macro": 0.53}], [1.0, 0.7, 0.5],
+     "auc_macro", {"auc_band": 0.01}),
+    # One dead class is a collapse when the setting says one is enough.
+    ("class_collapse", GRADING_ONE_DEAD, [1.0, 0.8, 0.7, 0.6, 0.5], "f1_macro", {"dead_classes": 1}),
+    # A segmentation run predicting nothing at train loss 0.15 collapses at the default 0.2.
+    ("prediction_collapse", [{"pred_mean": 0.001, "target_mean": 0.1, "dice": 0.0}] * 3, [0.3, 0.15, 0.14],
+     "dice", {"collapsed_loss": 0.1}),
+    # CAMs alive at mean 0.06 outside: inverted at the default 0.05; dead at 0.1.
+    ("inverted_localisation", [{"energy_ratio": 0.7, "energy_inside": 0.04, "energy_outside": 0.06}] * 3,
+     [1.0, 0.9, 0.8], "auc_macro", {"alive_energy": 0.1}),
+])
+def test_every_limit_of_a_rule_is_a_setting(rule: str, metrics: list[dict], losses: list[float], primary: str,
+                                            change: dict) -> None:
+    """Each limit that used to be a module constant or a literal is a health.<rule>.<name>
+    setting: changing it turns the verdict on the same signals (one healthy run learning a
+    minority class stays quiet at the default of two dead classes)."""
+    default = _fires(rule, metrics, losses, primary)
+    assert default is (rule != "class_collapse")
+    assert _fires(rule, metrics, losses, primary, **change) is not default
