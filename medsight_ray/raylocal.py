@@ -104,8 +104,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
 
 
 def stop_local_ray() -> None:
-    """Shut down the local Ray this process started, while its output still goes to the
-    run's log (a shutdown at interpreter exit would print on the console)."""
+    """Disconnect this driver (and shut down the local Ray it started), while its output
+    still goes to the run's log (a shutdown at interpreter exit would print on the
+    console)."""
     import ray
 
     if ray.is_initialized():
@@ -116,10 +117,15 @@ def stop_local_ray() -> None:
 def ray_for_run(address: str | None, log: Path | None) -> Iterator[bool]:
     """Ray for one CLI run: join the cluster at ``address`` or start a local Ray; inside a
     console session (``log`` is its file) echo the workers' lines for people and say
-    where the logs are. A local Ray this started is shut down on the way out. Yields
-    whether it started one."""
+    where the logs are. On the way out, a connection this made is closed (a local Ray it
+    started is shut down), while the output still goes to the run's log: Ray's log
+    thread would otherwise print late worker lines on the console. Yields whether it
+    started a local Ray."""
+    import ray
+
     from medsight_ray import console
 
+    connected = not ray.is_initialized()
     local = init_ray(address)
     if log is not None:
         console.echo_worker_lines()
@@ -127,5 +133,5 @@ def ray_for_run(address: str | None, log: Path | None) -> Iterator[bool]:
     try:
         yield local
     finally:
-        if local:
+        if connected:
             stop_local_ray()

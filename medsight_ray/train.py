@@ -131,7 +131,7 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             if result.status == "errored" or result.checkpoint is None:
                 summary["failed"] = f"{stage.name}: {result.error or 'no checkpoint'}"
                 break
-            if result.diagnoses and any(d.get("severity") == "fatal" for d in result.diagnoses):
+            if result.outcome.stop_reason == "health":
                 summary["failed"] = f"{stage.name}: stopped by the health monitor"
                 break
             previous = result.checkpoint

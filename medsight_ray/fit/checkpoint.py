@@ -25,13 +25,18 @@ HISTORY_FILE = "history.json"
 
 
 def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta: dict[str, Any],
-                    train_state: dict[str, Any] | None, history: list[dict[str, Any]]) -> None:
-    """Write a checkpoint directory; ``meta`` must hold plain data only."""
+                    train_state: dict[str, Any] | None, history: list[dict[str, Any]],
+                    records: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint directory; ``meta`` must hold plain data only. ``records`` maps
+    a file name to plain data written as JSON beside the model (the run's outcome, the
+    health monitor's state)."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({"format": FORMAT, **meta, "state_dict": model_state}, directory / MODEL_FILE)
     if train_state is not None:
         torch.save(train_state, directory / STATE_FILE)
     (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
+    for name, data in (records or {}).items():
+        (directory / name).write_text(json.dumps(data, default=float))
 
 
 def _open(path: str | Path, name: str) -> tuple[Any, str] | None:
@@ -70,11 +75,16 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_history(directory: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch metrics stored beside a checkpoint (empty if none)."""
-    found = _open(directory, HISTORY_FILE)
+def read_json(directory: str | Path, name: str) -> Any:
+    """A JSON file stored beside a checkpoint's model (local path or URI), or None."""
+    found = _open(directory, name)
     if found is None:
-        return []
+        return None
     fs, where = found
     with fs.open_input_file(where) as fh:
         return json.loads(fh.read())
+
+
+def read_history(directory: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch metrics stored beside a checkpoint (empty if none)."""
+    return read_json(directory, HISTORY_FILE) or []

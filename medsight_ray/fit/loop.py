@@ -25,9 +25,10 @@ from medsight_ray.config import from_dict
 from medsight_ray.console import emit
 from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.schema import DatasetInfo
-from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, save_checkpoint
+from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, read_json, save_checkpoint
 from medsight_ray.fit.distributed import gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
+from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.fit.stage import Context, Stage, resolve_stage
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
@@ -45,6 +46,8 @@ def objective(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+#: The health monitor's state, checkpointed with every epoch.
+HEALTH_FILE = "health.json"
 #: Validation metrics shown on the console line of an epoch, after the stage's primary one.
 SHOWN = ("auc_macro", "f1_macro", "dice", "pointing", "energy_ratio", "prototype_similarity")
 
@@ -94,6 +97,7 @@ class _Trainer:
                                        ray.train.get_context().get_experiment_name(), self.stage.primary_metric,
                                        enabled=self.rank == 0 and self.cfg.health.export_metrics)
         self.history: list[dict[str, Any]] = []
+        self.outcome = Outcome()
         self.start_epoch = 0
         self.best = -math.inf
         self.stale = 0
@@ -113,6 +117,12 @@ class _Trainer:
             self.model.load_state_dict(load_model_file(directory)["state_dict"])
             state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
             self.history = read_history(directory)
+            monitor_state = read_json(directory, HEALTH_FILE)
+            outcome = read_outcome(directory)
+        if monitor_state is not None:
+            self.monitor.load_state_dict(monitor_state)
+        if outcome is not None:
+            self.outcome = outcome
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.start_epoch, self.best, self.stale = state["epoch"] + 1, state["best"], state["stale"]
@@ -235,7 +245,9 @@ class _Trainer:
             meta = {**self.meta, "epoch": epoch + 1, "metrics": scalars, "stopped": stop}
             train_state = {**state, "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
             model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-            save_checkpoint(Path(tmp), model_state, meta, train_state, self.history)
+            # The run's outcome so far and the monitor's state travel with every checkpoint.
+            records = {OUTCOME_FILE: self.outcome.to_dict(), HEALTH_FILE: self.monitor.state_dict()}
+            save_checkpoint(Path(tmp), model_state, meta, train_state, self.history, records)
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
     def _say_epoch(self, epoch: int, train: dict[str, float], metrics: dict[str, Any], new: list[Any]) -> None:
@@ -271,14 +283,16 @@ class _Trainer:
                 self.best, self.stale = primary, 0
             else:
                 self.stale += 1
-            stop = bool(self.cfg.fit.early_stop_patience) and self.stale >= self.cfg.fit.early_stop_patience
+            patience = bool(self.cfg.fit.early_stop_patience) and self.stale >= self.cfg.fit.early_stop_patience
             self.monitor.on_epoch(epoch, train, metrics)
             new = self.monitor.epoch_diagnoses(epoch)
             extra.update(self.monitor.report())
             self.exporter.on_epoch(epoch, train, metrics, new, self.monitor.should_stop())
-            stop = stop or self.monitor.should_stop()
+            self.outcome = self.outcome.after_epoch(epoch + 1, [d.to_dict() for d in self.monitor.diagnoses],
+                                                    self.cfg.fit.epochs, early_stop=patience)
             if self.rank == 0:
                 self._say_epoch(epoch, train, metrics, new)
+            stop = self.outcome.status == "stopped"
             self.report(epoch, metrics, extra, stop, [d.to_dict() for d in new])
             if stop:
                 break

@@ -19,6 +19,7 @@ from medsight_ray.data.stats import fingerprint, label_stats
 from medsight_ray.data.store import list_dataset, read_info, resolve
 from medsight_ray.errors import ConfigError, DataError
 from medsight_ray.fit.checkpoint import load_model_file, read_history
+from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.stage import Stage
 
 
@@ -27,7 +28,8 @@ class StageResult:
     """What one stage run produced.
 
     Attributes:
-        status: ``completed``, ``stopped`` (early stop or health) or ``errored``.
+        outcome: how the run ended (the record the fit loop checkpointed, completed by
+            the driver); ``status``, ``epochs_run``, ``error`` and ``diagnoses`` read it.
         checkpoint: path of the best checkpoint directory (highest ``objective``).
         best: scalar metrics of the best epoch; final: of the last epoch.
         history: per-epoch scalars and details.
@@ -36,20 +38,34 @@ class StageResult:
     task: str
     stage: str
     config: dict[str, Any]
-    status: str
-    epochs_run: int
+    outcome: Outcome
     best: dict[str, Any]
     final: dict[str, Any]
     checkpoint: str | None
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
-    error: str | None = None
-    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status
+
+    @property
+    def epochs_run(self) -> int:
+        return self.outcome.epochs_run
+
+    @property
+    def error(self) -> str | None:
+        return self.outcome.error
+
+    @property
+    def diagnoses(self) -> list[dict[str, Any]]:
+        return list(self.outcome.diagnoses)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready dict (history without per-class details)."""
         return {
-            "task": self.task, "stage": self.stage, "status": self.status, "epochs_run": self.epochs_run,
+            "task": self.task, "stage": self.stage, "status": self.status, "stop_reason": self.outcome.describe(),
+            "epochs_run": self.epochs_run, "outcome": self.outcome.to_dict(),
             "best": self.best, "final": self.final, "checkpoint": self.checkpoint, "config": self.config,
             "wall_seconds": round(self.wall_seconds, 2), "error": self.error, "diagnoses": self.diagnoses,
             "history": [{k: v for k, v in h.items() if k != "details"} for h in self.history],
@@ -198,26 +214,26 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
 
 
 def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
-    """Turn a Train ``Result`` into a :class:`StageResult`."""
+    """Turn a Train ``Result`` into a :class:`StageResult`: the outcome is the one the fit
+    loop checkpointed last, completed by what only the driver saw (an error)."""
     history: list[dict[str, Any]] = []
+    outcome = None
     best_ckpt = None
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as directory:
             history = read_history(directory)
+            outcome = read_outcome(directory)
     if result.best_checkpoints:
         best_ckpt = max(result.best_checkpoints, key=lambda cm: cm[1].get("objective", -math.inf))[0]
     best = max(history, key=lambda h: h.get("objective", -math.inf)) if history else {}
     final = history[-1] if history else {}
-    epochs = len(history)
     error = str(result.error).splitlines()[0][:500] if result.error else None
-    stopped = bool(history) and epochs < cfg.fit.epochs
-    status = "errored" if error else "stopped" if stopped else "completed"
-    return StageResult(stage.task, stage.name, to_dict(cfg), status, epochs,
+    outcome = (outcome or Outcome()).ended_by_driver(error)
+    return StageResult(stage.task, stage.name, to_dict(cfg), outcome,
                        {k: v for k, v in best.items() if k != "details"},
                        {k: v for k, v in final.items() if k != "details"},
                        best_ckpt.path if best_ckpt is not None else None, history,
-                       time.perf_counter() - started, error,
-                       [d for h in history for d in h.get("details", {}).get("diagnoses", [])])
+                       time.perf_counter() - started)
 
 
 def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
@@ -240,6 +256,7 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
     try:
         result = trainer.fit()
     except Exception as err:  # Train raises TrainingFailedError with the worker's error inside
-        return StageResult(stage.task, stage.name, to_dict(cfg), "errored", 0, {}, {}, None, [],
-                           time.perf_counter() - started, f"{type(err).__name__}: {str(err).splitlines()[0][:500]}")
+        outcome = Outcome().ended_by_driver(f"{type(err).__name__}: {str(err).splitlines()[0][:500]}")
+        return StageResult(stage.task, stage.name, to_dict(cfg), outcome, {}, {}, None, [],
+                           time.perf_counter() - started)
     return collect(stage, cfg, result, started)

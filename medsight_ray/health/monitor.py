@@ -9,7 +9,7 @@ report, the checkpoint's history, ``summary.json`` and the console.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from medsight_ray.health.config import HealthConfig, RuleConfig
@@ -101,6 +101,21 @@ class HealthMonitor:
     def should_stop(self) -> bool:
         """True once a fatal diagnosis was made."""
         return any(d.severity == "fatal" for d in self.diagnoses)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the monitor has seen and decided, as plain data (checkpointed with
+        every epoch, so that a restarted worker group continues where it was)."""
+        return {"epoch": self.epoch, "step_state": asdict(self.state), "streaks": dict(self._streaks),
+                "history": self.history, "diagnoses": [d.to_dict() for d in self.diagnoses]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (grace counts, streaks, history, diagnoses)."""
+        self.epoch = int(state["epoch"])
+        self.state = StepState(**state["step_state"])
+        self._streaks = {k: int(v) for k, v in state["streaks"].items()}
+        self.history = list(state["history"])
+        self.diagnoses = [Diagnosis(**{**d, "causes": tuple(d["causes"]), "remedies": tuple(d["remedies"])})
+                          for d in state["diagnoses"]]
 
     def report(self) -> dict[str, float]:
         """Flat metrics for ``ray.train.report`` (and so for Tune and the dashboard)."""

@@ -21,25 +21,24 @@ HEALTH_COLOURS = {
 EDGE_FRACTION = 0.05
 
 
+def fatal_rules(trial: dict[str, Any]) -> list[str]:
+    """The rules that stopped ``trial`` (empty when none did), from its outcome record
+    (a ``summary.json`` written before outcomes existed: from its fatal diagnoses)."""
+    outcome = trial.get("outcome")
+    if outcome:
+        return sorted(outcome.get("fatal_rules", []))
+    return sorted({d["rule"] for d in trial.get("diagnoses", []) if d.get("severity") == "fatal"})
+
+
 def health_class(trial: dict[str, Any]) -> str:
     """One of :data:`HEALTH_COLOURS` for a trial record of ``summary.json``."""
     if trial["status"] == "errored":
         return "errored"
-    if (trial.get("stop_reason") or "").startswith("health") or any(
-            d.get("severity") == "fatal" for d in trial.get("diagnoses", [])):
+    if fatal_rules(trial):
         return "health-stopped"
     if trial["status"] == "stopped":
         return "early-stopped"
     return "warned" if trial.get("diagnoses") else "healthy"
-
-
-def fatal_rules(trial: dict[str, Any]) -> list[str]:
-    """The rules that stopped ``trial`` (empty when none did)."""
-    rules = sorted({d["rule"] for d in trial.get("diagnoses", []) if d.get("severity") == "fatal"})
-    reason = trial.get("stop_reason") or ""
-    if not rules and reason.startswith("health:"):
-        rules = [r.strip() for r in reason.split(":", 1)[1].split(",")]
-    return rules
 
 
 def stop_counts(section: dict[str, Any]) -> Counter[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from medsight_ray.config import apply_overrides, to_dict
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import read_history
+from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.runner import PreparedData, storage_path
 from medsight_ray.tune.progress import StatusTable, SweepProgress
 from medsight_ray.tune.space import SearchSpace
@@ -47,7 +48,8 @@ class SweepOptions:
 
 @dataclass
 class TrialRecord:
-    """One trial as ``summary.json`` lists it."""
+    """One trial as ``summary.json`` lists it; ``status``, ``stop_reason``, ``epochs_run``
+    and ``diagnoses`` come from ``outcome``, the run's own record."""
 
     trial_id: str
     stage: str
@@ -61,6 +63,7 @@ class TrialRecord:
     wall_seconds: float
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 def with_scheme(path: str | None, storage: str) -> str | None:
@@ -72,7 +75,17 @@ def with_scheme(path: str | None, storage: str) -> str | None:
     return f"{storage.split('://', 1)[0]}://{path.lstrip('/') if not storage.startswith('file://') else path}"
 
 
-def _records(grid: Any, stage_name: str, max_epochs: int, storage: str) -> list[TrialRecord]:
+def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: str | None) -> Outcome:
+    """A trial's outcome: the one its driver wrote when the trial ended by itself, else
+    (Tune stopped it: ASHA or the health stopper) the one in its last checkpoint,
+    completed here by what only Tune saw."""
+    if summary.get("outcome"):
+        return Outcome.from_dict(summary["outcome"]).ended_by_driver(error)
+    stored = read_outcome(last_checkpoint) if last_checkpoint else None
+    return (stored or Outcome()).ended_by_driver(error)
+
+
+def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
     records = []
     for result in grid:
         trial_dir = Path(result.path)
@@ -80,40 +93,24 @@ def _records(grid: Any, stage_name: str, max_epochs: int, storage: str) -> list[
         summary = json.loads(stage_file.read_text()) if stage_file.is_file() else {}
         frame = result.metrics_dataframe
         rows = frame.to_dict("records") if frame is not None and len(frame) else []
-        history = summary.get("history") or [{k: v for k, v in r.items() if k.startswith(("val/", "train/", "epoch",
-                                                                                      "objective"))} for r in rows]
+        last = with_scheme(next((r["checkpoint_path"] for r in reversed(rows) if r.get("checkpoint_path")), None),
+                           storage)
+        error = str(result.error).splitlines()[0][:300] if result.error is not None else None
+        outcome = trial_outcome(summary, last, error)
+        history = summary.get("history") or (read_history(last) if last else []) or [
+            {k: v for k, v in r.items() if k.startswith(("val/", "train/", "epoch", "objective"))} for r in rows]
         best_row = max(rows, key=lambda r: r.get("objective", -math.inf)) if rows else {}
-        epochs = len(rows)
-        diagnoses = summary.get("diagnoses")
-        if diagnoses is None:
-            # The HealthStopper ended the trial before its driver wrote the stage result:
-            # the diagnoses are in the history of its last checkpoint.
-            last = next((r["checkpoint_path"] for r in reversed(rows) if r.get("checkpoint_path")), None)
-            history = read_history(with_scheme(last, storage)) if last else []
-            diagnoses = [d for h in history for d in h.get("details", {}).get("diagnoses", [])]
-        fatal = sorted({d["rule"] for d in diagnoses if d.get("severity") == "fatal"})
-        if not fatal and any(r.get("health/fatal") for r in rows):
-            fatal = sorted({k.rsplit("/", 1)[-1] for r in rows for k, v in r.items()
-                            if k.startswith("health/rule/") and v == 1})
-        if fatal:
-            status, reason = "stopped", f"health: {', '.join(fatal)}"
-        elif result.error is not None:
-            status, reason = "errored", str(result.error).splitlines()[0][:300]
-        elif epochs < max_epochs:
-            status, reason = "stopped", "early stopping (ASHA or patience)"
-        else:
-            status, reason = "completed", None
         records.append(TrialRecord(
             trial_id=str((result.metrics or {}).get("trial_id") or trial_dir.name),
-            stage=stage_name, config=dict(result.config or {}), status=status, stop_reason=reason,
-            epochs_run=epochs,
+            stage=stage_name, config=dict(result.config or {}), status=outcome.status,
+            stop_reason=outcome.describe(), epochs_run=outcome.epochs_run,
             best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
             final={k: v for k, v in (rows[-1] if rows else {}).items()
                    if k.startswith(("val/", "objective", "epoch"))},
             checkpoint=with_scheme(best_row.get("checkpoint_path"), storage),
             wall_seconds=round(float((result.metrics or {}).get("time_total_s") or summary.get("wall_seconds") or 0),
                                1),
-            diagnoses=diagnoses, history=history))
+            diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict()))
     return records
 
 
@@ -175,10 +172,8 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                          epochs)]),
         )
     grid = tuner.fit()
-    records = _records(grid, stage.name, epochs, root)
-    healthy = [r for r in records if r.status != "errored" and r.checkpoint
-               and not any(d.get("severity") == "fatal" for d in r.diagnoses) and not (r.stop_reason or "").startswith(
-                   "health")]
+    records = _records(grid, stage.name, root)
+    healthy = [r for r in records if r.status != "errored" and r.checkpoint and not r.outcome.get("fatal_rules")]
     best = max(healthy, key=lambda r: r.best.get("objective", -math.inf)) if healthy else None
     return {"stage": f"{stage.task}/{stage.name}", "space": space.path, "experiment": experiment,
             "primary_metric": f"val/{stage.primary_metric}", "bounds": space.bounds(),

@@ -162,14 +162,14 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
             plain = run_stage(stage, off, prepared, str(out / "ray"), f"{entry.name}-truth", init)
             truth = bool(entry.truth(plain.history)) if plain.history else entry.expected_rule == "non_finite"
         result = run_stage(stage, cfg, prepared, str(out / "ray"), entry.name, init)
-        fatal = [d for d in result.diagnoses if d.get("severity") == "fatal"]
-        first = min(fatal or result.diagnoses, key=lambda d: (d["epoch"], d["step"]), default=None)
+        outcome = result.outcome
+        fatal = [d for d in outcome.diagnoses if d.get("severity") == "fatal"]
+        first = min(fatal or outcome.diagnoses, key=lambda d: (d["epoch"], d["step"]), default=None)
         rows.append({"name": entry.name, "stage": f"{entry.task}/{entry.stage}", "expected_rule": entry.expected_rule,
                      "detected_rule": first["rule"] if first else None, "epoch": first["epoch"] if first else None,
-                     # The monitor stopped the run: it ended at the epoch of its first fatal diagnosis.
-                     "stopped": bool(fatal) and result.epochs_run == first["epoch"],
-                     "diagnoses": len(result.diagnoses), "pathology_verified": truth,
-                     "epochs_run": result.epochs_run, "seed_claim": entry.seed_claim,
+                     "stopped": outcome.stop_reason == "health", "stop_epoch": outcome.stop_epoch,
+                     "stop_step": outcome.stop_step, "diagnoses": len(outcome.diagnoses),
+                     "pathology_verified": truth, "epochs_run": outcome.epochs_run, "seed_claim": entry.seed_claim,
                      "final_metric": result.final.get(f"val/{stage.primary_metric}")})
         (out / "zoo.json").write_text(json.dumps(rows, indent=2, default=str))
     return rows

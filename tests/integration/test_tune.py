@@ -98,7 +98,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
 
     (tmp_path / "space.yaml").write_text(RESUME_SPACE)
     out, store = tmp_path / "sweep", tmp_path / "store"
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    # Tune saves its experiment state on an adaptive timer (at least every 10 s, longer when
+    # a save is slow): a 1 s period makes sure a save lands while the second trial runs.
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     # Data and storage as file:// URIs: the code path of s3:// and gs://, runnable here.
     proc = subprocess.Popen(
         [sys.executable, "-m", "medsight_ray.tune", "--space", str(tmp_path / "space.yaml"), "--data",
