@@ -52,6 +52,13 @@ HEALTH_FILE = "health.json"
 SHOWN = ("auc_macro", "f1_macro", "dice", "pointing", "energy_ratio", "prototype_similarity")
 
 
+def entropy(counts: np.ndarray | list[float]) -> float:
+    """Shannon entropy (nats) of a histogram; 0 for one class or none."""
+    p = np.asarray(counts, dtype=float)
+    p = p[p > 0] / max(p.sum(), 1e-12)
+    return float(-(p * np.log(p)).sum())
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
@@ -98,6 +105,8 @@ class _Trainer:
                                        enabled=self.rank == 0 and self.cfg.health.export_metrics)
         self.history: list[dict[str, Any]] = []
         self.outcome = Outcome()
+        # The train split's class entropy: how mixed a batch of a shuffled split is.
+        self.split_entropy = entropy(config["stats"].get("class_counts") or [])
         self.start_epoch = 0
         self.best = -math.inf
         self.stale = 0
@@ -177,9 +186,12 @@ class _Trainer:
         waited = 0.0
         pending = 0  # micro-batches whose gradients wait for a step
         halt = False
+        mix: list[float] = []  # each batch's label entropy (classification stages)
         tick = time.perf_counter()
         for batch in batches:
             waited += time.perf_counter() - tick
+            if "label" in batch and self.split_entropy > 0:
+                mix.append(entropy(torch.bincount(batch["label"].flatten().cpu()).numpy()))
             with torch.autocast(self.device.type, enabled=self.use_amp):
                 out = self.stage.train_step(self.wrapped, augment(_to_device(batch, self.device), self.cfg.data,
                                                                   generator), self.ctx)
@@ -213,6 +225,10 @@ class _Trainer:
         local["train/grad_norm_max"] = float(np.max(finite)) if finite else float("nan")
         local["train/steps"] = float(len(norms))
         local["fit/torch_threads"] = float(torch.get_num_threads())
+        if mix:
+            # Mean batch label entropy over the split's: near 1 when batches mix the
+            # classes as the split does, near 0 when each batch holds one class.
+            local["train/label_mix"] = float(np.mean(mix)) / self.split_entropy
         return mean_across(local)
 
     @torch.no_grad()

@@ -98,6 +98,22 @@ class DivergingConfig(RuleConfig):
 
 
 @dataclass(frozen=True)
+class UnmixedBatchesConfig(RuleConfig):
+    """``unmixed_batches``.
+
+    Attributes:
+        threshold: mean label entropy of the training batches over the train split's
+            class entropy, below which batches do not mix the classes (1 = as mixed as
+            the split, 0 = one class per batch).
+        fatal: false: the data's order is reported at once; ``diverging_loss`` stops the
+            run if it diverges.
+    """
+
+    threshold: float = 0.5
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
 class NotLearningConfig(RuleConfig):
     """``not_learning``.
 
@@ -217,6 +233,7 @@ class HealthConfig:
     exploding_gradients: ExplodingConfig = ExplodingConfig()
     vanishing_gradients: VanishingConfig = VanishingConfig()
     chance_metric: ChanceConfig = ChanceConfig()
+    unmixed_batches: UnmixedBatchesConfig = UnmixedBatchesConfig()
     diverging_loss: DivergingConfig = DivergingConfig()
     not_learning: NotLearningConfig = NotLearningConfig()
     loss_falls_metric_flat: LossFallsMetricFlatConfig = LossFallsMetricFlatConfig()

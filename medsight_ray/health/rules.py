@@ -44,6 +44,12 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
          "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+    "unmixed_batches": (
+        ("rows stored grouped by label (one class folder after another): the local shuffle buffer "
+         "cannot mix them, so each batch holds one or two classes",),
+        ("write the training rows in random order (python -m medsight_ray.data import does; "
+         "'python -m medsight_ray.data check --data URI' warns of the order)",
+         "raise fit.shuffle_buffer above the longest run of one label")),
     "diverging_loss": (
         ("a learning rate too high for this data and batch size",
          "batches of one or two classes (rows stored grouped by label; 'python -m medsight_ray.data check' "
@@ -132,6 +138,15 @@ def chance_metric(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | N
 def _train_losses(history: list[dict[str, Any]]) -> list[float]:
     values = [h["train"].get("train/loss") for h in history]
     return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The training batches hold fewer classes than the split: their mean label entropy
+    is below ``threshold`` × the split's (``train/label_mix``, from the fit loop)."""
+    mix = history[-1]["train"].get("train/label_mix")
+    if isinstance(mix, float) and math.isfinite(mix) and mix < cfg.threshold:
+        return {"label_mix": mix}, f"batch label entropy < {cfg.threshold:g} x the split's"
+    return None
 
 
 def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
@@ -243,7 +258,8 @@ STEP_RULES: dict[str, Callable[..., Finding | None]] = {
     "non_finite": non_finite, "exploding_gradients": exploding_gradients, "vanishing_gradients": vanishing_gradients,
 }
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "chance_metric": chance_metric, "diverging_loss": diverging_loss, "not_learning": not_learning,
+    "chance_metric": chance_metric, "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss,
+    "not_learning": not_learning,
     "loss_falls_metric_flat": loss_falls_metric_flat,
     "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,

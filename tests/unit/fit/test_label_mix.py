@@ -1,0 +1,55 @@
+"""The fit loop measures how well training batches mix the classes (``train/label_mix``),
+and ``unmixed_batches`` names batches of one class at once, relative to the split."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from medsight_ray.fit.loop import entropy
+from medsight_ray.health.config import HealthConfig
+from medsight_ray.health.monitor import HealthMonitor
+from tests.unit.fit.test_accumulation import _Shard, _trainer
+
+COUNTS = [40, 13, 33, 13]  # the cataract data's 41/13/33/13 %
+
+
+def _label_batches(grouped: bool) -> list[dict[str, torch.Tensor]]:
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(COUNTS)])
+    if not grouped:
+        labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    g = torch.Generator().manual_seed(1)
+    return [{"image": torch.randn(len(chunk), 3, generator=g), "y": torch.randn(len(chunk), 1, generator=g),
+             "label": chunk} for chunk in labels.split(16)]
+
+
+def _label_mix(grouped: bool) -> float:
+    torch.manual_seed(0)
+    trainer = _trainer(nn.Linear(3, 1), accumulate=1)
+    trainer.split_entropy = entropy(COUNTS)
+    return trainer.train_epoch(_Shard(_label_batches(grouped)))["train/label_mix"]
+
+
+def test_entropy_of_a_histogram() -> None:
+    assert entropy([5, 0, 0]) == 0.0 and math.isclose(entropy([1, 1]), math.log(2))
+
+
+def test_grouped_batches_mix_little_and_shuffled_ones_as_the_split() -> None:
+    """Batches of 16 from a split stored class after class hold one class, two at a
+    boundary; from a shuffled split, about the split's mix (a batch of 16 draws a little
+    less entropy than the whole split holds). The rule's default sits between."""
+    grouped, mixed = _label_mix(grouped=True), _label_mix(grouped=False)
+    assert grouped < 0.3, grouped
+    assert 0.8 < mixed <= 1.05, mixed
+    assert grouped < HealthConfig().unmixed_batches.threshold < mixed
+
+
+def test_unmixed_batches_warns_at_the_first_epoch_and_lets_the_run_go_on() -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    (d,) = monitor.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.12}, {"f1_macro": 0.3})
+    assert (d.rule, d.severity, d.epoch) == ("unmixed_batches", "warn", 1)
+    assert "random order" in d.remedies[0] and not monitor.should_stop()
+    quiet = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert quiet.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.93}, {"f1_macro": 0.3}) == []
