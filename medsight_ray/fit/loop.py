@@ -178,7 +178,7 @@ class _Trainer:
         norms: list[float] = []
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        epoch = self.ctx.epoch if self.ctx is not None else 0
+        epoch = self.ctx.epoch
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
                                            local_shuffle_seed=fit.seed * 7919 + epoch, drop_last=self.drop_last,
                                            device=self.device)

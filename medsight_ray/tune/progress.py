@@ -50,10 +50,6 @@ class StatusTable(ProgressReporter):
         self._shown: dict[str, str] = {}
         self._pending_since: float | None = None
 
-    def setup(self, start_time: float | None = None, total_samples: int | None = None, metric: str | None = None,
-              mode: str | None = None, **kwargs: Any) -> None:
-        self.total = total_samples
-
     def should_report(self, trials: list[Any], done: bool = False) -> bool:
         states = {t.trial_id: t.status for t in trials}
         if states == self._shown or not any(s in LIVE for s in states.values()):

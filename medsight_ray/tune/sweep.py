@@ -127,11 +127,12 @@ def preflight(space: SearchSpace, data: PreparedData, options: SweepOptions) -> 
         ConfigError: any of these.
     """
     base = base_config(space, options)
-    if int(getattr(base, "kfold", 0) or 0) > 1 or any(p.key == "kfold" for p in space.params):
+    folds = int(getattr(base, "kfold", 0) or 0)
+    searched = any(p.key == "kfold" for p in space.params)
+    if folds > 1 or searched:
         raise ConfigError("k-fold cross-validation is not run by tune", where="kfold",
                           expected="0 in a sweep (each trial trains on the fixed train split)",
-                          got=f"kfold={getattr(base, 'kfold', 0)}" + (" (searched)" if any(
-                              p.key == "kfold" for p in space.params) else ""),
+                          got=f"kfold={folds}" + (" (searched)" if searched else ""),
                           fix="cross-validate the chosen config with python -m medsight_ray.train --set kfold=K")
     space.stage.build_model(base, data.info)
     return base

@@ -8,6 +8,7 @@ short group used to be zeroed at the next epoch without a step.
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -49,7 +50,7 @@ def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
     trainer.cfg = apply_overrides(GradingConfig(), [f"fit.accumulate={accumulate}", "fit.grad_clip=0",
                                                     "data.hflip=0", "data.vflip=0", "data.intensity=0"])
     trainer.rank = 0
-    trainer.stage, trainer.model, trainer.wrapped, trainer.ctx = _Stage(), model, model, None
+    trainer.stage, trainer.model, trainer.wrapped, trainer.ctx = _Stage(), model, model, SimpleNamespace(epoch=0)
     trainer.device, trainer.use_amp, trainer.drop_last = torch.device("cpu"), False, False
     trainer.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.scaler = torch.amp.GradScaler("cpu", enabled=False)
