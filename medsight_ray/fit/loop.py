@@ -46,6 +46,8 @@ def objective(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+#: Batches whose mean loss is the run's starting loss (``train/loss_start``).
+START_BATCHES = 5
 #: The health monitor's state, checkpointed with every epoch.
 HEALTH_FILE = "health.json"
 #: Validation metrics shown on the console line of an epoch, after the stage's primary one.
@@ -187,6 +189,7 @@ class _Trainer:
         pending = 0  # micro-batches whose gradients wait for a step
         halt = False
         mix: list[float] = []  # each batch's label entropy (classification stages)
+        batch_losses: list[float] = []
         tick = time.perf_counter()
         for batch in batches:
             waited += time.perf_counter() - tick
@@ -199,6 +202,7 @@ class _Trainer:
             self.scaler.scale(loss / fit.accumulate).backward()
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
+            batch_losses.append(float(loss.detach()))
             n += 1
             pending += 1
             if pending == fit.accumulate:
@@ -225,6 +229,15 @@ class _Trainer:
         local["train/grad_norm_max"] = float(np.max(finite)) if finite else float("nan")
         local["train/steps"] = float(len(norms))
         local["fit/torch_threads"] = float(torch.get_num_threads())
+        finite_losses = [x for x in batch_losses if math.isfinite(x)]
+        if len(finite_losses) > 1 and np.mean(finite_losses) > 0:
+            # How much the loss swings between batches (coefficient of variation): batches
+            # that each hold another class swing far more than mixed ones.
+            local["train/loss_swing"] = float(np.std(finite_losses) / np.mean(finite_losses))
+        if epoch == 0 and finite_losses:
+            # The untrained model's loss (its first few batches): the scale that rules
+            # relative to "the loss at the start" compare with.
+            local["train/loss_start"] = float(np.mean(finite_losses[:START_BATCHES]))
         if mix:
             # Mean batch label entropy over the split's: near 1 when batches mix the
             # classes as the split does, near 0 when each batch holds one class.

@@ -4,9 +4,10 @@ unit), grace, patience and whether it stops the run.
 Every number a rule compares against is a field here, documented with its unit, so
 ``--print-config`` lists it and ``--set health.<rule>.<name>=...`` changes it; no rule
 reads a module constant. Defaults come from the seeds: vanishing gradients below 1e-7 and
-exploding above 100 (seed 000's gradient monitor), chance-level AUC at 0.5 ± 0.03,
-prototype collapse at mean pairwise cosine 0.8 (seed 000), prediction collapse at
-pred_mean 0.01 (seed 004).
+exploding above 100 (seed 000's gradient monitor), prototype collapse at mean pairwise
+cosine 0.8 (seed 000). Rules that read the data's scale read it relative to the data:
+class shares against the true shares, losses against the loss at the start, metrics
+against their chance level on the split.
 """
 
 from __future__ import annotations
@@ -72,15 +73,39 @@ class VanishingConfig(RuleConfig):
 
 @dataclass(frozen=True)
 class ChanceConfig(RuleConfig):
-    """``chance_metric``.
+    """``chance_metric``: the primary metric sits at its chance level, the score of a
+    model with no skill on this split (AUC 0.5; the macro F1 of the best constant class;
+    the Dice of the better trivial mask; 1 / K for prototype retrieval).
 
     Attributes:
-        threshold: half-width of the band around AUC 0.5 that counts as chance (AUC units).
+        threshold: skill, (metric − chance) / (1 − chance), at or below which the run is
+            at chance (a fraction of the way from chance to perfect: 0.06 = AUC 0.53).
         grace: epochs before the rule may fire.
     """
 
-    threshold: float = 0.03
+    threshold: float = 0.06
     grace: int = 2
+
+
+@dataclass(frozen=True)
+class DeadOutputsConfig(RuleConfig):
+    """``dead_outputs``: the outputs died, seen from the first epoch on. Any one of:
+    every output gives every image the same probability; the CAMs are dark inside the
+    boxes and outside; or an AUC so far below 0.5 that the ranking is inverted.
+
+    Attributes:
+        threshold: largest standard deviation across images of any output's probability
+            (``score_spread``) below which the outputs are constant (probability units).
+        alive_energy: mean sigmoid CAM below which the CAMs count as dark, inside the
+            boxes and outside alike (sigmoid units, 0 to 1).
+        inverted_se: AUC below 0.5 by more than this many of its chance-level standard
+            errors (``auc_se``, from the split's class counts) is an inverted ranking.
+        grace: epochs before the rule may fire (0: from the first epoch).
+    """
+
+    threshold: float = 1e-3
+    alive_energy: float = 0.05
+    inverted_se: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -138,54 +163,81 @@ class LossFallsMetricFlatConfig(RuleConfig):
         threshold: fall of the train loss since epoch 1, relative, above which the loss
             counts as learning (0.2 = 20 % down).
         grace: epochs before the rule may fire.
-        auc_band: half-width of the band around AUC 0.5 that counts as chance here (AUC units).
+        skill_band: skill, (metric − chance) / (1 − chance), at or below which the
+            metric counts as flat at chance here (0.1 = AUC 0.55).
     """
 
     threshold: float = 0.2
     grace: int = 2
-    auc_band: float = 0.05
+    skill_band: float = 0.1
+
+
+@dataclass(frozen=True)
+class OverfittingConfig(RuleConfig):
+    """``overfitting``: the validation loss climbs while the training loss still falls,
+    and the primary metric is past its best.
+
+    Attributes:
+        threshold: rise of the validation loss over its lowest epoch so far, relative
+            (0.1 = 10 % above).
+        grace: epochs before the rule may fire.
+        patience: consecutive epochs the condition must hold.
+    """
+
+    threshold: float = 0.1
+    grace: int = 2
+    patience: int = 2
 
 
 @dataclass(frozen=True)
 class ClassCollapseConfig(RuleConfig):
-    """``class_collapse``.
+    """``class_collapse``: predictions that do not follow the true class shares. Either
+    one class takes far more of the predictions than its true share (``threshold``,
+    held ``collapse_epochs`` epochs), or a class with support is (almost) never predicted for
+    ``starved_epochs`` epochs running, past the point where healthy runs have learned
+    it. A correct model on a dataset that is 92 % one class predicts it about 92 % of
+    the time and stays quiet. Multi-label: one predicted label set against the
+    commonest true one.
 
     Attributes:
-        threshold: share of the predictions taken by one class (or one label set) that
-            counts as a collapse (0.9 = 90 %).
+        threshold: predicted share minus true share of the most predicted class (or
+            label set) that counts as a collapse onto it (share units: 0.4 = 40 points).
         grace: epochs before the rule may fire.
-        patience: consecutive epochs the collapse must hold.
-        dead_classes: classes with support and F1 = 0 that count as a collapse (with
-            more than two classes; one is how a healthy run looks while it learns a
-            13 % minority class).
+        collapse_epochs: consecutive epochs (from epoch 1) the collapse onto one class
+            must hold.
+        starved_fraction: a class with support is starved when its predicted share is
+            below this fraction of its true share (0.1 = a tenth).
+        starved_epochs: consecutive epochs (from epoch 1) a class must stay starved.
     """
 
-    threshold: float = 0.9
-    grace: int = 2
-    patience: int = 2
-    dead_classes: int = 2
+    threshold: float = 0.4
+    grace: int = 1
+    collapse_epochs: int = 2
+    starved_fraction: float = 0.1
+    starved_epochs: int = 5
 
 
 @dataclass(frozen=True)
 class PredictionCollapseConfig(RuleConfig):
-    """``prediction_collapse``.
+    """``prediction_collapse``: segmentation predicts (almost) no foreground where the
+    truth has it, while the training loss says all is well (seed 004: loss -> 0 with
+    all-zero predictions). A model that has not learned yet still has its starting
+    loss and stays quiet.
 
     Attributes:
-        threshold: predicted foreground share below which the model predicts nothing
-            (a share of pixels).
+        threshold: predicted foreground share over the true foreground share below which
+            the model predicts nothing (0.25 = a quarter).
+        loss_fraction: train loss over the loss at the start (``train/loss_start``, the
+            untrained model's first batches) below which predicting nothing has become
+            cheap (0.5 = halved).
         grace: epochs before the rule may fire.
         patience: consecutive epochs the collapse must hold.
-        target_fraction: fraction of the true foreground share that the predicted share
-            must also fall below.
-        collapsed_loss: train loss below which predicting nothing has become cheap (the
-            loss's units).
     """
 
-    threshold: float = 0.01
+    threshold: float = 0.25
+    loss_fraction: float = 0.5
     grace: int = 1
     patience: int = 2
-    target_fraction: float = 0.25
-    collapsed_loss: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -232,11 +284,13 @@ class HealthConfig:
     non_finite: NonFiniteConfig = NonFiniteConfig()
     exploding_gradients: ExplodingConfig = ExplodingConfig()
     vanishing_gradients: VanishingConfig = VanishingConfig()
+    dead_outputs: DeadOutputsConfig = DeadOutputsConfig()
     chance_metric: ChanceConfig = ChanceConfig()
     unmixed_batches: UnmixedBatchesConfig = UnmixedBatchesConfig()
     diverging_loss: DivergingConfig = DivergingConfig()
     not_learning: NotLearningConfig = NotLearningConfig()
     loss_falls_metric_flat: LossFallsMetricFlatConfig = LossFallsMetricFlatConfig()
+    overfitting: OverfittingConfig = OverfittingConfig()
     class_collapse: ClassCollapseConfig = ClassCollapseConfig()
     prediction_collapse: PredictionCollapseConfig = PredictionCollapseConfig()
     prototype_collapse: PrototypeCollapseConfig = PrototypeCollapseConfig()

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from medsight_ray.health.config import (
+    ChanceConfig,
     ClassCollapseConfig,
+    DeadOutputsConfig,
     InvertedLocalisationConfig,
     LossFallsMetricFlatConfig,
     NotLearningConfig,
+    OverfittingConfig,
     PredictionCollapseConfig,
     RuleConfig,
 )
@@ -44,6 +47,17 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
          "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+    "dead_outputs": (
+        ("a learning rate far too high: the outputs saturated (every image gets the same answer, "
+         "the CAMs are dark everywhere)",
+         "labels not aligned with images (an AUC far below 0.5 ranks the classes backwards)"),
+        ("lower the learning rate 10x (or back to the stage default)",
+         "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)",
+         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+    "overfitting": (
+        ("a training set too small for the model", "more epochs than the data supports"),
+        ("use the best checkpoint (kept by validation metric) and fewer epochs (fit.epochs)",
+         "more training data, or stronger augmentation", "a smaller backbone")),
     "unmixed_batches": (
         ("rows stored grouped by label (one class folder after another): the local shuffle buffer "
          "cannot mix them, so each batch holds one or two classes",),
@@ -127,12 +141,49 @@ def _auc(metrics: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def chance_metric(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """Validation AUC within 0.5 ± threshold."""
-    auc = _auc(history[-1]["metrics"])
-    if auc is None or abs(auc - 0.5) > cfg.threshold:
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def skill(entry: dict[str, Any]) -> float | None:
+    """The primary metric's skill in one history entry: (metric − chance) / (1 − chance),
+    where the stage reports ``chance`` (the metric of a skill-less model on this split).
+    0 at chance, 1 perfect, negative below chance; None when either is unknown."""
+    metric, chance = _finite(entry.get("objective")), _finite(entry["metrics"].get("chance"))
+    if metric is None or chance is None or chance >= 1:
         return None
-    return {"auc_macro": auc}, f"AUC within 0.5 ± {cfg.threshold:g}"
+    return (metric - chance) / (1 - chance)
+
+
+def dead_outputs(cfg: DeadOutputsConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The outputs died: constant across images (``score_spread`` below ``threshold``),
+    CAMs dark inside and outside the boxes, or an AUC more than ``inverted_se`` of its
+    chance-level standard errors below 0.5. An untrained model shows none of these: its
+    outputs vary with the image, its CAMs sit near 0.5, its AUC near 0.5."""
+    m = history[-1]["metrics"]
+    spread = _finite(m.get("score_spread"))
+    inside, outside = _finite(m.get("energy_inside")), _finite(m.get("energy_outside"))
+    auc, se = _auc(m), _finite(m.get("auc_se"))
+    if spread is not None and spread < cfg.threshold:
+        return {"score_spread": spread}, f"every output's probability varies by < {cfg.threshold:g} across images"
+    if inside is not None and outside is not None and max(inside, outside) < cfg.alive_energy:
+        return ({"energy_inside": inside, "energy_outside": outside},
+                f"CAM energy < {cfg.alive_energy:g} inside and outside the boxes")
+    if auc is not None and se is not None and auc < 0.5 - cfg.inverted_se * se:
+        return ({"auc_macro": auc, "auc_se": se},
+                f"AUC < 0.5 - {cfg.inverted_se:g} x its chance-level standard error ({se:.3f})")
+    return None
+
+
+def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The primary metric's skill (:func:`skill`) at or below ``threshold``: no better than
+    a model that ignores the image (AUC 0.5 for AUC stages, the best constant class's F1
+    for grading, the better trivial mask's Dice for segmentation)."""
+    value = skill(history[-1])
+    if value is None or value > cfg.threshold:
+        return None
+    return ({"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value},
+            f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}")
 
 
 def _train_losses(history: list[dict[str, Any]]) -> list[float]:
@@ -181,54 +232,111 @@ def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Findi
 
 
 def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """Training loss fell by more than ``threshold`` (relative) while AUC stayed at chance."""
-    auc = _auc(history[-1]["metrics"])
+    """Training loss fell by more than ``threshold`` (relative) while the primary metric's
+    skill stayed within ``skill_band`` of chance: the loss optimises something else."""
+    value = skill(history[-1])
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
-    if auc is None or first is None or last is None or not first > 0 or len(history) < 2:
+    if value is None or first is None or last is None or not first > 0 or len(history) < 2:
         return None
     drop = (first - last) / first
-    if drop > cfg.threshold and abs(auc - 0.5) <= cfg.auc_band:
-        return ({"loss_drop": drop, "auc_macro": auc},
-                f"train loss down > {100 * cfg.threshold:g}% with AUC within 0.5 ± {cfg.auc_band:g}")
+    if drop > cfg.threshold and value <= cfg.skill_band:
+        return ({"loss_drop": drop, "metric": history[-1]["objective"], "skill": value},
+                f"train loss down > {100 * cfg.threshold:g}% with skill <= {cfg.skill_band:g}")
+    return None
+
+
+def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The validation loss rose more than ``threshold`` (relative) above its lowest epoch
+    while the training loss reached a new low, and the primary metric is below its best:
+    the model fits the training set at the expense of the rest."""
+    val = [_finite(h["metrics"].get("loss")) for h in history]
+    train = _train_losses(history)
+    objective = [_finite(h.get("objective")) for h in history]
+    if len(history) < 3 or None in val or len(train) != len(history) or None in objective:
+        return None
+    lowest = min(val[:-1])
+    rise = (val[-1] - lowest) / lowest if lowest > 0 else 0.0
+    if rise > cfg.threshold and train[-1] < min(train[:-1]) and objective[-1] < max(objective[:-1]):
+        return ({"val_loss_lowest": lowest, "val_loss": val[-1], "rise": rise, "train_loss": train[-1]},
+                f"validation loss > {1 + cfg.threshold:g} x its lowest while the train loss falls")
+    return None
+
+
+def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """Epochs running (up to the last) in which some class with support was starved, and
+    the classes starved in every one of them."""
+    streak, starved_all = 0, None
+    for h in reversed(history):
+        m = h["metrics"]
+        hist, support = m.get("pred_histogram"), m.get("support")
+        if not isinstance(hist, dict) or not isinstance(support, dict) or not sum(support.values()):
+            break
+        total = sum(support.values())
+        starved = {c for c, n in support.items()
+                   if n > 0 and hist.get(c, 0.0) < cfg.starved_fraction * n / total}
+        starved = starved if starved_all is None else starved & starved_all
+        if not starved:
+            break
+        streak, starved_all = streak + 1, starved
+    return streak, sorted(starved_all or ())
+
+
+def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Evidence that one class (or label set) took ``threshold`` more of the predictions
+    than its true share in one epoch's metrics, else None."""
+    hist, support = metrics.get("pred_histogram"), metrics.get("support")
+    if isinstance(hist, dict) and hist and isinstance(support, dict) and sum(support.values()):
+        top_class, share = max(hist.items(), key=lambda kv: kv[1])
+        true_share = support.get(top_class, 0) / sum(support.values())
+        if share - true_share >= cfg.threshold:
+            return {"top_class": top_class, "predicted_share": share, "true_share": true_share}
+        return None
+    share, true_share = _finite(metrics.get("top_prediction_share")), _finite(metrics.get("top_label_share"))
+    if share is not None and true_share is not None and share - true_share >= cfg.threshold:
+        return {"top_prediction_share": share, "top_label_share": true_share}
     return None
 
 
 def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """One class predicted for a share ≥ threshold of the samples, or (with more than two
-    classes) ``dead_classes`` classes with support that no prediction hits (F1 = 0);
-    multi-label: one label set for ≥ threshold. One dead class is how a healthy run looks
-    for a few epochs while it learns a 13 % minority class (measured: the default grading
-    recipe at epoch 4, F1 0.91 by epoch 8); seed 003's collapse had two."""
-    m = history[-1]["metrics"]
-    hist, f1, support = m.get("pred_histogram"), m.get("f1_per_class"), m.get("support")
-    if isinstance(hist, dict) and hist:
-        top_class, share = max(hist.items(), key=lambda kv: kv[1])
-        dead = [c for c, n in (support or {}).items() if n > 0 and (f1 or {}).get(c, 1.0) == 0.0]
-        needed = cfg.dead_classes if len(support or {}) > 2 else 1
-        if share >= cfg.threshold or len(dead) >= needed:
-            return ({"top_class": top_class, "top_share": share, "classes_with_f1_0": dead},
-                    f"one class >= {cfg.threshold:g} of predictions, or F1 = 0 for {needed} classes with support")
-    share = m.get("top_prediction_share")
-    if isinstance(share, float) and share >= cfg.threshold:
-        return {"top_prediction_share": share}, f"one label set >= {cfg.threshold:g} of predictions"
+    """Predicted class shares against the true shares (``support``): one class predicted
+    ``threshold`` more than its true share for ``collapse_epochs`` epochs running (it
+    may be another class each epoch), or a class with support starved (predicted below
+    ``starved_fraction`` of its true share) for ``starved_epochs`` epochs running.
+    Multi-label: the commonest predicted label set against the commonest true one.
+    (Seed 003's recipe predicted one class for 100 % of a split where it held 13-41 %;
+    a healthy run predicts a 13 % minority within a few epochs.)"""
+    recent = [_concentrated(cfg, h["metrics"]) for h in history[-cfg.collapse_epochs:]]
+    if len(recent) == cfg.collapse_epochs and all(recent):
+        return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share "
+                            f"for {cfg.collapse_epochs} epochs")
+    streak, starved = _starved_streak(cfg, history)
+    if streak >= cfg.starved_epochs:
+        m = history[-1]["metrics"]
+        total = sum(m["support"].values())
+        return ({"starved_classes": starved, "epochs": streak,
+                 "true_shares": {c: m["support"][c] / total for c in starved},
+                 "predicted_shares": {c: m["pred_histogram"].get(c, 0.0) for c in starved}},
+                f"a class with support predicted < {cfg.starved_fraction:g} x its true share "
+                f"for {cfg.starved_epochs} epochs")
     return None
 
 
 def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Seed 004's signature: segmentation predicts (almost) nothing where the truth has
-    foreground (predicted share below ``threshold`` and below ``target_fraction`` of the
-    true share) while the training loss is already below ``collapsed_loss`` (seed 004:
-    loss -> 0). A model that simply has not learned yet still has a high loss and stays
-    quiet."""
+    foreground (predicted share below ``threshold`` × the true share) while the training
+    loss fell below ``loss_fraction`` × the loss at the start (``train/loss_start``; the
+    first epoch's loss when that is missing). Both are relative, so the rule holds for
+    any loss mix and any foreground share."""
     m = history[-1]["metrics"]
-    pred, target = m.get("pred_mean"), m.get("target_mean")
-    loss = history[-1]["train"].get("train/loss")
-    if not isinstance(pred, float) or not isinstance(target, float) or not isinstance(loss, float):
+    pred, target = _finite(m.get("pred_mean")), _finite(m.get("target_mean"))
+    loss = _finite(history[-1]["train"].get("train/loss"))
+    start = _finite(history[0]["train"].get("train/loss_start", history[0]["train"].get("train/loss")))
+    if pred is None or target is None or loss is None or start is None or not target > 0 or not start > 0:
         return None
-    if target > 0 and pred < min(cfg.threshold, cfg.target_fraction * target) and loss < cfg.collapsed_loss:
-        return {"pred_mean": pred, "target_mean": target, "dice": m.get("dice"), "train_loss": loss}, \
-            (f"pred_mean < {cfg.threshold:g} and < {cfg.target_fraction:g} x target_mean with train loss "
-             f"< {cfg.collapsed_loss:g}")
+    if pred < cfg.threshold * target and loss < cfg.loss_fraction * start:
+        return ({"pred_mean": pred, "target_mean": target, "dice": m.get("dice"), "train_loss": loss,
+                 "train_loss_start": start},
+                f"pred_mean < {cfg.threshold:g} x target_mean with train loss < {cfg.loss_fraction:g} x its start")
     return None
 
 
@@ -257,10 +365,11 @@ def inverted_localisation(cfg: InvertedLocalisationConfig, history: list[dict[st
 STEP_RULES: dict[str, Callable[..., Finding | None]] = {
     "non_finite": non_finite, "exploding_gradients": exploding_gradients, "vanishing_gradients": vanishing_gradients,
 }
+#: Epoch rules, most specific first: when several fire in one epoch, the first names
+#: the cause (a collapse onto one class is also a metric at chance, but its cure differs).
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "chance_metric": chance_metric, "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss,
-    "not_learning": not_learning,
-    "loss_falls_metric_flat": loss_falls_metric_flat,
-    "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
+    "dead_outputs": dead_outputs, "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,
+    "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss, "overfitting": overfitting,
+    "loss_falls_metric_flat": loss_falls_metric_flat, "chance_metric": chance_metric, "not_learning": not_learning,
 }

@@ -20,13 +20,50 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def score_spread(scores: np.ndarray) -> float:
+    """How much the model's output depends on the image: the standard deviation across
+    images of each output's probability, (N, K) → the largest over the K outputs
+    (probability units, 0 to 0.5). 0 means every image gets the same answer from every
+    output (dead or constant outputs); higher is livelier, not better. NaN with fewer
+    than two images."""
+    if scores.ndim != 2 or scores.shape[0] < 2:
+        return float("nan")
+    return float(scores.std(axis=0).max())
+
+
+def chance_auc_se(labels: np.ndarray) -> float:
+    """Standard error of a macro ROC-AUC at chance (Hanley & McNeil 1982: for one column
+    with n1 positives and n0 negatives, SE² = (n1 + n0 + 1) / (12·n1·n0)), over the
+    columns with both labels: (N, K) one-hot or multi-hot labels → a float (AUC units).
+    How far from 0.5 a skill-less model's AUC wanders on this split; NaN if no column
+    has both labels."""
+    n1 = labels.sum(0).astype(float)
+    n0 = labels.shape[0] - n1
+    defined = (n1 > 0) & (n0 > 0)
+    if not defined.any():
+        return float("nan")
+    var = (n1[defined] + n0[defined] + 1) / (12 * n1[defined] * n0[defined])
+    return float(np.sqrt(var.sum()) / defined.sum())
+
+
+def constant_f1_macro(labels: np.ndarray, classes: int) -> float:
+    """Macro F1 (over the classes present) of the best constant predictor: every image
+    called the class c that maximises F1_c = 2·p_c / (1 + p_c), p_c its share; the other
+    classes score 0. The chance level of a multi-class F1: (N,) labels → a float."""
+    shares = np.bincount(labels.astype(int), minlength=classes) / max(len(labels), 1)
+    present = int((shares > 0).sum())
+    return float((2 * shares / (1 + shares)).max() / present) if present else float("nan")
+
+
 def multilabel_metrics(scores: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
                        threshold: float = 0.5) -> dict[str, float | list | dict]:
     """AUC and AP per column and macro (defined columns only), F1 macro/micro at ``threshold``.
 
     Returns keys ``auc_macro``, ``map``, ``f1_macro``, ``f1_micro``, ``auc_excluded``
     (columns left out), ``auc_per_class`` and ``f1_per_class`` (name → value, NaN when
-    undefined), and ``pred_positive_rate`` (N,)-mean of predictions per column.
+    undefined), ``pred_positive_rate`` (N,)-mean of predictions per column,
+    ``score_spread`` (see :func:`score_spread`), ``chance`` (0.5, the AUC of no skill)
+    and ``auc_se`` (:func:`chance_auc_se`).
     """
     aucs, aps = [], []
     for k in range(labels.shape[1]):
@@ -52,12 +89,17 @@ def multilabel_metrics(scores: np.ndarray, labels: np.ndarray, names: tuple[str,
         "auc_per_class": dict(zip(names, aucs)),
         "f1_per_class": dict(zip(names, (float(f) for f in f1_each))),
         "pred_positive_rate": dict(zip(names, (float(r) for r in pred.mean(0)))),
+        "score_spread": score_spread(scores),
+        "chance": 0.5,  # the AUC of a random or constant ranking
+        "auc_se": chance_auc_se(labels),
     }
 
 
 def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> dict:
     """Macro/micro F1, per-class F1, accuracy, macro one-vs-rest AUC, confusion matrix
-    (rows = true class), and the predicted-class histogram (share of predictions)."""
+    (rows = true class), the predicted-class histogram (share of predictions), the
+    score spread, ``auc_se`` (:func:`chance_auc_se`), and ``chance``: the macro F1 of
+    the best constant predictor."""
     pred = probs.argmax(1)
     classes = list(range(len(names)))
     f1_each = f1_score(labels, pred, labels=classes, average=None, zero_division=0)
@@ -75,4 +117,7 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, 
         "support": dict(zip(names, (int((labels == c).sum()) for c in classes))),
         "pred_histogram": dict(zip(names, (float((pred == c).mean()) for c in classes))),
         "confusion": confusion_matrix(labels, pred, labels=classes).tolist(),
+        "score_spread": score_spread(probs),
+        "chance": constant_f1_macro(labels, len(names)),
+        "auc_se": chance_auc_se(np.eye(len(names))[labels.astype(int)] if len(labels) else np.zeros((0, len(names)))),
     }

@@ -21,7 +21,8 @@ def confusion_counts(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def segmentation_metrics(counts: np.ndarray) -> dict[str, float]:
     """Dice, IoU (micro over pixels), per-image mean Dice over images with foreground,
-    ``pred_mean`` and ``target_mean`` (shares of foreground pixels)."""
+    ``pred_mean`` and ``target_mean`` (shares of foreground pixels), and ``chance``
+    (:func:`trivial_dice`)."""
     tp, fp, fn, tn = counts.sum(0).astype(float)
     total = max(tp + fp + fn + tn, 1.0)
     denom = 2 * tp + fp + fn
@@ -34,4 +35,11 @@ def segmentation_metrics(counts: np.ndarray) -> dict[str, float]:
         "pred_mean": float((tp + fp) / total),
         "target_mean": float((tp + fn) / total),
         "images": int(counts.shape[0]),
+        "chance": trivial_dice((tp + fn) / total),
     }
+
+
+def trivial_dice(target_mean: float) -> float:
+    """Dice of the better trivial mask: nothing (Dice 0) or every pixel (2t / (1 + t),
+    t the true foreground share). The chance level of Dice."""
+    return float(2 * target_mean / (1 + target_mean))

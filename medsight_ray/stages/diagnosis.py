@@ -88,6 +88,9 @@ class DiagnosisStage(Stage):
         metrics = multilabel_metrics(scores, arrays["labels"].reshape(-1, len(names)), names)
         patterns = Counter(map(tuple, (scores >= 0.5).astype(int)))
         metrics["top_prediction_share"] = patterns.most_common(1)[0][1] / len(scores) if len(scores) else float("nan")
+        truths = Counter(map(tuple, arrays["labels"].reshape(-1, len(names)).astype(int)))
+        # The commonest true label set's share: a model that predicts one set that often is right to.
+        metrics["top_label_share"] = truths.most_common(1)[0][1] / len(scores) if len(scores) else float("nan")
         metrics["loss"] = float(arrays["loss"].mean()) if arrays["loss"].size else float("nan")
         return metrics
 

@@ -105,6 +105,8 @@ class PrototypesStage(Stage):
             "retrieval": float(arrays["hits"].mean()) if arrays["hits"].size else float("nan"),
             "prototype_similarity": prototype_diversity(protos),
             "within_similarity": within_similarity(protos),
+            # A random nearest prototype belongs to the image's own concept 1 time in K.
+            "chance": 1.0 / max(protos.shape[0], 1),
         }
 
 

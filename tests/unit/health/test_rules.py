@@ -19,24 +19,33 @@ def _epochs(monitor: HealthMonitor, metrics: list[dict], losses: list[float] | N
     return fired
 
 
+def _auc(value: float, **more: float) -> dict:
+    """An AUC stage's metrics: chance 0.5."""
+    return {"auc_macro": value, "chance": 0.5, **more}
+
+
 def _steps(monitor: HealthMonitor, norms: list[float], loss: float = 1.0) -> list[str]:
     for n in norms:
         monitor.on_step(loss, n)
     return [d.rule for d in monitor.diagnoses]
 
 
+SHARES = {"a": 40, "b": 13, "c": 33, "d": 13}
 HEALTHY = {
-    "concepts": [{"auc_macro": a, "energy_ratio": r} for a, r in [(0.7, 2.0), (0.85, 6.0), (0.93, 12.0), (0.96, 15.0)]],
-    "prototypes": [{"prototype_similarity": 0.0, "within_similarity": w} for w in (0.1, 0.2, 0.3, 0.25)],
-    "grading": [{"auc_macro": 0.9, "pred_histogram": {"a": 0.4, "b": 0.2, "c": 0.3, "d": 0.1},
-                 "f1_per_class": {"a": 0.9, "b": 0.4, "c": 0.8, "d": 0.9},
-                 "support": {"a": 40, "b": 13, "c": 33, "d": 13}}] * 5,
-    "segmentation": [{"pred_mean": p, "target_mean": 0.2, "dice": d} for p, d in [(0.3, 0.5), (0.22, 0.8), (0.2, 0.9)]],
-    "diagnosis": [{"auc_macro": 0.9, "top_prediction_share": 0.3}] * 4,
+    # Measured stage 1 (defaults, demo data) at epoch 1: outputs vary with the image, CAMs near 0.5.
+    "concepts": [_auc(a, energy_ratio=r, energy_inside=0.5, energy_outside=0.5 / r, score_spread=0.3, auc_se=0.015)
+                 for a, r in [(0.7, 1.2), (0.85, 6.0), (0.93, 12.0), (0.96, 15.0)]],
+    "prototypes": [{"retrieval": r, "chance": 1 / 22, "prototype_similarity": 0.0, "within_similarity": w}
+                   for r, w in ((0.3, 0.1), (0.5, 0.2), (0.6, 0.3), (0.65, 0.25))],
+    "grading": [{"f1_macro": 0.6 + 0.05 * i, "chance": 0.145, "auc_macro": 0.9, "auc_se": 0.04,
+                 "pred_histogram": {"a": 0.4, "b": 0.2, "c": 0.3, "d": 0.1}, "support": SHARES} for i in range(5)],
+    "segmentation": [{"dice": d, "chance": 0.33, "pred_mean": p, "target_mean": 0.2}
+                     for p, d in [(0.3, 0.5), (0.22, 0.8), (0.2, 0.9)]],
+    "diagnosis": [_auc(0.9, top_prediction_share=0.3, top_label_share=0.25)] * 4,
 }
 
 
-PRIMARY = {"concepts": "auc_macro", "prototypes": "within_similarity", "grading": "auc_macro",
+PRIMARY = {"concepts": "auc_macro", "prototypes": "retrieval", "grading": "f1_macro",
            "segmentation": "dice", "diagnosis": "auc_macro"}
 
 
@@ -78,77 +87,178 @@ def test_exploding_needs_patience_and_vanishing_needs_a_sustained_run() -> None:
 
 
 def test_chance_level_respects_grace_and_names_the_real_cause() -> None:
-    monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
-    at_chance = [{"auc_macro": 0.51}] * 4
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    at_chance = [_auc(0.51)] * 4
     assert _epochs(monitor, at_chance[:2]) == []  # grace: epochs 1-2
     fired = _epochs(monitor, at_chance[:1])
-    assert fired == ["chance_metric"] and monitor.diagnoses[0].epoch == 3
+    assert fired[0] == "chance_metric" and monitor.diagnoses[0].epoch == 3
     text = monitor.diagnoses[0].message()
     assert "seed 001" in text and "raise the backbone lr 10x" in text
 
 
+@pytest.mark.parametrize("primary, at_chance, learning", [
+    # Grading, 41/13/33/13 %: the best constant class scores macro F1 (2 x 0.41 / 1.41) / 4 = 0.145.
+    ("f1_macro", {"f1_macro": 0.15, "chance": 0.145}, {"f1_macro": 0.45, "chance": 0.145}),
+    # 92 % one class: the constant majority already scores macro F1 0.479; 0.6 is skill.
+    ("f1_macro", {"f1_macro": 0.48, "chance": 0.479}, {"f1_macro": 0.6, "chance": 0.479}),
+    # Segmentation with 20 % foreground: predicting every pixel scores Dice 0.333.
+    ("dice", {"dice": 0.34, "chance": 0.333}, {"dice": 0.55, "chance": 0.333}),
+])
+def test_chance_is_the_primary_metric_of_a_skill_less_model_on_the_split(primary: str, at_chance: dict,
+                                                                          learning: dict) -> None:
+    flat = HealthMonitor(HealthConfig(), "stage", primary)
+    assert _epochs(flat, [at_chance] * 3, [1.0, 0.98, 0.97])[0] == "chance_metric"
+    assert _epochs(HealthMonitor(HealthConfig(), "stage", primary), [learning] * 3, [1.0, 0.7, 0.5]) == []
+
+
 def test_loss_falls_while_metric_flat() -> None:
     cfg = with_rule(HealthConfig(), "chance_metric", enabled=False)
-    monitor = HealthMonitor(cfg, "concepts/concepts")
-    fired = _epochs(monitor, [{"auc_macro": 0.5}, {"auc_macro": 0.52}, {"auc_macro": 0.49}], [1.0, 0.7, 0.5])
+    monitor = HealthMonitor(cfg, "concepts/concepts", "auc_macro")
+    fired = _epochs(monitor, [_auc(0.5), _auc(0.52), _auc(0.49)], [1.0, 0.7, 0.5])
     assert fired == ["loss_falls_metric_flat"]
-    flat_loss = HealthMonitor(cfg, "concepts/concepts")
-    assert _epochs(flat_loss, [{"auc_macro": 0.5}] * 3, [1.0, 0.98, 0.97]) == []
+    flat_loss = HealthMonitor(cfg, "concepts/concepts", "auc_macro")
+    assert _epochs(flat_loss, [_auc(0.5)] * 3, [1.0, 0.98, 0.97]) == ["not_learning"]
 
 
-def test_class_collapse_by_histogram_and_by_dead_class() -> None:
-    collapsed = {"pred_histogram": {"a": 0.95, "b": 0.05}, "f1_per_class": {"a": 0.7, "b": 0.1},
-                 "support": {"a": 50, "b": 50}}
-    monitor = HealthMonitor(HealthConfig(), "grading/grading")
-    assert _epochs(monitor, [collapsed] * 3) == []  # grace 2, patience 2
-    assert _epochs(monitor, [collapsed]) == ["class_collapse"]
-    dead = {"pred_histogram": {"a": 0.65, "b": 0.35, "c": 0.0, "d": 0.0},
-            "f1_per_class": {"a": 0.7, "b": 0.5, "c": 0.0, "d": 0.0}, "support": {"a": 5, "b": 5, "c": 5, "d": 5}}
-    m2 = HealthMonitor(HealthConfig(), "grading/grading")
-    assert _epochs(m2, [dead] * 4) == ["class_collapse"]
-    assert m2.diagnoses[0].evidence["classes_with_f1_0"] == ["c", "d"]
-    assert "drop focal loss" in m2.diagnoses[0].message()
-    # One minority class not yet predicted is how a healthy run looks early on (measured:
-    # the default grading recipe at epoch 4 had top share 0.52 and one such class, and
-    # reached F1 0.91 by epoch 8): no diagnosis.
-    learning = {"pred_histogram": {"a": 0.52, "b": 0.3, "c": 0.18, "d": 0.0},
-                "f1_per_class": {"a": 0.8, "b": 0.6, "c": 0.5, "d": 0.0}, "support": {"a": 5, "b": 5, "c": 5, "d": 2}}
-    assert _epochs(HealthMonitor(HealthConfig(), "grading/grading"), [learning] * 6) == []
+# Measured: the demo's lr = 1.0 stage-1 trial at epoch 1 (AUC 0.363 on 22 concepts of a
+# 120-image split, score spread 0.0, CAM energy 0.0 inside and out) and epoch 2.
+DEAD_EPOCH_1 = _auc(0.363, auc_se=0.015, score_spread=0.0, energy_inside=0.0, energy_outside=0.0)
+DEAD_EPOCH_2 = _auc(0.497, auc_se=0.015, score_spread=0.041, energy_inside=0.0016, energy_outside=0.039)
+
+
+@pytest.mark.parametrize("metrics, evidence", [
+    (DEAD_EPOCH_1, "score_spread"),
+    (DEAD_EPOCH_2, "energy_inside"),
+    (_auc(0.363, auc_se=0.015, score_spread=0.2), "auc_se"),
+])
+def test_dead_outputs_are_named_at_the_first_epoch(metrics: dict, evidence: str) -> None:
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    assert _epochs(monitor, [metrics]) == ["dead_outputs"]
+    (d,) = monitor.diagnoses
+    assert d.epoch == 1 and d.severity == "fatal" and evidence in d.evidence
+    assert d.remedies[0].startswith("lower the learning rate")
+
+
+@pytest.mark.parametrize("metrics", [
+    # An untrained model: answers vary with the image, CAMs near 0.5, AUC near 0.5.
+    _auc(0.5, auc_se=0.015, score_spread=0.02, energy_inside=0.5, energy_outside=0.5),
+    # A small 4-class split: AUC 0.42 is under 2 of its standard errors (0.045) from 0.5.
+    {"f1_macro": 0.2, "chance": 0.145, "auc_macro": 0.42, "auc_se": 0.045, "score_spread": 0.05},
+    # A trained concept model whose CAMs went dark outside the boxes only.
+    _auc(0.9, auc_se=0.015, score_spread=0.3, energy_inside=0.6, energy_outside=0.01),
+])
+def test_dead_outputs_stay_quiet_on_live_outputs(metrics: dict) -> None:
+    monitor = HealthMonitor(HealthConfig(), "stage", "auc_macro" if "f1_macro" not in metrics else "f1_macro")
+    assert "dead_outputs" not in _epochs(monitor, [metrics])
+
+
+def _grading(hist: dict, support: dict = SHARES, f1: float = 0.5) -> dict:
+    return {"f1_macro": f1, "chance": 0.145, "pred_histogram": hist, "support": support}
+
+
+def test_class_collapse_onto_one_class_is_relative_to_its_true_share() -> None:
+    # Seed 003's recipe, measured: 100 % of predictions one class at epochs 1 and 2
+    # (a different class each time), then 85-93 % for a class holding 33 %.
+    runs = [_grading({"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}, f1=0.06),
+            _grading({"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}, f1=0.12),
+            _grading({"a": 0.0, "b": 0.05, "c": 0.9, "d": 0.05}, f1=0.2)]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert _epochs(monitor, runs, [1.4, 1.4, 1.3])[0] == "class_collapse"
+    assert monitor.diagnoses[0].epoch == 2  # epochs 1 and 2 collapsed (on different classes)
+    assert "drop focal loss" in monitor.diagnoses[0].message()
+    # A correct model on a split that is 92 % one class predicts it 92 % of the time.
+    skewed = {"a": 92, "b": 8}
+    correct = [_grading({"a": 0.92, "b": 0.08}, skewed, f1=0.9)] * 6
+    assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), correct,
+                   [1.0, 0.6, 0.4, 0.3, 0.25, 0.2]) == []
+
+
+def test_a_minority_class_never_predicted_is_named_once_healthy_runs_have_learned_it() -> None:
+    never = [_grading({"a": 0.5, "b": 0.0, "c": 0.35, "d": 0.15}, f1=0.55 + 0.01 * i) for i in range(6)]
+    losses = [1.2, 1.0, 0.9, 0.85, 0.8, 0.78]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert _epochs(monitor, never[:4], losses[:4]) == []  # a healthy run may still be learning it
+    assert _epochs(monitor, never[4:5], losses[4:5]) == ["class_collapse"]
+    assert monitor.diagnoses[0].evidence["starved_classes"] == ["b"]
+    # Learned at epoch 4: the streak breaks and nothing is named.
+    learned = never[:3] + [_grading({"a": 0.42, "b": 0.1, "c": 0.33, "d": 0.15}, f1=0.8)] * 3
+    assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), learned, losses) == []
+
+
+def test_multilabel_collapse_compares_the_commonest_predicted_set_with_the_commonest_true_one() -> None:
+    one_set = _auc(0.6, top_prediction_share=0.95, top_label_share=0.3)
+    monitor = HealthMonitor(HealthConfig(), "concepts/diagnosis", "auc_macro")
+    assert _epochs(monitor, [one_set] * 3, [1.0, 0.8, 0.7]) == ["class_collapse"]
+    # Most images truly have no finding: predicting "none" for 90 % of them is right.
+    mostly_normal = _auc(0.85, top_prediction_share=0.9, top_label_share=0.88)
+    assert _epochs(HealthMonitor(HealthConfig(), "concepts/diagnosis", "auc_macro"), [mostly_normal] * 3,
+                   [1.0, 0.8, 0.7]) == []
+
+
+def _seg(pred: float, target: float, dice: float) -> dict:
+    return {"dice": dice, "chance": 2 * target / (1 + target), "pred_mean": pred, "target_mean": target}
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 0.1])
+def test_prediction_collapse_is_relative_to_the_loss_at_the_start(scale: float) -> None:
+    """The same run on any loss scale (a loss mix weighted 10x, or 0.1x) gets the same
+    verdict: the rule compares the loss with its own start, not with an absolute 0.2."""
+    def run(losses: list[float], metrics: list[dict]) -> list[str]:
+        monitor = HealthMonitor(HealthConfig(), "segmentation/segmentation", "dice")
+        fired = []
+        for i, (loss, m) in enumerate(zip(losses, metrics)):
+            train = {"train/loss": loss * scale, "train/loss_start": 0.7 * scale}
+            fired += [d.rule for d in monitor.on_epoch(i, train, m)]
+        return fired
+
+    assert run([0.3, 0.08, 0.05], [_seg(0.001, 0.05, 0.0)] * 3)[0] == "prediction_collapse"
+    # Measured on the real nuclei (default BCE + Dice): epoch 2 predicts almost nothing yet,
+    # but its loss is still 0.55 of a 0.7 start: not learned yet, not collapsed.
+    assert "prediction_collapse" not in run([0.62, 0.55, 0.5], [_seg(0.0013, 0.22, 0.012)] * 3)
 
 
 def test_prediction_collapse_prototype_collapse_inverted_localisation() -> None:
-    seg = HealthMonitor(HealthConfig(), "segmentation/segmentation")
-    collapsed = [{"pred_mean": 0.001, "target_mean": 0.05, "dice": 0.0}] * 3
-    assert _epochs(seg, collapsed, [0.3, 0.08, 0.05]) == ["prediction_collapse"]
-    assert seg.diagnoses[0].epoch == 3  # grace 1, then two epochs running with a low loss
+    seg = HealthMonitor(HealthConfig(), "segmentation/segmentation", "dice")
+    assert _epochs(seg, [_seg(0.001, 0.05, 0.0)] * 3, [0.9, 0.08, 0.05])[0] == "prediction_collapse"
+    assert seg.diagnoses[0].epoch == 3  # grace 1, then two epochs running
     assert "add Dice to BCE" in seg.diagnoses[0].message()
-    # Measured on the real nuclei (default BCE + Dice): epoch 2 predicts almost nothing yet,
-    # but its loss is 0.55: not learned yet, not collapsed.
-    slow_start = HealthMonitor(HealthConfig(), "segmentation/segmentation")
-    assert _epochs(slow_start, [{"pred_mean": 0.0013, "target_mean": 0.22, "dice": 0.012}] * 3,
-                   [0.62, 0.55, 0.5]) == []
-    empty_truth = HealthMonitor(HealthConfig(), "segmentation/segmentation")
-    assert _epochs(empty_truth, [{"pred_mean": 0.001, "target_mean": 0.002, "dice": float("nan")}] * 3) == []
+    empty_truth = HealthMonitor(HealthConfig(), "segmentation/segmentation", "dice")
+    assert "prediction_collapse" not in _epochs(empty_truth, [_seg(0.001, 0.0, float("nan"))] * 3, [0.9, 0.1, 0.05])
     proto = HealthMonitor(HealthConfig(), "concepts/prototypes")
     assert _epochs(proto, [{"prototype_similarity": 0.2, "within_similarity": 0.95}]) == ["prototype_collapse"]
     assert "raise tau toward 0.5" in proto.diagnoses[0].message()
-    loc = HealthMonitor(HealthConfig(), "concepts/concepts")
-    inverted = {"auc_macro": 0.8, "energy_ratio": 0.4, "energy_inside": 0.12, "energy_outside": 0.3}
+    loc = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    inverted = _auc(0.8, energy_ratio=0.4, energy_inside=0.12, energy_outside=0.3)
     assert _epochs(loc, [inverted] * 2) == ["inverted_localisation"]
-    # A dead CAM (no energy anywhere) is not inverted; the chance rule speaks for it.
-    dead = HealthMonitor(HealthConfig(), "concepts/concepts")
-    assert _epochs(dead, [{"auc_macro": 0.49, "energy_ratio": 1e-8, "energy_outside": 0.01}] * 3) == ["chance_metric"]
+    # A dark CAM (no energy anywhere) is not inverted: its outputs died.
+    dead = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    fired = _epochs(dead, [_auc(0.49, energy_ratio=0.1, energy_inside=1e-3, energy_outside=0.01)] * 3)
+    assert fired[0] == "dead_outputs" and "inverted_localisation" not in fired
+
+
+def test_overfitting_validation_loss_climbs_while_training_loss_falls() -> None:
+    # A tiny training set: train loss falls every epoch, validation loss turns up after epoch 3.
+    val = [1.2, 0.9, 0.8, 0.95, 1.1, 1.3]
+    f1 = [0.3, 0.5, 0.6, 0.58, 0.55, 0.5]
+    metrics = [{"f1_macro": f, "chance": 0.145, "loss": v} for f, v in zip(f1, val)]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert _epochs(monitor, metrics, [1.2, 0.8, 0.5, 0.3, 0.15, 0.08]) == ["overfitting"]
+    assert monitor.diagnoses[0].epoch == 5  # epoch 4 is the first above 1.1 x 0.8; patience 2
+    # Validation loss up while the metric still improves (calibration drift): quiet.
+    drifting = [{"f1_macro": 0.3 + 0.08 * i, "chance": 0.145, "loss": v} for i, v in enumerate(val)]
+    assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), drifting,
+                   [1.2, 0.8, 0.5, 0.3, 0.15, 0.08]) == []
 
 
 def test_not_learning_catches_the_seeds_stalled_stage_1() -> None:
     # Measured with the seeds' stage-1 rates (1e-6 / 2e-5): loss 2.082 -> 2.060, AUC 0.669 -> 0.680.
-    stalled = [{"auc_macro": a} for a in (0.669, 0.666, 0.671, 0.680)]
+    stalled = [_auc(a) for a in (0.669, 0.666, 0.671, 0.680)]
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
     assert _epochs(monitor, stalled, [2.082, 2.074, 2.060, 2.060]) == ["not_learning"]
     assert monitor.diagnoses[0].epoch == 3 and "raise the backbone lr 10x" in monitor.diagnoses[0].message()
     # Healthy stage 1 (measured defaults): loss 1.67 -> 1.37 -> 1.22, AUC 0.76 -> 0.87 -> 0.91.
     healthy = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
-    assert _epochs(healthy, [{"auc_macro": a} for a in (0.759, 0.875, 0.910, 0.920)], [1.67, 1.37, 1.22, 1.14]) == []
+    assert _epochs(healthy, [_auc(a) for a in (0.759, 0.875, 0.910, 0.920)], [1.67, 1.37, 1.22, 1.14]) == []
     # A converged run whose loss has stopped moving is not stalled: it moved a lot since epoch 1.
     converged = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert _epochs(converged, [{"f1_macro": f} for f in (0.4, 0.85, 0.86, 0.86, 0.86)],
@@ -227,7 +337,7 @@ def test_diverging_loss_is_quiet_on_noisy_falling_and_flat_losses(losses: list[f
 
 def test_a_stall_whose_loss_wobbles_up_a_little_is_still_not_learning() -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
-    fired = _epochs(monitor, [{"auc_macro": 0.67}, {"auc_macro": 0.668}, {"auc_macro": 0.671}], [2.08, 2.09, 2.10])
+    fired = _epochs(monitor, [_auc(0.67), _auc(0.668), _auc(0.671)], [2.08, 2.09, 2.10])
     assert fired == ["not_learning"]
 
 
@@ -237,32 +347,34 @@ def _fires(rule: str, metrics: list[dict], losses: list[float], primary: str = "
     return rule in _epochs(monitor, metrics, losses)
 
 
-GRADING_ONE_DEAD = [{"auc_macro": 0.8, "pred_histogram": {"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.2},
-                     "f1_per_class": {"a": 0.8, "b": 0.0, "c": 0.7, "d": 0.6},
-                     "support": {"a": 40, "b": 13, "c": 33, "d": 13}}] * 5
+GRADING_STARVED = [_grading({"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.2}, f1=0.6 + 0.02 * i) for i in range(5)]
 
 
 @pytest.mark.parametrize("rule, metrics, losses, primary, change", [
     # A gain of 0.01 is not learning at the default 0.02; it is at 0.005.
-    ("not_learning", [{"auc_macro": 0.70}, {"auc_macro": 0.705}, {"auc_macro": 0.71}], [1.0, 0.99, 0.98],
-     "auc_macro", {"metric_gain": 0.005}),
-    # AUC 0.53 is inside the default ± 0.05 band of chance, outside a ± 0.01 band.
-    ("loss_falls_metric_flat", [{"auc_macro": 0.53}, {"auc_macro": 0.52}, {"auc_macro": 0.53}], [1.0, 0.7, 0.5],
-     "auc_macro", {"auc_band": 0.01}),
-    # One dead class is a collapse when the setting says one is enough.
-    ("class_collapse", GRADING_ONE_DEAD, [1.0, 0.8, 0.7, 0.6, 0.5], "f1_macro", {"dead_classes": 1}),
-    # A segmentation run predicting nothing at train loss 0.15 collapses at the default 0.2.
-    ("prediction_collapse", [{"pred_mean": 0.001, "target_mean": 0.1, "dice": 0.0}] * 3, [0.3, 0.15, 0.14],
-     "dice", {"collapsed_loss": 0.1}),
+    ("not_learning", [_auc(0.70), _auc(0.705), _auc(0.71)], [1.0, 0.99, 0.98], "auc_macro", {"metric_gain": 0.005}),
+    # AUC 0.53 (skill 0.06) is inside the default skill band 0.1, outside 0.01.
+    ("loss_falls_metric_flat", [_auc(0.53), _auc(0.52), _auc(0.53)], [1.0, 0.7, 0.5], "auc_macro",
+     {"skill_band": 0.01}),
+    # A class starved for 4 epochs: quiet at the default 5, named at 4.
+    ("class_collapse", GRADING_STARVED[:4], [1.0, 0.8, 0.7, 0.6], "f1_macro", {"starved_epochs": 4}),
+    # Predicting nothing at 0.3 of the starting loss collapses at the default 0.5, not at 0.2.
+    ("prediction_collapse", [_seg(0.001, 0.1, 0.0)] * 3, [1.0, 0.3, 0.3], "dice", {"loss_fraction": 0.2}),
     # CAMs alive at mean 0.06 outside: inverted at the default 0.05; dead at 0.1.
-    ("inverted_localisation", [{"energy_ratio": 0.7, "energy_inside": 0.04, "energy_outside": 0.06}] * 3,
+    ("inverted_localisation", [_auc(0.8, energy_ratio=0.7, energy_inside=0.04, energy_outside=0.06)] * 3,
      [1.0, 0.9, 0.8], "auc_macro", {"alive_energy": 0.1}),
+    # AUC 0.44 on a split whose chance-level SE is 0.02: 3 SE below 0.5, inverted at 2.
+    ("dead_outputs", [_auc(0.44, auc_se=0.02, score_spread=0.2)], [1.0], "auc_macro", {"inverted_se": 2.0}),
+    # Validation loss 8 % above its low: overfitting at 0.05, not at the default 0.1.
+    ("overfitting", [{"f1_macro": f, "chance": 0.1, "loss": v} for f, v in
+                     [(0.3, 1.0), (0.5, 0.8), (0.45, 0.86), (0.44, 0.865)]], [1.0, 0.6, 0.4, 0.3], "f1_macro",
+     {"threshold": 0.05}),
 ])
 def test_every_limit_of_a_rule_is_a_setting(rule: str, metrics: list[dict], losses: list[float], primary: str,
                                             change: dict) -> None:
     """Each limit that used to be a module constant or a literal is a health.<rule>.<name>
-    setting: changing it turns the verdict on the same signals (one healthy run learning a
-    minority class stays quiet at the default of two dead classes)."""
+    setting: changing it turns the verdict on the same signals."""
     default = _fires(rule, metrics, losses, primary)
-    assert default is (rule != "class_collapse")
+    quiet_by_default = rule in ("class_collapse", "dead_outputs", "overfitting")
+    assert default is not quiet_by_default
     assert _fires(rule, metrics, losses, primary, **change) is not default
