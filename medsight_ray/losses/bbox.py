@@ -11,8 +11,6 @@ For every ground-truth box b of concept k on image i, on the CAM grid (H, W):
     mode "hinge" (the seeds' original, on raw CAM logits c, with a margin m; m = 0
     reproduces it exactly):
         L_b = mean_{in_b} relu(m - c) + mean_{out_b} relu(c + m)
-    mode "inverted" (a truly sign-flipped loss, for the pathology zoo only):
-        L_b = mean_{in_b} p^2 + mean_{out_b} (1 - p)^2
 
     L = mean over all real boxes of the batch; 0 when the batch has none.
 
@@ -38,7 +36,7 @@ from medsight_ray.data.boxes import box_masks
 from medsight_ray.errors import ConfigError
 
 #: The localisation loss forms; the config field ``loss.loc_mode`` has this type.
-LocMode = Literal["mse", "hinge", "inverted"]
+LocMode = Literal["mse", "hinge"]
 MODES: tuple[str, ...] = get_args(LocMode)
 
 
@@ -59,8 +57,6 @@ def bbox_localisation_loss(cams: torch.Tensor, boxes: torch.Tensor, mode: str = 
     else:
         p = torch.sigmoid(cam)
         pen_in, pen_out = (1 - p) ** 2, p**2
-        if mode == "inverted":
-            pen_in, pen_out = pen_out, pen_in
     inside_f, outside_f = inside.to(cams.dtype), outside.to(cams.dtype)
     mean_in = (pen_in * inside_f).sum((-2, -1)) / inside_f.sum((-2, -1)).clamp(min=1)
     mean_out = (pen_out * outside_f).sum((-2, -1)) / outside_f.sum((-2, -1)).clamp(min=1)

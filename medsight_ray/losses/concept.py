@@ -25,7 +25,7 @@ class ConceptLossConfig:
     Attributes:
         alpha: weight of the concept BCE.
         beta: weight of the bbox localisation loss; 0 = off.
-        loc_mode: localisation loss form, ``mse``, ``hinge`` or ``inverted``
+        loc_mode: localisation loss form, ``mse`` or ``hinge``
             (:mod:`medsight_ray.losses.bbox`).
         loc_margin: hinge margin m on the CAM logits.
         pos_weight_max: cap on the per-concept BCE ``pos_weight`` (negatives / positives).

@@ -114,6 +114,8 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, 
         "accuracy": float((pred == labels).mean()),
         "auc_macro": auc,
         "f1_per_class": dict(zip(names, (float(f) for f in f1_each))),
+        # The worst class with support: 0 when some class is never predicted right.
+        "f1_min": float(min(f1_each[c] for c in present)) if present else float("nan"),
         "support": dict(zip(names, (int((labels == c).sum()) for c in classes))),
         "pred_histogram": dict(zip(names, (float((pred == c).mean()) for c in classes))),
         "confusion": confusion_matrix(labels, pred, labels=classes).tolist(),

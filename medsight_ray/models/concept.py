@@ -17,13 +17,12 @@ learning cannot move stage 1's localisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medsight_ray.errors import ConfigError
 from medsight_ray.models.backbone import Backbone, BackboneConfig
 from medsight_ray.models.parts import PartsModule
 
@@ -38,16 +37,12 @@ class ConceptModelConfig:
         prototypes_per_concept: M.
         cam_temperature: softmax temperature of the CAM pooling weights; lower
             pools more sharply at the CAM peak.
-        prototype_init: ``random``, or ``identical`` (the M prototypes of a concept start
-            equal; they then get equal gradients and never separate: the pathology
-            zoo's prototype collapse).
     """
 
     backbone: BackboneConfig = BackboneConfig()
     proj_dim: int = 128
     prototypes_per_concept: int = 4
     cam_temperature: float = 1.0
-    prototype_init: Literal["random", "identical"] = "random"
 
     #: Fields that fix the weights' shapes; a later stage inherits them from its checkpoint.
     ARCHITECTURE: ClassVar[tuple[str, ...]] = ("backbone", "proj_dim", "prototypes_per_concept")
@@ -77,15 +72,6 @@ class ConceptModel(PartsModule):
         weights = torch.softmax(cams.detach().flatten(2) / self.cfg.cam_temperature, dim=-1)  # (B, K, HW)
         vectors = torch.einsum("bkn,bdn->bkd", weights, projected.flatten(2))
         return F.normalize(vectors, dim=-1)
-
-    @torch.no_grad()
-    def init_prototypes(self) -> None:
-        """Apply ``cfg.prototype_init`` (stage 2 calls it before training)."""
-        if self.cfg.prototype_init == "identical":
-            self.prototypes.copy_(self.prototypes[:, :1].expand_as(self.prototypes))
-        elif self.cfg.prototype_init != "random":
-            raise ConfigError("unknown prototype init", where="model.prototype_init",
-                              expected="random or identical", got=repr(self.cfg.prototype_init))
 
     def normalised_prototypes(self) -> torch.Tensor:
         """Prototypes on the unit sphere: (K, M, D)."""

@@ -76,11 +76,6 @@ class PrototypesStage(Stage):
     def param_groups(self, model: PartsModule, cfg: PrototypesConfig) -> dict[str, list[nn.Parameter]]:
         return {"head": model.part_parameters("projector"), "prototype": model.part_parameters("prototypes")}
 
-    def prepare(self, ctx: Context) -> None:
-        # Stage 1 never trains the prototypes, so stage 2 may (re)initialise them; a
-        # restored checkpoint after a failure overrides this.
-        ctx.model.init_prototypes()
-
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, torch.Tensor]:
         out = model(batch["image"])
         loss = prototype_contrastive_loss(out["local_vectors"], out["prototypes"], batch["concepts"],

@@ -1,10 +1,13 @@
-"""The pathology zoo: named, reproducible failure configs, each from a seed.
+"""The pathology zoo: named, reproducible failures, each a recipe a user could write.
 
-Each entry is one stage run with a broken recipe. ``verify`` first runs it with the
-monitor off and checks the pathology in the metric itself (the ground truth is the
-metric, not the detector); the zoo run then trains with the monitor on and records
-which rule fired, at which epoch, and whether the run was stopped. Healthy default
-configs run beside them, and must raise nothing.
+Each entry is one stage run. Its cause is a setting a user could choose, a fault in
+the data (rewritten into a copy, :mod:`medsight_ray.zoo.datafaults`), or a bug in
+someone's code (a stage subclass, :mod:`medsight_ray.zoo.faults`); never a product
+setting that exists only to fail. ``truth`` is the ground truth: it is checked on a run
+with the monitor off, on the metric history, by a criterion that is not the detecting
+rule's own (for most, another metric altogether). The zoo run then trains with every
+rule on and records every rule that fired, in order, and whether the run was stopped.
+Healthy default configs run beside them, and must raise nothing.
 """
 
 from __future__ import annotations
@@ -23,89 +26,166 @@ from medsight_ray.errors import ConfigError
 History = list[dict[str, Any]]
 
 
+def _series(history: History, key: str) -> list[float]:
+    return [float(h[key]) for h in history if isinstance(h.get(key), (int, float)) and math.isfinite(h[key])]
+
+
 def _last(history: History, key: str) -> float:
-    values = [h.get(key) for h in history if isinstance(h.get(key), (int, float))]
-    return float(values[-1]) if values else float("nan")
+    values = _series(history, key)
+    return values[-1] if values else float("nan")
+
+
+def _best(history: History, key: str) -> float:
+    values = _series(history, key)
+    return max(values) if values else float("nan")
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One failure config.
+    """One failure recipe (or a healthy control).
 
     Attributes:
         name: entry name.
         task, stage: what it trains.
-        expected_rule: the rule that must detect it (None for a healthy control).
-        overrides: config overrides of the broken recipe.
-        knobs: synthetic-data knobs (for the entry's own dataset).
-        truth: the pathology, measured on the run's metric history (monitor off).
-        seed_claim: what the seeds said about it.
+        causes: the rules that name a correct cause (the first fatal rule must be one of
+            them); empty for a healthy control.
+        overrides: config overrides of the recipe (settings a user could write).
+        knobs: synthetic-data knobs of the entry's own dataset.
+        truth: the pathology, measured on the metric history of a run with the monitor
+            off; True when it is there. Applied to each prefix of the history, its first
+            True epoch is the pathology's onset.
+        fault: a stage class in :mod:`medsight_ray.zoo.faults` to train instead of the
+            product's stage (a bug in someone's code).
+        earlier_fault: the same, for the earlier stage this one starts from.
+        data_fault: a rewrite in :mod:`medsight_ray.zoo.datafaults` applied to a copy of
+            the data.
+        real: the real dataset the entry also runs on (``digits`` or ``nuclei``), if any.
+        rows: rows of the entry's synthetic dataset (default: the task's size).
+        seed_claim: what the seeds said about it, and what was measured.
     """
 
     name: str
     task: str
     stage: str
-    expected_rule: str | None
+    causes: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
     knobs: dict[str, Any] = field(default_factory=dict)
-    truth: Callable[[History], bool] = lambda h: True
+    truth: Callable[[History], bool] = lambda h: False
+    fault: str | None = None
+    earlier_fault: str | None = None
+    data_fault: str | None = None
+    real: str | None = None
+    rows: int | None = None
     seed_claim: str = ""
 
 
+LR_CAUSES = ("non_finite", "exploding_gradients", "dead_outputs", "diverging_loss")
 COMMON = ("fit.cpus_per_worker=0.5", "fit.batch_size=32")
 ENTRIES: tuple[ZooEntry, ...] = (
-    ZooEntry("inverted_bbox_loss", "concepts", "concepts", "inverted_localisation",
-             ("loss.loc_mode=inverted", "loss.beta=2.0", "fit.epochs=4"),
-             truth=lambda h: _last(h, "val/energy_ratio") <= 1.0,
-             seed_claim="seed 001 believed its hinge was this bug; measured, the hinge is not inverted"),
-    ZooEntry("seed_stage1_lrs", "concepts", "concepts", "not_learning",
+    ZooEntry("sign_flipped_bbox_loss", "concepts", "concepts", ("inverted_localisation",),
+             ("loss.beta=2.0", "fit.epochs=4"), fault="SignFlippedBoxLoss",
+             # The CAM's peak is almost never in the box (an untrained model's: 0.36, measured).
+             truth=lambda h: _last(h, "val/pointing") < 0.1,
+             seed_claim="seed 001 believed its hinge was a flipped sign; measured, the hinge is not; a truly "
+                        "flipped loss (a bug in code) is injected here"),
+    ZooEntry("seed_stage1_lrs", "concepts", "concepts", ("not_learning", "chance_metric", "vanishing_gradients"),
              ("optim.lr=1e-4", "optim.backbone_lr_scale=0.01", "optim.head_lr_scale=0.2", "fit.epochs=4"),
-             truth=lambda h: len(h) > 1 and _last(h, "val/auc_macro") - float(h[0]["val/auc_macro"]) < 0.02,
+             # The default recipe reaches AUC 0.87 by epoch 3 on this data (measured).
+             truth=lambda h: len(h) > 2 and _best(h, "val/auc_macro") < 0.75,
              seed_claim="seed 001: learning rates 100x too low kept stage 1 at AUC 0.50 (measured here: "
-                        "stalled, not at chance; see the zoo output)"),
-    ZooEntry("prototype_collapse", "concepts", "prototypes", "prototype_collapse",
-             ("model.prototype_init=identical", "optim.lr=0.03", "optim.prototype_lr_scale=10", "fit.epochs=3"),
-             truth=lambda h: max(_last(h, "val/prototype_similarity"), _last(h, "val/within_similarity")) > 0.8,
-             seed_claim="seed 000/001: tau 0.1 may collapse prototypes (avg similarity > 0.8); measured: "
-                        "tau 0.1 and even tau 0.01 with a 10x prototype lr do not, identical init does"),
-    ZooEntry("seed003_broken_recipe", "grading", "grading", "class_collapse",
+                        "stalled near AUC 0.67, not at chance)"),
+    ZooEntry("identical_prototypes", "concepts", "prototypes", ("prototype_collapse",),
+             ("fit.epochs=3",), fault="IdenticalPrototypes",
+             truth=lambda h: _last(h, "val/within_similarity") > 0.99,
+             seed_claim="seed 000/001: tau 0.1 may collapse prototypes; measured: tau 0.1 and tau 0.01 with a "
+                        "10x prototype lr do not (see natural_prototype_collapse); a bad initialiser does"),
+    ZooEntry("natural_prototype_collapse", "concepts", "prototypes", ("prototype_collapse",),
+             ("loss.temperature=0.01", "optim.prototype_lr_scale=10", "fit.epochs=3"),
+             truth=lambda h: _last(h, "val/within_similarity") > 0.99,
+             seed_claim="the seeds' suspected natural cause (tau far too low, prototype lr too high); measured "
+                        "here as a candidate: its truth column says whether it collapses at all"),
+    ZooEntry("seed003_broken_recipe", "grading", "grading", ("class_collapse", "exploding_gradients", "non_finite"),
              ("loss.name=focal", "loss.focal_gamma=2.0", "loss.class_weight_power=1.5", "loss.class_weight_min=0.0",
               "loss.class_weight_max=1000000", "mixup_prob=0.5", "fit.batch_size=2", "sampler.balanced=true",
-              "sampler.class_fractions=1,1,1,3", "fit.epochs=6",
-              # With every rule on, exploding gradients (norm 151 at step 4, batch 2) fire
-              # first; this entry isolates the class-collapse detector.
-              "health.exploding_gradients.enabled=false"),
-             truth=lambda h: _last(h, "val/f1_macro") < 0.5,
-             seed_claim="seed 003: focal + heavy weights + batch 2 + MixUp gave F1 = 0 for two classes; "
-                        "measured here with all rules on, exploding gradients fire first (step 4)"),
-    ZooEntry("bce_on_empty_masks", "segmentation", "segmentation", "prediction_collapse",
+              "sampler.class_fractions=1,1,1,3", "fit.epochs=6"),
+             truth=lambda h: len(h) > 1 and _last(h, "val/f1_min") == 0.0 and _last(h, "val/f1_macro") < 0.5,
+             real="digits",
+             seed_claim="seed 003: focal + weights to 1e6 + batch 2 + MixUp gave F1 = 0 for two classes"),
+    ZooEntry("minority_never_predicted", "grading", "grading", ("class_collapse",),
+             ("loss.class_weight_power=0", "fit.epochs=6"), knobs={"class_priors": (0.62, 0.3, 0.05, 0.03)},
+             truth=lambda h: len(h) > 4 and max(_series(h, "val/f1_min")[-3:] or [1.0]) == 0.0,
+             seed_claim="an unweighted loss on a 62/30/5/3 % split: the rarest class is never predicted"),
+    ZooEntry("bce_on_empty_masks", "segmentation", "segmentation", ("prediction_collapse",),
              ("loss.name=bce", "fit.epochs=4"), knobs={"empty_mask_fraction": 0.95},
-             truth=lambda h: _last(h, "val/pred_mean") < 0.01,
+             truth=lambda h: _last(h, "val/dice") < 0.1,
              seed_claim="seed 004: BCE alone on mostly empty masks drove the loss to 0 with all-zero predictions"),
-    ZooEntry("lr_far_too_high", "grading", "grading", "exploding_gradients",
+    ZooEntry("lr_far_too_high", "grading", "grading", LR_CAUSES,
              ("optim.lr=1e4", "optim.name=sgd", "fit.grad_clip=0", "fit.epochs=3"),
-             truth=lambda h: not all(math.isfinite(x.get("train/loss", math.nan)) for x in h) or len(h) < 3,
+             truth=lambda h: not all(math.isfinite(x.get("train/loss", math.nan)) for x in h) or len(h) < 3
+             or _last(h, "val/f1_macro") < 0.3,
              seed_claim="a learning rate far too high"),
-    ZooEntry("healthy_concepts", "concepts", "concepts", None, ("fit.epochs=4",)),
-    ZooEntry("healthy_prototypes", "concepts", "prototypes", None, ("fit.epochs=3",)),
-    ZooEntry("healthy_diagnosis", "concepts", "diagnosis", None, ("fit.epochs=3",)),
-    ZooEntry("healthy_grading", "grading", "grading", None, ("fit.epochs=4",)),
-    ZooEntry("healthy_segmentation", "segmentation", "segmentation", None, ("fit.epochs=4",)),
+    ZooEntry("outputs_died_lr_1", "concepts", "concepts", LR_CAUSES,
+             ("optim.lr=1.0", "fit.epochs=3"),
+             # The default recipe is at AUC 0.80 after one epoch on this data (measured).
+             truth=lambda h: _best(h, "val/auc_macro") < 0.6,
+             seed_claim="the demo's lr = 1.0 trial: AUC 0.36 at epoch 1, outputs constant, CAMs dark"),
+    ZooEntry("swapped_box_xy", "concepts", "concepts", ("inverted_localisation",),
+             ("loss.beta=2.0", "fit.epochs=4"), data_fault="swap_box_xy",
+             # The CAM's peak is almost never in the box (an untrained model's: 0.36, measured).
+             truth=lambda h: _last(h, "val/pointing") < 0.1,
+             seed_claim="boxes with x and y swapped at import (measured on the boxes as imported)"),
+    ZooEntry("shifted_masks", "segmentation", "segmentation",
+             ("chance_metric", "not_learning", "loss_falls_metric_flat", "prediction_collapse"),
+             ("fit.epochs=4",), data_fault="shift_masks", real="nuclei",
+             truth=lambda h: _best(h, "val/dice") < 0.4,
+             seed_claim="masks shifted a quarter of the image against their images"),
+    ZooEntry("rows_grouped_by_class", "grading", "grading",
+             ("diverging_loss", "class_collapse", "not_learning", "chance_metric"),
+             ("fit.epochs=4", "fit.shuffle_buffer=16"), data_fault="group_by_label", real="digits",
+             truth=lambda h: len(h) > 1 and _best(h, "val/f1_macro") < 0.5,
+             seed_claim="a user's own parquet with rows grouped by class (the importers now shuffle)"),
+    ZooEntry("overfitting_tiny_train_set", "grading", "grading", ("overfitting",),
+             ("fit.epochs=12", "fit.batch_size=8"), rows=60,
+             truth=lambda h: (len(h) > 3 and _last(h, "val/loss") > 1.25 * min(_series(h, "val/loss"))
+                              and _last(h, "train/loss") < min(_series(h, "train/loss")[:-1])),
+             seed_claim="a training set too small for the model and too many epochs"),
+    ZooEntry("diagnosis_on_collapsed_prototypes", "concepts", "diagnosis", ("prototype_collapse", "chance_metric",
+             "not_learning", "class_collapse"), ("fit.epochs=3",), earlier_fault="IdenticalPrototypes",
+             truth=lambda h: _best(h, "val/auc_macro") < 0.6,
+             seed_claim="stage 3 trained on a collapsed stage 2"),
+    ZooEntry("healthy_concepts", "concepts", "concepts", (), ("fit.epochs=4",)),
+    ZooEntry("healthy_prototypes", "concepts", "prototypes", (), ("fit.epochs=3",)),
+    ZooEntry("healthy_diagnosis", "concepts", "diagnosis", (), ("fit.epochs=3",)),
+    ZooEntry("healthy_grading", "grading", "grading", (), ("fit.epochs=4",), real="digits"),
+    ZooEntry("healthy_segmentation", "segmentation", "segmentation", (), ("fit.epochs=4",), real="nuclei"),
 )
 ROWS = {"concepts": 400, "grading": 400, "segmentation": 300}
 SIZE = {"concepts": 48, "grading": 32, "segmentation": 32}
 
 
-def _dataset(root: Path, task: str, knobs: dict[str, Any], data: dict[str, str]) -> str:
+def dataset_for(root: Path, entry: ZooEntry, data_seed: int = 0, base: str | None = None,
+                knobs: dict[str, Any] | None = None) -> str:
+    """The entry's dataset under ``root``: ``base`` (the user's or a real dataset) or a
+    synthetic one from ``data_seed`` and the entry's knobs (with ``knobs`` on top), with
+    the entry's data fault applied to a copy. Cached by name."""
     from medsight_ray.data.synth import Knobs, synthesize
+    from medsight_ray.zoo.datafaults import FAULTS
 
-    if task in data and not knobs:
-        return data[task]
-    tag = "-".join(f"{k}{v}" for k, v in sorted(knobs.items())) or "clean"
-    path = root / f"{task}-{tag}"
-    if not (path / "train-00000.parquet").is_file():
-        synthesize(task, path, rows=ROWS[task], image_size=SIZE[task], seed=0, knobs=Knobs(**knobs))
-    return str(path)
+    all_knobs = {**entry.knobs, **(knobs or {})}
+    if base is None:
+        tag = "-".join(f"{k}{v}" for k, v in sorted(all_knobs.items())) or "clean"
+        rows = entry.rows or ROWS[entry.task]
+        path = root / f"{entry.task}-{tag}-r{rows}-s{data_seed}"
+        if not (path / "train-00000.parquet").is_file():
+            synthesize(entry.task, path, rows=rows, image_size=SIZE[entry.task], seed=data_seed,
+                       knobs=Knobs(**all_knobs))
+        base = str(path)
+    if entry.data_fault is None:
+        return base
+    faulty = root / f"{Path(base).name}-{entry.data_fault}"
+    if not (faulty / "train-00000.parquet").is_file():
+        FAULTS[entry.data_fault](Path(base), faulty)
+    return str(faulty)
 
 
 def select_entries(names: tuple[str, ...] = ()) -> tuple[ZooEntry, ...]:
@@ -121,82 +201,137 @@ def select_entries(names: tuple[str, ...] = ()) -> tuple[ZooEntry, ...]:
     return tuple(e for e in ENTRIES if not names or e.name in names)
 
 
+def stage_of(entry: ZooEntry) -> Any:
+    """The stage the entry trains: the product's, or the zoo's faulty subclass."""
+    from medsight_ray.stages.registry import get_stage
+    from medsight_ray.zoo import faults
+
+    return getattr(faults, entry.fault)() if entry.fault else get_stage(entry.task, entry.stage)
+
+
+def entry_config(entry: ZooEntry, extra: tuple[str, ...] = (), image_size: int | None = None) -> Any:
+    """The entry's config: stage defaults, the zoo's common settings, the image size,
+    the recipe, then ``extra``."""
+    size = f"data.image_size={image_size or SIZE[entry.task]}"
+    return apply_overrides(stage_of(entry).config_cls(), [*COMMON, size, *entry.overrides, *extra])
+
+
 def check_configs(names: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> None:
     """Build every selected entry's config with ``extra`` (no Ray needed).
 
     Raises:
         ConfigError: an unknown entry, or an override that fits no entry's config.
     """
-    from medsight_ray.stages.registry import get_stage
-
     for entry in select_entries(names):
-        apply_overrides(get_stage(entry.task, entry.stage).config_cls(), [*COMMON, *entry.overrides, *extra])
+        entry_config(entry, extra)
+
+
+def onset(entry: ZooEntry, history: History) -> int | None:
+    """The first epoch (1-based) at which the entry's ground truth holds on the history."""
+    for epoch in range(1, len(history) + 1):
+        if entry.truth(history[:epoch]):
+            return epoch
+    return None
+
+
+def fired_rules(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every diagnosis in the order it was made: rule, severity, epoch, step."""
+    ordered = sorted(diagnoses, key=lambda d: (d["epoch"], d["step"] == 0, d["step"]))
+    return [{"rule": d["rule"], "severity": d["severity"], "epoch": d["epoch"], "step": d["step"]} for d in ordered]
+
+
+def run_entry(entry: ZooEntry, out: Path, data: str, *, verify: bool = False, extra: tuple[str, ...] = (),
+              image_size: int | None = None, label: str = "", cache: dict[tuple[str, int], str] | None = None,
+              ) -> dict[str, Any]:
+    """Run one entry on dataset ``data`` (with the monitor off first when ``verify``);
+    returns its row: every rule that fired, the first fatal one and whether it names a
+    correct cause, the stop, the ground truth and its onset."""
+    from medsight_ray.fit.runner import prepare_data, run_stage
+
+    stage = stage_of(entry)
+    prepared = prepare_data(data, entry.task)
+    cfg = entry_config(entry, extra, image_size)
+    name = f"{entry.name}{label}"
+    init = (_previous_stage(entry, data, prepared, out, cfg, {} if cache is None else cache)
+            if stage.order > 1 else None)
+    truth, first_onset = None, None
+    if verify and entry.causes:
+        plain = run_stage(stage, apply_overrides(cfg, ["health.enabled=false"]), prepared, str(out / "ray"),
+                          f"{name}-truth", init)
+        truth = bool(entry.truth(plain.history)) if plain.history else True
+        first_onset = onset(entry, plain.history) if plain.history else 1
+    result = run_stage(stage, cfg, prepared, str(out / "ray"), name, init)
+    outcome = result.outcome
+    fired = fired_rules(outcome.diagnoses)
+    fatal = [d for d in fired if d["severity"] == "fatal"]
+    first = fatal[0] if fatal else None
+    return {"name": entry.name, "label": label, "stage": f"{entry.task}/{entry.stage}", "data": data,
+            "causes": list(entry.causes), "fired": fired,
+            "first_fatal": first["rule"] if first else None, "first_fatal_epoch": first["epoch"] if first else None,
+            "first_fatal_step": first["step"] if first else None,
+            "correct_cause": (first is not None and first["rule"] in entry.causes) if entry.causes else not fired,
+            "stopped": outcome.stop_reason == "health", "stop_epoch": outcome.stop_epoch,
+            "stop_step": outcome.stop_step, "epochs_run": outcome.epochs_run,
+            "pathology_verified": truth, "onset_epoch": first_onset,
+            "steps_per_epoch": result.history[0].get("train/steps") if result.history else None,
+            "final_metric": result.final.get(f"val/{stage.primary_metric}"), "seed_claim": entry.seed_claim}
 
 
 def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
             names: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Run the zoo; returns one row per entry (also written to ``OUT/zoo.json``).
-    ``extra`` overrides every entry's config after its own recipe.
+    ``data`` (task → dataset) replaces the synthetic data of the healthy entries of its
+    task; ``extra`` overrides every entry's config after its own recipe.
 
     Raises:
         ConfigError: a name in ``names`` is not a zoo entry.
     """
-    from medsight_ray.fit.runner import prepare_data, run_stage
-    from medsight_ray.stages.registry import get_stage
-
     out.mkdir(parents=True, exist_ok=True)
     data = data or {}
-    prerequisites: dict[tuple[str, int], str] = {}
+    cache: dict[tuple[str, int], str] = {}
     rows = []
     for entry in select_entries(names):
-        stage = get_stage(entry.task, entry.stage)
-        say(f"== zoo entry {entry.name}: {entry.task}/{entry.stage}, expects {entry.expected_rule or 'no diagnosis'}")
-        uri = _dataset(out / "data", entry.task, entry.knobs, data)
-        prepared = prepare_data(uri, entry.task)
-        size = f"data.image_size={SIZE[entry.task]}" if entry.task not in data else "data.image_size=64"
-        cfg = apply_overrides(stage.config_cls(), [*COMMON, size, *entry.overrides, *extra])
-        init = _previous_stage(stage, uri, prepared, out, size, prerequisites) if stage.order > 1 else None
-        truth = None
-        if verify and entry.expected_rule:
-            off = apply_overrides(cfg, ["health.enabled=false"])
-            plain = run_stage(stage, off, prepared, str(out / "ray"), f"{entry.name}-truth", init)
-            truth = bool(entry.truth(plain.history)) if plain.history else entry.expected_rule == "non_finite"
-        result = run_stage(stage, cfg, prepared, str(out / "ray"), entry.name, init)
-        outcome = result.outcome
-        fatal = [d for d in outcome.diagnoses if d.get("severity") == "fatal"]
-        first = min(fatal or outcome.diagnoses, key=lambda d: (d["epoch"], d["step"]), default=None)
-        rows.append({"name": entry.name, "stage": f"{entry.task}/{entry.stage}", "expected_rule": entry.expected_rule,
-                     "detected_rule": first["rule"] if first else None, "epoch": first["epoch"] if first else None,
-                     "stopped": outcome.stop_reason == "health", "stop_epoch": outcome.stop_epoch,
-                     "stop_step": outcome.stop_step, "diagnoses": len(outcome.diagnoses),
-                     "pathology_verified": truth, "epochs_run": outcome.epochs_run, "seed_claim": entry.seed_claim,
-                     "final_metric": result.final.get(f"val/{stage.primary_metric}")})
+        say(f"== zoo entry {entry.name}: {entry.task}/{entry.stage}, "
+            f"expects {' or '.join(entry.causes) or 'no diagnosis'}")
+        own = data.get(entry.task) if not entry.causes else None
+        uri = dataset_for(out / "data", entry, base=own)
+        rows.append(run_entry(entry, out, uri, verify=verify, extra=extra, image_size=64 if own else None,
+                              cache=cache))
         (out / "zoo.json").write_text(json.dumps(rows, indent=2, default=str))
     return rows
 
 
-def _previous_stage(stage: Any, uri: str, data: Any, out: Path, size: str,
+def _previous_stage(entry: ZooEntry, uri: str, data: Any, out: Path, cfg: Any,
                     cache: dict[tuple[str, int], str]) -> str:
-    """Checkpoint of a healthy run of every earlier stage of ``stage``'s task (cached)."""
+    """Checkpoint of every earlier stage of the entry's stage, trained with its default
+    recipe (the last one with the entry's ``earlier_fault``); cached per dataset."""
     from medsight_ray.fit.runner import run_stage
-    from medsight_ray.stages.registry import pipeline
+    from medsight_ray.stages.registry import get_stage, pipeline
+    from medsight_ray.zoo import faults
 
+    stage = get_stage(entry.task, entry.stage)
+    earlier_stages = pipeline(stage.task)[: stage.order - 1]
     checkpoint = None
-    for earlier in pipeline(stage.task)[: stage.order - 1]:
-        key = (uri, earlier.order)
+    for earlier in earlier_stages:
+        fault = entry.earlier_fault if earlier is earlier_stages[-1] else None
+        key = (f"{uri}|{fault}|{cfg.fit.seed}", earlier.order)
         if key not in cache:
-            cfg = apply_overrides(earlier.config_cls(), [*COMMON, size, "fit.epochs=4"])
-            result = run_stage(earlier, cfg, data, str(out / "ray"), f"prereq-{earlier.name}", checkpoint)
+            runnable = getattr(faults, fault)() if fault else earlier
+            earlier_cfg = apply_overrides(earlier.config_cls(), [*COMMON, f"data.image_size={cfg.data.image_size}",
+                                                                 f"fit.seed={cfg.fit.seed}", "fit.epochs=4"])
+            result = run_stage(runnable, earlier_cfg, data, str(out / "ray"), f"prereq-{earlier.name}", checkpoint)
             cache[key] = result.checkpoint
         checkpoint = cache[key]
     return checkpoint
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The zoo as a text table."""
-    head = f"{'entry':<24} {'expected':<24} {'detected':<24} {'epoch':>5} {'stopped':>7} {'verified':>8}"
+    """The zoo as a text table: every rule that fired, in order, at epoch:step."""
+    head = f"{'entry':<34} {'first fatal':<22} {'ok':>3} {'stopped':>7} {'truth':>5}  fired (rule@epoch:step)"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['name']:<24} {str(r['expected_rule']):<24} {str(r['detected_rule']):<24} "
-                     f"{str(r['epoch'] or '-'):>5} {str(r['stopped']):>7} {str(r['pathology_verified']):>8}")
+        fired = ", ".join(f"{d['rule']}@{d['epoch']}:{d['step']}" for d in r["fired"]) or "-"
+        lines.append(f"{r['name'] + r.get('label', ''):<34} {str(r['first_fatal']):<22} "
+                     f"{'yes' if r['correct_cause'] else 'NO':>3} {str(r['stopped']):>7} "
+                     f"{str(r['pathology_verified']):>5}  {fired}")
     return "\n".join(lines)

@@ -49,3 +49,43 @@ def test_localisation_pointing_and_energy() -> None:
     assert m["pointing"] == 1.0 and m["energy_ratio"] > 50
     bad = localisation_metrics(box_statistics(-good, boxes))
     assert bad["pointing"] == 0.0 and bad["energy_ratio"] < 0.02
+
+
+def test_chance_levels_are_the_metric_of_a_skill_less_model() -> None:
+    from sklearn.metrics import f1_score
+
+    from medsight_ray.metrics.classification import constant_f1_macro
+    from medsight_ray.metrics.segmentation import trivial_dice
+
+    labels = np.array([0] * 41 + [1] * 13 + [2] * 33 + [3] * 13)
+    # Hand-computed: class 0 (41 %) everywhere, F1_0 = 2 x 0.41 / 1.41, the others 0.
+    assert constant_f1_macro(labels, 4) == pytest.approx(2 * 0.41 / 1.41 / 4)
+    # ... and that is what scikit-learn gives the constant predictor, and better than any other constant.
+    for c in range(4):
+        constant = f1_score(labels, np.full_like(labels, c), average="macro", labels=[0, 1, 2, 3], zero_division=0)
+        assert constant <= constant_f1_macro(labels, 4) + 1e-12
+    assert multiclass_metrics(np.eye(4)[labels], labels, tuple("abcd"))["chance"] == constant_f1_macro(labels, 4)
+    # Dice: predicting every pixel of a split with 20 % foreground gives 2 x 0.2 / 1.2.
+    counts = confusion_counts(np.ones((1, 10, 10)), (np.arange(100).reshape(1, 10, 10) < 20).astype(int))
+    m = segmentation_metrics(counts)
+    assert m["dice"] == pytest.approx(trivial_dice(0.2)) == pytest.approx(m["chance"]) == pytest.approx(1 / 3)
+
+
+def test_score_spread_is_zero_for_constant_outputs_and_the_auc_error_shrinks_with_the_split() -> None:
+    from medsight_ray.metrics.classification import chance_auc_se, score_spread
+
+    rng = np.random.default_rng(0)
+    assert score_spread(np.full((50, 3), 0.2)) == pytest.approx(0.0, abs=1e-12)
+    live = np.column_stack([np.full(50, 0.2), rng.uniform(0, 1, 50)])
+    assert score_spread(live) == pytest.approx(live[:, 1].std())  # the liveliest output counts
+    # Hanley-McNeil at AUC 0.5 for one column of 10 positives, 40 negatives: sqrt(51 / 4800).
+    one = np.array([1] * 10 + [0] * 40)[:, None]
+    assert chance_auc_se(one) == pytest.approx(math.sqrt(51 / 4800))
+    # The macro of 4 such columns wanders half as far; a 10x larger split about 3x less.
+    assert chance_auc_se(np.tile(one, 4)) == pytest.approx(math.sqrt(51 / 4800) / 2)
+    assert chance_auc_se(np.repeat(one, 10, axis=0)) < chance_auc_se(one) / 3
+    # Measured against random scores: the spread of a skill-less AUC matches the formula.
+    from sklearn.metrics import roc_auc_score
+
+    aucs = [roc_auc_score(one[:, 0], rng.uniform(size=50)) for _ in range(2000)]
+    assert float(np.std(aucs)) == pytest.approx(chance_auc_se(one), rel=0.1)

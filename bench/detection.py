@@ -1,0 +1,201 @@
+"""How well does the health monitor detect, and how often does it cry wolf?
+
+    python bench/detection.py [--seeds 5] [--out bench/results/detection] [--only zoo|healthy] [--real DIR]
+
+Recall: every pathology-zoo entry (``medsight_ray.zoo.entries``), with every rule on,
+for each seed (the training seed and the synthetic data's seed both vary), and on the
+real data where the entry's task fits (``--real``, default ``../shared/realdata``: the
+digits in class folders for grading, the nuclei for segmentation). Each entry first
+runs with the monitor off to check its ground truth and find the pathology's onset.
+
+False alarms: healthy default recipes of all five stages on synthetic data at several
+levels of class imbalance and signal, and on the real digits and nuclei, for each seed.
+Any diagnosis on a healthy run is an alarm, listed with its run.
+
+Every run is written to ``OUT/runs/<key>.json`` as it ends, so an interrupted bench
+resumes where it stopped. The summary (``OUT/summary.json`` and a printed table) gives
+recall and false alarms per seed, the 95 % upper confidence bound on the false-alarm
+rate (Clopper-Pearson), and the latency from onset to the first fatal diagnosis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.raylocal import set_local_env
+
+set_local_env()
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Healthy controls: (name, task, stage, synthetic-data knobs, extra overrides, real dataset).
+HEALTHY: tuple[tuple[str, str, str, dict[str, Any], tuple[str, ...], str | None], ...] = (
+    ("concepts", "concepts", "concepts", {}, ("fit.epochs=4",), None),
+    ("concepts_weak_signal", "concepts", "concepts", {"signal": 0.6}, ("fit.epochs=4",), None),
+    ("prototypes", "concepts", "prototypes", {}, ("fit.epochs=3",), None),
+    ("diagnosis", "concepts", "diagnosis", {}, ("fit.epochs=3",), None),
+    ("grading", "grading", "grading", {}, ("fit.epochs=5",), None),
+    ("grading_balanced", "grading", "grading", {"class_priors": (0.25, 0.25, 0.25, 0.25)}, ("fit.epochs=5",), None),
+    ("grading_skewed", "grading", "grading", {"class_priors": (0.7, 0.15, 0.1, 0.05)}, ("fit.epochs=5",), None),
+    ("grading_92_8", "grading", "grading", {"class_priors": (0.92, 0.08)}, ("fit.epochs=5",), None),
+    ("grading_weak_signal", "grading", "grading", {"signal": 0.6}, ("fit.epochs=5",), None),
+    ("grading_noisy_labels", "grading", "grading", {"label_noise": 0.15}, ("fit.epochs=5",), None),
+    ("segmentation", "segmentation", "segmentation", {}, ("fit.epochs=4",), None),
+    ("segmentation_some_empty", "segmentation", "segmentation", {"empty_mask_fraction": 0.3}, ("fit.epochs=4",), None),
+    ("segmentation_weak_signal", "segmentation", "segmentation", {"signal": 0.6}, ("fit.epochs=4",), None),
+    ("grading_real_digits", "grading", "grading", {}, ("fit.epochs=5",), "digits"),
+    ("segmentation_real_nuclei", "segmentation", "segmentation", {}, ("fit.epochs=6", "fit.batch_size=4"), "nuclei"),
+    ("concepts_more_epochs", "concepts", "concepts", {}, ("fit.epochs=6",), None),
+    ("grading_more_epochs", "grading", "grading", {}, ("fit.epochs=8",), None),
+    ("segmentation_dice_only", "segmentation", "segmentation", {}, ("fit.epochs=4", "loss.name=dice"), None),
+    ("grading_focal", "grading", "grading", {}, ("fit.epochs=5", "loss.name=focal"), None),
+    ("grading_mixup", "grading", "grading", {}, ("fit.epochs=5", "mixup_prob=0.5"), None),
+)
+
+
+def real_dataset(real: Path, name: str, out: Path, seed: int) -> str:
+    """Import a real dataset (once per seed: the split and the row order follow it)."""
+    from medsight_ray.data.importers.folders import import_class_folders
+    from medsight_ray.data.importers.pairs import import_pairs
+
+    path = out / f"real-{name}-s{seed}"
+    if not (path / "train-00000.parquet").is_file():
+        if name == "digits":
+            import_class_folders(real / "digits4", path, image_size=32, mode="L", seed=seed)
+        else:
+            import_pairs(real / "nuclei/images", real / "nuclei/masks", path, image_size=64, seed=seed)
+    return str(path)
+
+
+def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
+    """One-sided upper confidence bound of a rate from k events in n trials."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(level, k + 1, n - k))
+
+
+def jobs(seeds: int, only: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """(key, job) for every run of the bench, in order."""
+    from medsight_ray.zoo.entries import ENTRIES
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for seed in range(seeds):
+        if only != "healthy":
+            for entry in (e for e in ENTRIES if e.causes):
+                out.append((f"zoo-{entry.name}-synth-s{seed}", {"kind": "zoo", "entry": entry.name, "seed": seed}))
+                if entry.real:
+                    out.append((f"zoo-{entry.name}-{entry.real}-s{seed}",
+                                {"kind": "zoo", "entry": entry.name, "seed": seed, "real": entry.real}))
+        if only != "zoo":
+            for name, *_ in HEALTHY:
+                out.append((f"healthy-{name}-s{seed}", {"kind": "healthy", "control": name, "seed": seed}))
+    return out
+
+
+def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict) -> dict[str, Any]:
+    from medsight_ray.zoo.entries import ZooEntry, dataset_for, run_entry, select_entries
+
+    seed = job["seed"]
+    if job["kind"] == "zoo":
+        (entry,) = select_entries((job["entry"],))
+        base = real_dataset(real, job["real"], out / "data", seed) if job.get("real") else None
+        data = dataset_for(out / "data", entry, data_seed=seed, base=base)
+        size = 64 if job.get("real") == "nuclei" else None
+        return run_entry(entry, out, data, verify=True, extra=(f"fit.seed={seed}",), image_size=size,
+                         label=f"-{job.get('real', 'synth')}-s{seed}", cache=cache)
+    name, task, stage, knobs, overrides, real_name = next(h for h in HEALTHY if h[0] == job["control"])
+    entry = ZooEntry(f"healthy_{name}", task, stage, (), overrides)
+    base = real_dataset(real, real_name, out / "data", seed) if real_name else None
+    data = dataset_for(out / "data", entry, data_seed=seed, base=base, knobs=knobs)
+    size = 64 if real_name == "nuclei" else None
+    return run_entry(entry, out, data, extra=(f"fit.seed={seed}",), image_size=size, label=f"-s{seed}", cache=cache)
+
+
+def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    zoo = {k: r for k, r in rows.items() if k.startswith("zoo-")}
+    healthy = {k: r for k, r in rows.items() if k.startswith("healthy-")}
+    per_entry: dict[str, dict[str, Any]] = {}
+    for r in zoo.values():
+        variant = f"{r['name']} ({r['label'].split('-')[1]})"
+        e = per_entry.setdefault(variant, {"runs": 0, "verified": 0, "detected": 0, "correct": 0, "stopped": 0,
+                                           "first_fatal": {}, "latency_epochs": []})
+        e["runs"] += 1
+        e["verified"] += bool(r["pathology_verified"])
+        e["detected"] += r["first_fatal"] is not None
+        e["correct"] += bool(r["correct_cause"])
+        e["stopped"] += bool(r["stopped"])
+        e["first_fatal"][str(r["first_fatal"])] = e["first_fatal"].get(str(r["first_fatal"]), 0) + 1
+        if r["onset_epoch"] and r["first_fatal_epoch"]:
+            e["latency_epochs"].append(r["first_fatal_epoch"] - r["onset_epoch"])
+    alarms = [{"run": k, "fired": r["fired"]} for k, r in healthy.items() if r["fired"]]
+    latencies = [x for e in per_entry.values() for x in e["latency_epochs"]]
+    seeds = sorted({int(k.rsplit("-s", 1)[1]) for k in rows})
+    per_seed = {s: {"zoo_runs": sum(k.endswith(f"-s{s}") for k in zoo),
+                    "zoo_correct_and_stopped": sum(k.endswith(f"-s{s}") and r["correct_cause"] and r["stopped"]
+                                                   for k, r in zoo.items()),
+                    "healthy_runs": sum(k.endswith(f"-s{s}") for k in healthy),
+                    "alarms": sum(a["run"].endswith(f"-s{s}") for a in alarms)} for s in seeds}
+    return {"entries": per_entry, "healthy_runs": len(healthy), "alarms": alarms,
+            "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
+            "latency_epochs_median": statistics.median(latencies) if latencies else None,
+            "per_seed": per_seed}
+
+
+def table(summary: dict[str, Any]) -> str:
+    head = f"{'entry':<46} {'runs':>4} {'truth':>5} {'correct':>7} {'stopped':>7} {'latency':>7}  first fatal"
+    lines = [head, "-" * len(head)]
+    for name, e in sorted(summary["entries"].items()):
+        lat = statistics.median(e["latency_epochs"]) if e["latency_epochs"] else "-"
+        firsts = ", ".join(f"{k} x{v}" for k, v in sorted(e["first_fatal"].items()))
+        lines.append(f"{name:<46} {e['runs']:>4} {e['verified']:>5} {e['correct']:>7} {e['stopped']:>7} "
+                     f"{lat!s:>7}  {firsts}")
+    lines.append("")
+    lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
+                 f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']}")
+    for a in summary["alarms"]:
+        lines.append(f"  alarm: {a['run']}: " + ", ".join(f"{d['rule']}@{d['epoch']}:{d['step']}" for d in a["fired"]))
+    lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs")
+    for s, v in summary["per_seed"].items():
+        lines.append(f"  seed {s}: zoo {v['zoo_correct_and_stopped']}/{v['zoo_runs']} correct and stopped, "
+                     f"alarms {v['alarms']}/{v['healthy_runs']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--out", default=str(ROOT / "bench/results/detection"))
+    p.add_argument("--only", choices=("zoo", "healthy"))
+    p.add_argument("--match", default="", help="run only jobs whose key contains this text")
+    p.add_argument("--real", default=str(ROOT.parent / "shared/realdata"))
+    args = p.parse_args()
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+    from medsight_ray.raylocal import init_ray
+
+    init_ray()
+    cache: dict = {}
+    todo = [(k, j) for k, j in jobs(args.seeds, args.only) if args.match in k]
+    for i, (key, job) in enumerate(todo, 1):
+        path = out / "runs" / f"{key}.json"
+        if path.is_file():
+            continue
+        row = run_job(job, out, Path(args.real), cache)
+        path.write_text(json.dumps(row, indent=2, default=str))
+        fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
+        print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row['pathology_verified']})", flush=True)
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+    summary = summarise(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(table(summary))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
