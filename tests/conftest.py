@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from medsight_ray.raylocal import set_local_env
+from medsight_ray.zoo import datafaults
 
 set_local_env()
 
@@ -46,19 +45,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
-def rewrite_dataset(src: Path, dst: Path, edit: Callable[[str, pa.Table], pa.Table]) -> Path:
-    """Copy a dataset, passing each file's table through ``edit(file name, table)``.
-
-    The footer metadata is kept, so only what ``edit`` changes differs.
-    """
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in sorted(src.glob("*.parquet")):
-        pf = pq.ParquetFile(path)
-        table = edit(path.name, pf.read())
-        with pq.ParquetWriter(dst / path.name, table.schema.remove_metadata()) as writer:
-            writer.write_table(table.replace_schema_metadata(None))
-            writer.add_key_value_metadata({k: v for k, v in pf.metadata.metadata.items() if k != b"ARROW:schema"})
-    return dst
+rewrite_dataset = datafaults.rewrite_dataset  # tests edit copies of datasets as the zoo does
 
 
 def run_cli(cli: Callable[[], None], prog: str, args: tuple[str, ...],

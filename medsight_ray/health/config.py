@@ -45,15 +45,23 @@ class NonFiniteConfig(RuleConfig):
 
 @dataclass(frozen=True)
 class ExplodingConfig(RuleConfig):
-    """``exploding_gradients``.
+    """``exploding_gradients``: gradient norms that grew far beyond the run's own scale.
 
     Attributes:
         threshold: total gradient norm (L2, before clipping) above which a step counts.
+        growth: ... and above this multiple of the run's starting norm (the median of
+            its first ``baseline_steps`` steps): gradients large from the first step
+            (a low contrastive temperature, heavy class weights) are the loss's scale,
+            not an explosion.
+        baseline_steps: optimiser steps whose median norm is the starting scale; the
+            rule fires after them.
         grace: optimiser steps before the rule may fire.
-        patience: consecutive steps above the threshold.
+        patience: consecutive steps above both limits.
     """
 
     threshold: float = 100.0
+    growth: float = 10.0
+    baseline_steps: int = 5
     patience: int = 3
 
 

@@ -10,14 +10,16 @@ proved a seed wrong (seed 001's bbox loss was not backwards).
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from medsight_ray.health.config import (
     ChanceConfig,
     ClassCollapseConfig,
     DeadOutputsConfig,
+    ExplodingConfig,
     InvertedLocalisationConfig,
     LossFallsMetricFlatConfig,
     NotLearningConfig,
@@ -106,11 +108,12 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 @dataclass
 class StepState:
-    """Streaks of the step rules."""
+    """Streaks of the step rules, and the run's first gradient norms (its own scale)."""
 
     steps: int = 0
     explode_streak: int = 0
     vanish_streak: int = 0
+    early_norms: list[float] = field(default_factory=list)
 
 
 def non_finite(cfg: RuleConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
@@ -120,11 +123,20 @@ def non_finite(cfg: RuleConfig, state: StepState, loss: float, grad_norm: float)
     return {"loss": loss, "grad_norm": grad_norm}, "loss and gradient norm must be finite"
 
 
-def exploding_gradients(cfg: RuleConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
-    """Total gradient norm above the threshold for ``patience`` consecutive steps."""
-    state.explode_streak = state.explode_streak + 1 if grad_norm > cfg.threshold else 0
-    if state.steps > cfg.grace and state.explode_streak >= cfg.patience:
-        return {"grad_norm": grad_norm, "steps_above": state.explode_streak}, f"grad norm > {cfg.threshold:g}"
+def exploding_gradients(cfg: ExplodingConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
+    """Total gradient norm above ``threshold`` and above ``growth`` × the run's own
+    starting scale (the median norm of its first ``baseline_steps`` steps) for
+    ``patience`` consecutive steps. A loss whose gradients are large from the first step
+    (a contrastive loss at a low temperature, heavy class weights) has not exploded;
+    gradients that grow by orders of magnitude have."""
+    if math.isfinite(grad_norm) and len(state.early_norms) < cfg.baseline_steps:
+        state.early_norms.append(grad_norm)
+    baseline = statistics.median(state.early_norms) if state.early_norms else 0.0
+    above = grad_norm > cfg.threshold and grad_norm > cfg.growth * baseline
+    state.explode_streak = state.explode_streak + 1 if above else 0
+    if (state.steps > max(cfg.grace, cfg.baseline_steps) and state.explode_streak >= cfg.patience):
+        return ({"grad_norm": grad_norm, "starting_norm": baseline, "steps_above": state.explode_streak},
+                f"grad norm > {cfg.threshold:g} and > {cfg.growth:g} x its starting median")
     return None
 
 

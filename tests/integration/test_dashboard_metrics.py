@@ -47,7 +47,7 @@ def observed_run(synth_dir, tmp_path_factory):
     cfg = apply_overrides(stage.config_cls(), [
         "fit.epochs=1", "fit.batch_size=16", "fit.cpus_per_worker=0.5", "data.image_size=32",
         "model.backbone.name=resnet10t", "health.exploding_gradients.threshold=0",
-        "health.exploding_gradients.fatal=false"])
+        "health.exploding_gradients.growth=0", "health.exploding_gradients.fatal=false"])
     run = "observed"
     result = run_stage(stage, cfg, prepare_data(str(data), "grading"), str(tmp / "ray"), run)
     assert result.status == "completed" and [d["rule"] for d in result.diagnoses] == ["exploding_gradients"]

@@ -156,6 +156,19 @@ def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path,
     assert run["diagnoses"][0]["evidence"]["pred_mean"] < 0.01
 
 
+def test_dead_outputs_are_named_at_epoch_1_before_ashas_first_rung(synth_dir, tmp_path: Path) -> None:
+    """The demo's lr = 1.0 stage-1 recipe: its outputs die in the first epoch. The
+    monitor names them at epoch 1 and stops the run, before ASHA's grace period (2
+    epochs) could end it without a diagnosis."""
+    stage = get_stage("concepts", "concepts")
+    data = prepare_data(str(synth_dir("concepts", rows=160)), "concepts")
+    result = run_stage(stage, _cfg(stage, "fit.epochs=3", "optim.lr=1.0"), data, str(tmp_path), "dead")
+    assert result.outcome.stop_reason == "health" and result.outcome.stop_epoch == 1
+    first = result.outcome.diagnoses[0]
+    assert (first["rule"], first["epoch"]) == ("dead_outputs", 1)
+    assert first["remedies"][0].startswith("lower the learning rate")
+
+
 def test_the_console_shows_people_what_to_act_on_and_the_log_keeps_the_rest(synth_dir, tmp_path: Path) -> None:
     """A real process (own local Ray): one line per epoch, once, with the primary metric
     and health; Ray's worker output, result dicts and checkpoint notices only in the log."""
@@ -187,7 +200,7 @@ def _steps_per_epoch(data: Path, batch: int) -> int:
 def _explode_in_epoch_2(steps: int, prefix: str = "") -> list[str]:
     """Overrides under which the gradient rule fires at the third step of epoch 2 (every
     norm is above 0.001; the rule waits ``grace`` steps)."""
-    return [f"{prefix}health.exploding_gradients.threshold=0.001",
+    return [f"{prefix}health.exploding_gradients.threshold=0.001", f"{prefix}health.exploding_gradients.growth=0",
             f"{prefix}health.exploding_gradients.grace={steps + 2}"]
 
 

@@ -52,7 +52,7 @@ PRIMARY = {"concepts": "auc_macro", "prototypes": "retrieval", "grading": "f1_ma
 @pytest.mark.parametrize("stage", sorted(HEALTHY))
 def test_healthy_sequences_raise_nothing(stage: str) -> None:
     monitor = HealthMonitor(HealthConfig(), stage, PRIMARY[stage])
-    assert _steps(monitor, [5.0, 2.0, 1.0, 0.5] * 10) == []
+    assert _steps(monitor, [5.0, 2.0, 1.0, 0.5] * 10 + [30.0] * 5) == []
     assert _epochs(monitor, HEALTHY[stage], [1.0, 0.7, 0.5, 0.4, 0.35][: len(HEALTHY[stage])]) == []
     assert not monitor.should_stop()
 
@@ -69,21 +69,35 @@ def test_non_finite_fires_at_once_and_halts_the_epoch() -> None:
 
 def test_a_fatal_step_rule_halts_the_epoch_and_a_warning_does_not() -> None:
     monitor = HealthMonitor(HealthConfig(), "grading/grading")
+    assert _steps(monitor, [1.0] * 5) == []  # the run's starting scale: norm 1
     assert [monitor.on_step(1.0, 500.0) for _ in range(3)] == [False, False, True]  # patience 3
-    assert monitor.diagnoses[0].rule == "exploding_gradients" and monitor.diagnoses[0].step == 3
+    assert monitor.diagnoses[0].rule == "exploding_gradients" and monitor.diagnoses[0].step == 8
     monitor = HealthMonitor(with_rule(HealthConfig(), "exploding_gradients", fatal=False), "grading/grading")
+    _steps(monitor, [1.0] * 5)
     assert not any(monitor.on_step(1.0, 500.0) for _ in range(5))
     assert monitor.diagnoses[0].severity == "warn" and not monitor.should_stop()
 
 
 def test_exploding_needs_patience_and_vanishing_needs_a_sustained_run() -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts")
-    assert _steps(monitor, [500.0, 500.0, 1.0, 500.0, 500.0]) == []  # streak broken: patience 3 not met
+    assert _steps(monitor, [2.0] * 5 + [500.0, 500.0, 1.0, 500.0, 500.0]) == []  # streak broken: patience 3
     assert _steps(monitor, [500.0]) == ["exploding_gradients"]
+    assert monitor.diagnoses[0].evidence["starting_norm"] == 2.0
     vanish = HealthMonitor(HealthConfig(), "concepts/concepts")
     assert _steps(vanish, [1e-9] * 19) == []
     assert _steps(vanish, [1e-9]) == ["vanishing_gradients"]
     assert "raise the backbone lr 10x" in vanish.diagnoses[0].message()
+
+
+def test_gradients_large_from_the_first_step_are_the_losss_scale_not_an_explosion() -> None:
+    # Measured: stage 2 at tau 0.01 with a 10x prototype lr: norms 88-134 in epoch 1,
+    # falling to 16 by epoch 3; the prototypes stayed apart (cosine 0.005). It used to
+    # be stopped by exploding_gradients at step 3.
+    monitor = HealthMonitor(HealthConfig(), "concepts/prototypes")
+    assert _steps(monitor, [134.0, 120.0, 110.0, 101.0, 95.0, 130.0, 120.0, 105.0, 90.0, 60.0]) == []
+    # The same norms after a start at 5 have grown 25x: exploded.
+    grown = HealthMonitor(HealthConfig(), "concepts/prototypes")
+    assert _steps(grown, [5.0] * 5 + [134.0, 120.0, 110.0]) == ["exploding_gradients"]
 
 
 def test_chance_level_respects_grace_and_names_the_real_cause() -> None:
