@@ -49,10 +49,10 @@ class ExplodingConfig(RuleConfig):
 
     Attributes:
         threshold: total gradient norm (L2, before clipping) above which a step counts.
-        growth: ... and above this multiple of the run's starting norm (the median of
-            its first ``baseline_steps`` steps): gradients large from the first step
-            (a low contrastive temperature, heavy class weights) are the loss's scale,
-            not an explosion.
+        growth: multiple of the run's starting norm (the median of its first
+            ``baseline_steps`` steps) that a step's norm must also exceed: gradients
+            large from the first step (a low contrastive temperature, heavy class
+            weights) are the loss's scale, not an explosion.
         baseline_steps: optimiser steps whose median norm is the starting scale; the
             rule fires after them.
         grace: optimiser steps before the rule may fire.

@@ -208,7 +208,10 @@ def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding |
     is below ``threshold`` × the split's (``train/label_mix``, from the fit loop)."""
     mix = history[-1]["train"].get("train/label_mix")
     if isinstance(mix, float) and math.isfinite(mix) and mix < cfg.threshold:
-        return {"label_mix": mix}, f"batch label entropy < {cfg.threshold:g} x the split's"
+        # How much the loss swings between batches backs it up: batches of one class
+        # pull the model one way after another.
+        return ({"label_mix": mix, "loss_swing": history[-1]["train"].get("train/loss_swing")},
+                f"batch label entropy < {cfg.threshold:g} x the split's")
     return None
 
 
@@ -222,7 +225,7 @@ def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
     lowest, last = min(losses[:-1]), losses[-1]
     if lowest > 0 and (last - lowest) / lowest > cfg.threshold:
         return ({"train_loss_first": losses[0], "train_loss_lowest": lowest, "train_loss": last,
-                 "rise": (last - lowest) / lowest},
+                 "rise": (last - lowest) / lowest, "loss_swing": history[-1]["train"].get("train/loss_swing")},
                 f"train loss > {1 + cfg.threshold:g} x its lowest epoch so far")
     return None
 
