@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -97,23 +98,26 @@ def jobs(seeds: int, only: str | None) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict) -> dict[str, Any]:
+def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path) -> dict[str, Any]:
+    """Run one job; its Ray Train runs live in ``work`` (a fresh directory: a run name
+    found in its storage would be resumed from there, not started over)."""
     from medsight_ray.zoo.entries import ZooEntry, dataset_for, run_entry, select_entries
 
+    shutil.rmtree(work, ignore_errors=True)
     seed = job["seed"]
     if job["kind"] == "zoo":
         (entry,) = select_entries((job["entry"],))
         base = real_dataset(real, job["real"], out / "data", seed) if job.get("real") else None
         data = dataset_for(out / "data", entry, data_seed=seed, base=base)
         size = 64 if job.get("real") == "nuclei" else None
-        return run_entry(entry, out, data, verify=True, extra=(f"fit.seed={seed}",), image_size=size,
+        return run_entry(entry, work, data, verify=True, extra=(f"fit.seed={seed}",), image_size=size,
                          label=f"-{job.get('real', 'synth')}-s{seed}", cache=cache)
     name, task, stage, knobs, overrides, real_name = next(h for h in HEALTHY if h[0] == job["control"])
     entry = ZooEntry(f"healthy_{name}", task, stage, (), overrides)
     base = real_dataset(real, real_name, out / "data", seed) if real_name else None
     data = dataset_for(out / "data", entry, data_seed=seed, base=base, knobs=knobs)
     size = 64 if real_name == "nuclei" else None
-    return run_entry(entry, out, data, extra=(f"fit.seed={seed}",), image_size=size, label=f"-s{seed}", cache=cache)
+    return run_entry(entry, work, data, extra=(f"fit.seed={seed}",), image_size=size, label=f"-s{seed}", cache=cache)
 
 
 def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -186,7 +190,7 @@ def main() -> None:
         path = out / "runs" / f"{key}.json"
         if path.is_file():
             continue
-        row = run_job(job, out, Path(args.real), cache)
+        row = run_job(job, out, Path(args.real), cache, out / "work" / key)
         path.write_text(json.dumps(row, indent=2, default=str))
         fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
         print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row['pathology_verified']})", flush=True)
