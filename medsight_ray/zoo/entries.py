@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +288,8 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
         ConfigError: a name in ``names`` is not a zoo entry.
     """
     out.mkdir(parents=True, exist_ok=True)
+    # Ray Train resumes a run whose name it finds in storage: a zoo run starts over.
+    shutil.rmtree(out / "ray", ignore_errors=True)
     data = data or {}
     cache: dict[tuple[str, int], str] = {}
     rows = []
