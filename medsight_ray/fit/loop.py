@@ -61,6 +61,18 @@ def entropy(counts: np.ndarray | list[float]) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def random_batch_entropy(counts: np.ndarray | list[float], batch_size: int, draws: int = 512) -> float:
+    """Expected label entropy (nats) of a batch of ``batch_size`` rows drawn at random
+    from a split with class ``counts``: what a well-shuffled stream gives. A batch of 2
+    can hold 2 classes at most, so its entropy is far below the split's and that is not
+    a fault. Estimated from ``draws`` seeded multinomial draws (deterministic)."""
+    p = np.asarray(counts, dtype=float)
+    if batch_size < 2 or p.sum() <= 0:
+        return 0.0
+    batches = np.random.default_rng(0).multinomial(batch_size, p / p.sum(), size=draws)
+    return float(np.mean([entropy(b) for b in batches]))
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
@@ -107,8 +119,9 @@ class _Trainer:
                                        enabled=self.rank == 0 and self.cfg.health.export_metrics)
         self.history: list[dict[str, Any]] = []
         self.outcome = Outcome()
-        # The train split's class entropy: how mixed a batch of a shuffled split is.
-        self.split_entropy = entropy(config["stats"].get("class_counts") or [])
+        # How mixed a batch of a well-shuffled train split is, at this batch size.
+        self.split_entropy = random_batch_entropy(config["stats"].get("class_counts") or [],
+                                                  self.cfg.fit.batch_size)
         self.start_epoch = 0
         self.best = -math.inf
         self.stale = 0
@@ -239,8 +252,8 @@ class _Trainer:
             # relative to "the loss at the start" compare with.
             local["train/loss_start"] = float(np.mean(finite_losses[:START_BATCHES]))
         if mix:
-            # Mean batch label entropy over the split's: near 1 when batches mix the
-            # classes as the split does, near 0 when each batch holds one class.
+            # Mean batch label entropy over a random batch's: near 1 when batches mix
+            # the classes as a shuffled split does, near 0 when each holds one class.
             local["train/label_mix"] = float(np.mean(mix)) / self.split_entropy
         return mean_across(local)
 

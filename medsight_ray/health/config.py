@@ -135,9 +135,10 @@ class UnmixedBatchesConfig(RuleConfig):
     """``unmixed_batches``.
 
     Attributes:
-        threshold: mean label entropy of the training batches over the train split's
-            class entropy, below which batches do not mix the classes (1 = as mixed as
-            the split, 0 = one class per batch).
+        threshold: mean label entropy of the training batches over that of batches
+            drawn at random from the train split at the same batch size, below which
+            batches do not mix the classes (1 = as mixed as a shuffled split, 0 = one
+            class per batch).
         fatal: false: the data's order is reported at once; ``diverging_loss`` stops the
             run if it diverges.
     """

@@ -204,8 +204,9 @@ def _train_losses(history: list[dict[str, Any]]) -> list[float]:
 
 
 def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """The training batches hold fewer classes than the split: their mean label entropy
-    is below ``threshold`` × the split's (``train/label_mix``, from the fit loop)."""
+    """The training batches hold fewer classes than a shuffled split would give: their
+    mean label entropy is below ``threshold`` × that of random batches of the same size
+    (``train/label_mix``, from the fit loop; a batch of 2 is not expected to hold 4 classes)."""
     mix = history[-1]["train"].get("train/label_mix")
     if isinstance(mix, float) and math.isfinite(mix) and mix < cfg.threshold:
         # How much the loss swings between batches backs it up: batches of one class

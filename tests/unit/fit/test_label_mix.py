@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from medsight_ray.fit.loop import entropy
+from medsight_ray.fit.loop import entropy, random_batch_entropy
 from medsight_ray.health.config import HealthConfig
 from medsight_ray.health.monitor import HealthMonitor
 from tests.unit.fit.test_accumulation import _Shard, _trainer
@@ -53,3 +53,22 @@ def test_unmixed_batches_warns_at_the_first_epoch_and_lets_the_run_go_on() -> No
     assert "random order" in d.remedies[0] and not monitor.should_stop()
     quiet = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert quiet.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.93}, {"f1_macro": 0.3}) == []
+
+
+def test_the_baseline_is_a_random_batch_of_the_same_size() -> None:
+    """Seed 003's batch of 2 can hold 2 of 4 classes at most: its batches are as mixed
+    as random batches of 2, not 'unmixed' (measured: unmixed_batches used to warn at
+    epoch 1 with the advice to reorder rows that were already in random order)."""
+    assert random_batch_entropy(COUNTS, 2) < 0.6 * entropy(COUNTS)
+    # Hand-computed for two equal classes and batches of 2: half the batches hold both
+    # classes (entropy ln 2), half one (0).
+    assert math.isclose(random_batch_entropy([1, 1], 2, draws=20000), math.log(2) / 2, rel_tol=0.03)
+    assert random_batch_entropy(COUNTS, 256) > 0.98 * entropy(COUNTS)
+    torch.manual_seed(0)
+    trainer = _trainer(nn.Linear(3, 1), accumulate=1)
+    trainer.split_entropy = random_batch_entropy(COUNTS, 2)
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(COUNTS)])
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    batches = [{"image": torch.randn(len(c), 3), "y": torch.randn(len(c), 1), "label": c} for c in labels.split(2)]
+    mix = trainer.train_epoch(_Shard(batches))["train/label_mix"]
+    assert 0.8 < mix < 1.2
