@@ -139,12 +139,9 @@ class UnmixedBatchesConfig(RuleConfig):
             drawn at random from the train split at the same batch size, below which
             batches do not mix the classes (1 = as mixed as a shuffled split, 0 = one
             class per batch).
-        fatal: false: the data's order is reported at once; ``diverging_loss`` stops the
-            run if it diverges.
     """
 
     threshold: float = 0.5
-    fatal: bool = False
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,14 @@ def test_grouped_batches_mix_little_and_shuffled_ones_as_the_split() -> None:
     assert grouped < HealthConfig().unmixed_batches.threshold < mixed
 
 
-def test_unmixed_batches_warns_at_the_first_epoch_and_lets_the_run_go_on() -> None:
+def test_unmixed_batches_stop_the_run_at_the_first_epoch() -> None:
+    """Measured on the real digits stored grouped by class: batch label mix 0.33, F1
+    0.12 -> 0.42 in 4 epochs; with the rows shuffled the same recipe is healthy. Every
+    epoch on such batches is wasted, so the rule stops the run with the cure."""
     monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     (d,) = monitor.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.12}, {"f1_macro": 0.3})
-    assert (d.rule, d.severity, d.epoch) == ("unmixed_batches", "warn", 1)
-    assert "random order" in d.remedies[0] and not monitor.should_stop()
+    assert (d.rule, d.severity, d.epoch) == ("unmixed_batches", "fatal", 1)
+    assert "random order" in d.remedies[0] and monitor.should_stop()
     quiet = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert quiet.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.93}, {"f1_macro": 0.3}) == []
 
