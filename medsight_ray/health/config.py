@@ -103,7 +103,9 @@ class DeadOutputsConfig(RuleConfig):
 
     Attributes:
         threshold: largest standard deviation across images of any output's probability
-            (``score_spread``) below which the outputs are constant (probability units).
+            (``score_spread``) below which the outputs are constant (probability units;
+            measured: 0 for the saturated outputs of lr 1.0, 0.007 for healthy stage 3 at
+            epoch 1, the lowest healthy value seen).
         alive_energy: mean sigmoid CAM below which the CAMs count as dark, inside the
             boxes and outside alike (sigmoid units, 0 to 1).
         inverted_se: AUC below 0.5 by more than this many of its chance-level standard
@@ -111,7 +113,7 @@ class DeadOutputsConfig(RuleConfig):
         grace: epochs before the rule may fire (0: from the first epoch).
     """
 
-    threshold: float = 1e-3
+    threshold: float = 1e-4
     alive_energy: float = 0.05
     inverted_se: float = 4.0
 
@@ -202,14 +204,13 @@ class ClassCollapseConfig(RuleConfig):
     held ``collapse_epochs`` epochs), or a class with support is (almost) never predicted for
     ``starved_epochs`` epochs running, past the point where healthy runs have learned
     it. A correct model on a dataset that is 92 % one class predicts it about 92 % of
-    the time and stays quiet. Multi-label: one predicted label set against the
-    commonest true one.
+    the time and stays quiet. Single-label (multi-class) stages only.
 
     Attributes:
-        threshold: predicted share minus true share of the most predicted class (or
-            label set) that counts as a collapse onto it (share units: 0.4 = 40 points).
-        grace: epochs before the rule may fire.
-        collapse_epochs: consecutive epochs (from epoch 1) the collapse onto one class
+        threshold: predicted share minus true share of the most predicted class that
+            counts as a collapse onto it (share units: 0.4 = 40 points).
+        grace: epochs that neither fire nor count toward ``collapse_epochs``.
+        collapse_epochs: consecutive epochs after the grace the collapse onto one class
             must hold.
         starved_fraction: a class with support is starved when its predicted share is
             below this fraction of its true share (0.1 = a tenth).
