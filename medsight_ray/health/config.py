@@ -25,6 +25,9 @@ class RuleConfig:
         grace: epochs (for step rules, optimiser steps) before the rule may fire.
         patience: consecutive epochs (for step rules, steps) the condition must hold.
         fatal: stop the run when it fires (else only warn).
+        min_steps: optimiser steps the run must have taken before an epoch rule may
+            fire: on a tiny dataset an epoch is a handful of steps, too few to call a
+            run stalled.
     """
 
     enabled: bool = True
@@ -32,6 +35,7 @@ class RuleConfig:
     grace: int = 0
     patience: int = 1
     fatal: bool = True
+    min_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,16 @@ class ChanceConfig(RuleConfig):
         threshold: skill, (metric − chance) / (1 − chance), at or below which the run is
             at chance (a fraction of the way from chance to perfect: 0.06 = AUC 0.53).
         grace: epochs before the rule may fire.
+        min_rise: rise of the primary metric over the last epoch (its units) at or above
+            which the run is climbing out of chance and the rule waits (measured: weak-
+            signal segmentation, Dice 0.03 -> 0.12 at epoch 3 below the trivial mask's
+            0.22, then learning).
     """
 
     threshold: float = 0.06
     grace: int = 2
+    min_rise: float = 0.02
+    min_steps: int = 30
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class NotLearningConfig(RuleConfig):
     threshold: float = 0.05
     grace: int = 2
     metric_gain: float = 0.02
+    min_steps: int = 30
 
 
 @dataclass(frozen=True)
@@ -173,11 +184,15 @@ class LossFallsMetricFlatConfig(RuleConfig):
         grace: epochs before the rule may fire.
         skill_band: skill, (metric − chance) / (1 − chance), at or below which the
             metric counts as flat at chance here (0.1 = AUC 0.55).
+        min_rise: rise of the primary metric over the last epoch (its units) at or above
+            which the metric is not flat.
     """
 
     threshold: float = 0.2
     grace: int = 2
     skill_band: float = 0.1
+    min_rise: float = 0.02
+    min_steps: int = 30
 
 
 @dataclass(frozen=True)
@@ -237,12 +252,16 @@ class PredictionCollapseConfig(RuleConfig):
         loss_fraction: train loss over the loss at the start (``train/loss_start``, the
             untrained model's first batches) below which predicting nothing has become
             cheap (0.5 = halved).
+        growth: factor by which the predicted share grew over the last epoch at or
+            above which the model is still learning to predict foreground (measured:
+            weak-signal segmentation 0.0016 -> 0.008; seed 004's collapse 0.0009 -> 0.0001).
         grace: epochs before the rule may fire.
         patience: consecutive epochs the collapse must hold.
     """
 
     threshold: float = 0.25
     loss_fraction: float = 0.5
+    growth: float = 2.0
     grace: int = 1
     patience: int = 2
 

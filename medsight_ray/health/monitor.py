@@ -92,7 +92,8 @@ class HealthMonitor:
             rule = self._rule(name)
             if not rule.enabled or self.fired(name):
                 continue
-            found = rule_fn(rule, self.history) if epoch + 1 > rule.grace else None
+            judged = epoch + 1 > rule.grace and self.state.steps >= rule.min_steps
+            found = rule_fn(rule, self.history) if judged else None
             self._streaks[name] = self._streaks.get(name, 0) + 1 if found else 0
             if found and self._streaks[name] >= rule.patience:
                 self._fire(name, *found, step=0)

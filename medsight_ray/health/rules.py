@@ -79,8 +79,9 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5-10x (seed 001's fix)", "check which parts the stage trains")),
     "loss_falls_metric_flat": (
         ("the loss optimises something other than the metric (e.g. the localisation term dominates)",
+         "a loss a trivial prediction satisfies (BCE alone on mostly empty masks, seed 004)",
          "labels not aligned with images"),
-        ("rebalance loss.alpha/loss.beta",
+        ("rebalance loss.alpha/loss.beta", "for segmentation, add Dice to BCE",
          "check label alignment with 'python -m medsight_ray.data check --data URI'")),
     "class_collapse": (
         ("focal loss on top of heavy class weights starves the majority classes (seed 003)",
@@ -192,10 +193,20 @@ def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding |
     a model that ignores the image (AUC 0.5 for AUC stages, the best constant class's F1
     for grading, the better trivial mask's Dice for segmentation)."""
     value = skill(history[-1])
-    if value is None or value > cfg.threshold:
+    if value is None or value > cfg.threshold or _rising(history, cfg.min_rise):
         return None
     return ({"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value},
-            f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}")
+            f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
+            f"up < {cfg.min_rise:g} in the last epoch")
+
+
+def _rising(history: list[dict[str, Any]], min_rise: float) -> bool:
+    """The primary metric rose by at least ``min_rise`` over the last epoch: a slow
+    starter still climbing out of chance, not a run stuck there."""
+    if len(history) < 2:
+        return False
+    last, before = _finite(history[-1].get("objective")), _finite(history[-2].get("objective"))
+    return last is not None and before is not None and last - before >= min_rise
 
 
 def _train_losses(history: list[dict[str, Any]]) -> list[float]:
@@ -255,7 +266,7 @@ def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[st
     if value is None or first is None or last is None or not first > 0 or len(history) < 2:
         return None
     drop = (first - last) / first
-    if drop > cfg.threshold and value <= cfg.skill_band:
+    if drop > cfg.threshold and value <= cfg.skill_band and not _rising(history, cfg.min_rise):
         return ({"loss_drop": drop, "metric": history[-1]["objective"], "skill": value},
                 f"train loss down > {100 * cfg.threshold:g}% with skill <= {cfg.skill_band:g}")
     return None
@@ -350,7 +361,9 @@ def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, A
     start = _finite(history[0]["train"].get("train/loss_start", history[0]["train"].get("train/loss")))
     if pred is None or target is None or loss is None or start is None or not target > 0 or not start > 0:
         return None
-    if pred < cfg.threshold * target and loss < cfg.loss_fraction * start:
+    before = _finite(history[-2]["metrics"].get("pred_mean")) if len(history) > 1 else None
+    growing = before is not None and pred > cfg.growth * before
+    if pred < cfg.threshold * target and loss < cfg.loss_fraction * start and not growing:
         return ({"pred_mean": pred, "target_mean": target, "dice": m.get("dice"), "train_loss": loss,
                  "train_loss_start": start},
                 f"pred_mean < {cfg.threshold:g} x target_mean with train loss < {cfg.loss_fraction:g} x its start")

@@ -127,7 +127,7 @@ ENTRIES: tuple[ZooEntry, ...] = (
              seed_claim="a sampler told to draw one class (13 %) zero times: it is never predicted. Measured: "
                         "an unweighted loss on a 62/30/5/3 % split is not enough here (the 3 % class reaches "
                         "F1 0.57 by epoch 3)"),
-    ZooEntry("bce_on_empty_masks", "segmentation", "segmentation", ("prediction_collapse",),
+    ZooEntry("bce_on_empty_masks", "segmentation", "segmentation", ("prediction_collapse", "loss_falls_metric_flat"),
              ("loss.name=bce", "fit.epochs=4"), knobs={"empty_mask_fraction": 0.95},
              truth=lambda h: _last(h, "val/dice") < 0.1,
              seed_claim="seed 004: BCE alone on mostly empty masks drove the loss to 0 with all-zero predictions"),
@@ -148,8 +148,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
              seed_claim="boxes with x and y swapped at import (measured on the boxes as imported)"),
     ZooEntry("shifted_masks", "segmentation", "segmentation",
              ("chance_metric", "not_learning", "loss_falls_metric_flat", "prediction_collapse"),
-             ("fit.epochs=4",), data_fault="shift_masks", real="nuclei",
-             truth=lambda h: _best(h, "val/dice") < 0.4,
+             ("fit.epochs=6",), data_fault="shift_masks", real="nuclei",
+             # The default recipe reaches Dice 0.80 by epoch 3 on this data (measured).
+             truth=lambda h: len(h) >= 4 and _best(h, "val/dice") < 0.4,
              seed_claim="masks shifted a quarter of the image against their images"),
     ZooEntry("rows_grouped_by_class", "grading", "grading",
              ("diverging_loss", "class_collapse", "not_learning", "chance_metric"),
