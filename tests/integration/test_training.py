@@ -149,11 +149,13 @@ def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path,
     code, text = _main(capsys, "--task", "segmentation", "--data", str(data), "--out", str(out),
                        *[a for kv in TINY for a in ("--set", kv)], "--set", "fit.epochs=4", "--set", "loss.name=bce")
     assert code == 1, text[-2000:]
-    assert "[FATAL] prediction_collapse" in text and "add Dice to BCE" in text
     run = json.loads((out / "summary.json").read_text())["runs"][0]
     assert run["status"] == "stopped" and run["epochs_run"] < 4
-    assert run["diagnoses"][0]["rule"] == "prediction_collapse"
-    assert run["diagnoses"][0]["evidence"]["pred_mean"] < 0.01
+    # Either names seed 004's cause: the collapse itself, or a loss that falls while Dice
+    # sits at chance (a loss a trivial prediction satisfies); both prescribe Dice.
+    first = run["diagnoses"][0]
+    assert first["rule"] in ("prediction_collapse", "loss_falls_metric_flat")
+    assert f"[FATAL] {first['rule']}" in text and "add Dice to BCE" in text
 
 
 def test_dead_outputs_are_named_at_epoch_1_before_ashas_first_rung(synth_dir, tmp_path: Path) -> None:
