@@ -104,7 +104,7 @@ ENTRIES: tuple[ZooEntry, ...] = (
                         "10x prototype lr do not (see natural_prototype_collapse); a bad initialiser does"),
     ZooEntry("prototype_tau_far_too_low", "concepts", "prototypes",
              ("loss_falls_metric_flat", "chance_metric", "prototype_collapse", "not_learning"),
-             ("loss.temperature=0.01", "optim.prototype_lr_scale=10", "fit.epochs=3"),
+             ("loss.temperature=0.01", "optim.prototype_lr_scale=10", "fit.epochs=5"),
              # Retrieval ends below where it was after one epoch: training made it worse.
              truth=lambda h: len(h) > 1 and _last(h, "val/retrieval") < _series(h, "val/retrieval")[0],
              seed_claim="seed 001's suspected natural cause of prototype collapse (tau 0.01, prototype lr x10). "
