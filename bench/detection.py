@@ -136,8 +136,14 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         e["first_fatal"][str(r["first_fatal"])] = e["first_fatal"].get(str(r["first_fatal"]), 0) + 1
         if r["onset_epoch"] and r["first_fatal_epoch"]:
             e["latency_epochs"].append(r["first_fatal_epoch"] - r["onset_epoch"])
+            spe = r.get("steps_per_epoch") or 0
+            # From the end of the onset epoch (where the ground truth is measured) to the
+            # diagnosis: a step rule's own step, an epoch rule's end of epoch.
+            at = r["first_fatal_step"] if r["first_fatal_step"] else r["first_fatal_epoch"] * spe
+            e.setdefault("latency_steps", []).append(at - r["onset_epoch"] * spe)
     alarms = [{"run": k, "fired": r["fired"]} for k, r in healthy.items() if r["fired"]]
     latencies = [x for e in per_entry.values() for x in e["latency_epochs"]]
+    latency_steps = [x for e in per_entry.values() for x in e.get("latency_steps", [])]
     seeds = sorted({int(k.rsplit("-s", 1)[1]) for k in rows})
     per_seed = {s: {"zoo_runs": sum(k.endswith(f"-s{s}") for k in zoo),
                     "zoo_correct_and_stopped": sum(k.endswith(f"-s{s}") and r["correct_cause"] and r["stopped"]
@@ -147,6 +153,7 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"entries": per_entry, "healthy_runs": len(healthy), "alarms": alarms,
             "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
             "latency_epochs_median": statistics.median(latencies) if latencies else None,
+            "latency_steps_median": statistics.median(latency_steps) if latency_steps else None,
             "per_seed": per_seed}
 
 
@@ -163,7 +170,8 @@ def table(summary: dict[str, Any]) -> str:
                  f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']}")
     for a in summary["alarms"]:
         lines.append(f"  alarm: {a['run']}: " + ", ".join(f"{d['rule']}@{d['epoch']}:{d['step']}" for d in a["fired"]))
-    lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs")
+    lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs, "
+                 f"{summary['latency_steps_median']} steps")
     for s, v in summary["per_seed"].items():
         lines.append(f"  seed {s}: zoo {v['zoo_correct_and_stopped']}/{v['zoo_runs']} correct and stopped, "
                      f"alarms {v['alarms']}/{v['healthy_runs']}")
@@ -177,15 +185,17 @@ def main() -> None:
     p.add_argument("--only", choices=("zoo", "healthy"))
     p.add_argument("--match", default="", help="run only jobs whose key contains this text")
     p.add_argument("--real", default=str(ROOT.parent / "shared/realdata"))
+    p.add_argument("--summary-only", action="store_true", help="summarise the runs already in OUT; run nothing")
     args = p.parse_args()
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
 
     from medsight_ray.raylocal import init_ray
 
-    init_ray()
+    if not args.summary_only:
+        init_ray()
     cache: dict = {}
-    todo = [(k, j) for k, j in jobs(args.seeds, args.only) if args.match in k]
+    todo = [] if args.summary_only else [(k, j) for k, j in jobs(args.seeds, args.only) if args.match in k]
     for i, (key, job) in enumerate(todo, 1):
         path = out / "runs" / f"{key}.json"
         if path.is_file():
