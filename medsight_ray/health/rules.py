@@ -188,12 +188,18 @@ def dead_outputs(cfg: DeadOutputsConfig, history: list[dict[str, Any]]) -> Findi
     return None
 
 
+def _best_skill(history: list[dict[str, Any]]) -> float | None:
+    values = [v for v in (skill(h) for h in history) if v is not None]
+    return max(values) if values else None
+
+
 def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """The primary metric's skill (:func:`skill`) at or below ``threshold``: no better than
-    a model that ignores the image (AUC 0.5 for AUC stages, the best constant class's F1
-    for grading, the better trivial mask's Dice for segmentation)."""
-    value = skill(history[-1])
-    if value is None or value > cfg.threshold or _rising(history, cfg.min_rise):
+    """The primary metric's skill (:func:`skill`) at or below ``threshold`` in every epoch
+    so far: no better than a model that ignores the image (AUC 0.5 for AUC stages, the
+    best constant class's F1 for grading, the better trivial mask's Dice for
+    segmentation). A run that once had skill and dipped is not stuck at chance."""
+    value, best = skill(history[-1]), _best_skill(history)
+    if value is None or best is None or best > cfg.threshold or _rising(history, cfg.min_rise):
         return None
     return ({"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value},
             f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
@@ -260,8 +266,9 @@ def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Findi
 
 def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Training loss fell by more than ``threshold`` (relative) while the primary metric's
-    skill stayed within ``skill_band`` of chance: the loss optimises something else."""
-    value = skill(history[-1])
+    skill stayed within ``skill_band`` of chance in every epoch: the loss optimises
+    something else. (One epoch's dip to chance in a run that had skill is noise.)"""
+    value = _best_skill(history)
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     if value is None or first is None or last is None or not first > 0 or len(history) < 2:
         return None

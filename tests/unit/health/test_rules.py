@@ -424,10 +424,19 @@ def test_a_slow_starter_climbing_out_of_chance_is_left_alone() -> None:
     for i, (m, loss) in enumerate(zip(seed004, [0.4006, 0.0772, 0.0177, 0.0147])):
         _steps(monitor, [1.0] * STEPS_PER_EPOCH)
         fired += [(d.rule, d.epoch) for d in monitor.on_epoch(i, {"train/loss": loss, "train/loss_start": 0.5214}, m)]
-    # The loss falls while Dice sits at chance: named at epoch 3 (a cause it lists: a loss
-    # a trivial prediction satisfies); the collapse itself would be named at epoch 4.
-    assert fired[0] == ("loss_falls_metric_flat", 3)
+    # Dice had skill once (0.149 at epoch 2), so this is not a metric flat at chance: the
+    # collapse itself is named, at epoch 4 (epochs 3 and 4 predict nothing).
+    assert fired[0] == ("prediction_collapse", 4)
     assert "add Dice to BCE" in " ".join(monitor.diagnoses[0].remedies)
+
+
+def test_one_epochs_dip_to_chance_is_not_a_metric_stuck_there() -> None:
+    # Measured (grading, a class never sampled): F1 0.27, 0.45, then 0.22 at epoch 3
+    # (constant predictor 0.154), then 0.66; the loss fell 1.22 -> 0.59.
+    f1 = [0.2704, 0.4515, 0.2175, 0.6641]
+    metrics = [{"f1_macro": f, "chance": 0.1538} for f in f1]
+    fired = _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), metrics, [1.22, 0.65, 0.59, 0.51])
+    assert "loss_falls_metric_flat" not in fired and "chance_metric" not in fired
 
 
 def test_a_stall_is_not_called_before_the_run_has_taken_enough_steps() -> None:
