@@ -121,7 +121,12 @@ def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path)
 
 
 def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    zoo = {k: r for k, r in rows.items() if k.startswith("zoo-")}
+    from medsight_ray.zoo.entries import ENTRIES
+
+    detectable = {e.name: e.detectable for e in ENTRIES}
+    # Runs of entries no longer in the zoo are left out; undetectable ones are reported apart.
+    zoo = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"])}
+    hidden = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"]) is False}
     healthy = {k: r for k, r in rows.items() if k.startswith("healthy-")}
     per_entry: dict[str, dict[str, Any]] = {}
     for r in zoo.values():
@@ -150,7 +155,9 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                                    for k, r in zoo.items()),
                     "healthy_runs": sum(k.endswith(f"-s{s}") for k in healthy),
                     "alarms": sum(a["run"].endswith(f"-s{s}") for a in alarms)} for s in seeds}
-    return {"entries": per_entry, "healthy_runs": len(healthy), "alarms": alarms,
+    invisible = [{"run": k, "truth": r["pathology_verified"], "fired": r["fired"],
+                  "final_metric": r["final_metric"]} for k, r in hidden.items()]
+    return {"entries": per_entry, "invisible_faults": invisible, "healthy_runs": len(healthy), "alarms": alarms,
             "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
             "latency_epochs_median": statistics.median(latencies) if latencies else None,
             "latency_steps_median": statistics.median(latency_steps) if latency_steps else None,
@@ -165,6 +172,9 @@ def table(summary: dict[str, Any]) -> str:
         firsts = ", ".join(f"{k} x{v}" for k, v in sorted(e["first_fatal"].items()))
         lines.append(f"{name:<46} {e['runs']:>4} {e['verified']:>5} {e['correct']:>7} {e['stopped']:>7} "
                      f"{lat!s:>7}  {firsts}")
+    for f in summary["invisible_faults"]:
+        fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in f["fired"]) or "nothing"
+        lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, fired {fired}")
     lines.append("")
     lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
                  f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']}")

@@ -61,6 +61,9 @@ class ZooEntry:
         data_fault: a rewrite in :mod:`medsight_ray.zoo.datafaults` applied to a copy of
             the data.
         real: the real dataset the entry also runs on (``digits`` or ``nuclei``), if any.
+        detectable: False for a fault the training signals cannot show (a consistent
+            data fault the model simply learns); it runs and is reported, measured, but
+            the zoo does not expect a diagnosis and its verdict does not count.
         rows: rows of the entry's synthetic dataset (default: the task's size).
         val_fraction: the share of those rows held out for validation.
         seed_claim: what the seeds said about it, and what was measured.
@@ -77,6 +80,7 @@ class ZooEntry:
     earlier_fault: str | None = None
     data_fault: str | None = None
     real: str | None = None
+    detectable: bool = True
     rows: int | None = None
     val_fraction: float = 0.2
     seed_claim: str = ""
@@ -135,32 +139,31 @@ ENTRIES: tuple[ZooEntry, ...] = (
              truth=lambda h: _best(h, "val/auc_macro") < 0.6,
              seed_claim="the demo's lr = 1.0 trial: AUC 0.36 at epoch 1, outputs constant, CAMs dark"),
     ZooEntry("swapped_box_xy", "concepts", "concepts", ("inverted_localisation",),
-             ("loss.beta=2.0", "fit.epochs=4"), data_fault="swap_box_xy",
+             ("loss.beta=2.0", "fit.epochs=4"), data_fault="swap_box_xy", detectable=False,
              # The CAM's peak is almost never in the box (an untrained model's: 0.36, measured).
              truth=lambda h: _last(h, "val/pointing") < 0.1,
-             seed_claim="boxes with x and y swapped at import (measured on the boxes as imported)"),
+             seed_claim="boxes with x and y swapped at import. Measured: the model learns the concepts (AUC "
+                        "0.80) and pulls its CAMs partly into the swapped boxes (energy ratio 1.15 > 1, pointing "
+                        "0.18): nothing in the training signals is inverted or stalled"),
     ZooEntry("shifted_masks", "segmentation", "segmentation",
              ("chance_metric", "not_learning", "loss_falls_metric_flat", "prediction_collapse"),
-             ("fit.epochs=6",), data_fault="shift_masks", real="nuclei",
+             ("fit.epochs=6",), data_fault="shift_masks", real="nuclei", detectable=False,
              # The default recipe reaches Dice 0.80 by epoch 3 on this data (measured).
              truth=lambda h: len(h) >= 4 and _best(h, "val/dice") < 0.4,
-             seed_claim="masks shifted a quarter of the image against their images"),
+             seed_claim="masks shifted a quarter of the image against their images. Measured: a consistent "
+                        "shift is learnable; Dice climbs 0.0 -> 0.48 by epoch 6 (0.85 by epoch 4 when aligned), "
+                        "a slow learner, not a stalled one"),
     ZooEntry("rows_grouped_by_class", "grading", "grading",
              ("diverging_loss", "class_collapse", "not_learning", "chance_metric"),
              ("fit.epochs=4", "fit.shuffle_buffer=16"), data_fault="group_by_label", real="digits",
              truth=lambda h: len(h) > 1 and _best(h, "val/f1_macro") < 0.5,
              seed_claim="a user's own parquet with rows grouped by class (the importers now shuffle)"),
-    ZooEntry("overfitting_tiny_train_set", "grading", "grading", ("overfitting",),
-             ("fit.epochs=15", "fit.batch_size=8"), knobs={"label_noise": 0.3}, rows=250, val_fraction=0.6,
-             # The validation loss ends 25 % above its low, 3 epochs running, while the train loss falls.
-             truth=lambda h: (len(h) > 4 and all(v > 1.25 * min(_series(h, "val/loss"))
-                                                 for v in _series(h[-3:], "val/loss"))
-                              and _last(h, "train/loss") < min(_series(h, "train/loss")[:-3])),
-             seed_claim="100 training images with 30 % wrong labels and 15 epochs: the model memorises them"),
     ZooEntry("diagnosis_on_collapsed_prototypes", "concepts", "diagnosis", ("prototype_collapse", "chance_metric",
              "not_learning", "class_collapse"), ("fit.epochs=3",), earlier_fault="IdenticalPrototypes",
+             detectable=False,
              truth=lambda h: _best(h, "val/auc_macro") < 0.6,
-             seed_claim="stage 3 trained on a collapsed stage 2"),
+             seed_claim="stage 3 trained on a collapsed stage 2. Measured: disease AUC 0.73, as on a healthy "
+                        "stage 2 (0.73): stage 3 reads the concept logits too, and loses nothing measurable"),
     ZooEntry("healthy_concepts", "concepts", "concepts", (), ("fit.epochs=4",)),
     ZooEntry("healthy_prototypes", "concepts", "prototypes", (), ("fit.epochs=3",)),
     ZooEntry("healthy_diagnosis", "concepts", "diagnosis", (), ("fit.epochs=3",)),
@@ -278,6 +281,7 @@ def run_entry(entry: ZooEntry, out: Path, data: str, *, verify: bool = False, ex
             "causes": list(entry.causes), "fired": fired,
             "first_fatal": first["rule"] if first else None, "first_fatal_epoch": first["epoch"] if first else None,
             "first_fatal_step": first["step"] if first else None,
+            "detectable": entry.detectable,
             "correct_cause": (first is not None and first["rule"] in entry.causes) if entry.causes else not fired,
             "stopped": outcome.stop_reason == "health", "stop_epoch": outcome.stop_epoch,
             "stop_step": outcome.stop_step, "epochs_run": outcome.epochs_run,
