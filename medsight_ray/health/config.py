@@ -53,12 +53,11 @@ class ExplodingConfig(RuleConfig):
 
     Attributes:
         threshold: total gradient norm (L2, before clipping) above which a step counts.
-        growth: multiple of the run's starting norm (the median of its first
+        growth: multiple of the run's starting norm (the smallest of its first
             ``baseline_steps`` steps) that a step's norm must also exceed: gradients
             large from the first step (a low contrastive temperature, heavy class
             weights) are the loss's scale, not an explosion.
-        baseline_steps: optimiser steps whose median norm is the starting scale; the
-            rule fires after them.
+        baseline_steps: optimiser steps whose smallest norm is the starting scale.
         grace: optimiser steps before the rule may fire.
         patience: consecutive steps above both limits.
     """

@@ -10,7 +10,6 @@ proved a seed wrong (seed 001's bbox loss was not backwards).
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,18 +125,19 @@ def non_finite(cfg: RuleConfig, state: StepState, loss: float, grad_norm: float)
 
 def exploding_gradients(cfg: ExplodingConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
     """Total gradient norm above ``threshold`` and above ``growth`` × the run's own
-    starting scale (the median norm of its first ``baseline_steps`` steps) for
+    starting scale (the smallest norm of its first ``baseline_steps`` steps: the smallest,
+    so that a learning rate that blows up at step 2 does not raise its own bar) for
     ``patience`` consecutive steps. A loss whose gradients are large from the first step
     (a contrastive loss at a low temperature, heavy class weights) has not exploded;
     gradients that grow by orders of magnitude have."""
     if math.isfinite(grad_norm) and len(state.early_norms) < cfg.baseline_steps:
         state.early_norms.append(grad_norm)
-    baseline = statistics.median(state.early_norms) if state.early_norms else 0.0
+    baseline = min(state.early_norms) if state.early_norms else 0.0
     above = grad_norm > cfg.threshold and grad_norm > cfg.growth * baseline
     state.explode_streak = state.explode_streak + 1 if above else 0
-    if (state.steps > max(cfg.grace, cfg.baseline_steps) and state.explode_streak >= cfg.patience):
+    if state.steps > cfg.grace and state.explode_streak >= cfg.patience:
         return ({"grad_norm": grad_norm, "starting_norm": baseline, "steps_above": state.explode_streak},
-                f"grad norm > {cfg.threshold:g} and > {cfg.growth:g} x its starting median")
+                f"grad norm > {cfg.threshold:g} and > {cfg.growth:g} x its starting norm")
     return None
 
 

@@ -74,9 +74,9 @@ def test_non_finite_fires_at_once_and_halts_the_epoch() -> None:
 
 def test_a_fatal_step_rule_halts_the_epoch_and_a_warning_does_not() -> None:
     monitor = HealthMonitor(HealthConfig(), "grading/grading")
-    assert _steps(monitor, [1.0] * 5) == []  # the run's starting scale: norm 1
+    assert _steps(monitor, [1.0]) == []  # the run's starting scale: norm 1
     assert [monitor.on_step(1.0, 500.0) for _ in range(3)] == [False, False, True]  # patience 3
-    assert monitor.diagnoses[0].rule == "exploding_gradients" and monitor.diagnoses[0].step == 8
+    assert monitor.diagnoses[0].rule == "exploding_gradients" and monitor.diagnoses[0].step == 4
     monitor = HealthMonitor(with_rule(HealthConfig(), "exploding_gradients", fatal=False), "grading/grading")
     _steps(monitor, [1.0] * 5)
     assert not any(monitor.on_step(1.0, 500.0) for _ in range(5))
@@ -103,6 +103,10 @@ def test_gradients_large_from_the_first_step_are_the_losss_scale_not_an_explosio
     # The same norms after a start at 5 have grown 25x: exploded.
     grown = HealthMonitor(HealthConfig(), "concepts/prototypes")
     assert _steps(grown, [5.0] * 5 + [134.0, 120.0, 110.0]) == ["exploding_gradients"]
+    # A learning rate that blows up from the second step does not raise its own bar.
+    blown = HealthMonitor(HealthConfig(), "grading/grading")
+    assert _steps(blown, [3.0, 2e3, 5e4, 1e6]) == ["exploding_gradients"]
+    assert blown.diagnoses[0].step == 4 and blown.diagnoses[0].evidence["starting_norm"] == 3.0
 
 
 def test_chance_level_respects_grace_and_names_the_real_cause() -> None:
