@@ -235,13 +235,17 @@ def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding |
 
 def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
     """The epoch's training loss rose more than ``threshold`` (relative) above the lowest
-    epoch loss so far: the optimiser is climbing, not descending. Its cure is a lower
-    learning rate, never a higher one."""
+    epoch loss so far, and the primary metric is below its best: the optimiser is
+    climbing, not descending. Its cure is a lower learning rate, never a higher one."""
     losses = _train_losses(history)
     if len(losses) < 2 or len(losses) != len(history):
         return None
     lowest, last = min(losses[:-1]), losses[-1]
-    if lowest > 0 and (last - lowest) / lowest > cfg.threshold:
+    objective = [_finite(h.get("objective")) for h in history]
+    # A training loss that rises while validation improves is noise in the loss (MixUp
+    # mixes a random share of batches), not divergence: the metric must be off its best.
+    improving = None not in objective and objective[-1] >= max(objective[:-1])
+    if lowest > 0 and (last - lowest) / lowest > cfg.threshold and not improving:
         return ({"train_loss_first": losses[0], "train_loss_lowest": lowest, "train_loss": last,
                  "rise": (last - lowest) / lowest, "loss_swing": history[-1]["train"].get("train/loss_swing")},
                 f"train loss > {1 + cfg.threshold:g} x its lowest epoch so far")
