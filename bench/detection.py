@@ -124,6 +124,7 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from medsight_ray.zoo.entries import ENTRIES
 
     detectable = {e.name: e.detectable for e in ENTRIES}
+    causes = {e.name: e.causes for e in ENTRIES}
     # Runs of entries no longer in the zoo are left out; undetectable ones are reported apart.
     zoo = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"])}
     hidden = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"]) is False}
@@ -136,7 +137,8 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         e["runs"] += 1
         e["verified"] += bool(r["pathology_verified"])
         e["detected"] += r["first_fatal"] is not None
-        e["correct"] += bool(r["correct_cause"])
+        # Judged against the entry's causes as they are now (a run records them as they were).
+        e["correct"] += r["first_fatal"] in causes[r["name"]]
         e["stopped"] += bool(r["stopped"])
         e["first_fatal"][str(r["first_fatal"])] = e["first_fatal"].get(str(r["first_fatal"]), 0) + 1
         if r["onset_epoch"] and r["first_fatal_epoch"]:
@@ -146,19 +148,23 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             # diagnosis: a step rule's own step, an epoch rule's end of epoch.
             at = r["first_fatal_step"] if r["first_fatal_step"] else r["first_fatal_epoch"] * spe
             e.setdefault("latency_steps", []).append(at - r["onset_epoch"] * spe)
-    alarms = [{"run": k, "fired": r["fired"]} for k, r in healthy.items() if r["fired"]]
+    alarms = [{"run": k, "fired": r["fired"], "fatal": any(d["severity"] == "fatal" for d in r["fired"])}
+              for k, r in healthy.items() if r["fired"]]
     latencies = [x for e in per_entry.values() for x in e["latency_epochs"]]
     latency_steps = [x for e in per_entry.values() for x in e.get("latency_steps", [])]
     seeds = sorted({int(k.rsplit("-s", 1)[1]) for k in rows})
     per_seed = {s: {"zoo_runs": sum(k.endswith(f"-s{s}") for k in zoo),
-                    "zoo_correct_and_stopped": sum(k.endswith(f"-s{s}") and r["correct_cause"] and r["stopped"]
-                                                   for k, r in zoo.items()),
+                    "zoo_correct_and_stopped": sum(k.endswith(f"-s{s}") and r["first_fatal"] in causes[r["name"]]
+                                                   and r["stopped"] for k, r in zoo.items()),
                     "healthy_runs": sum(k.endswith(f"-s{s}") for k in healthy),
                     "alarms": sum(a["run"].endswith(f"-s{s}") for a in alarms)} for s in seeds}
     invisible = [{"run": k, "truth": r["pathology_verified"], "fired": r["fired"],
                   "final_metric": r["final_metric"]} for k, r in hidden.items()]
     return {"entries": per_entry, "invisible_faults": invisible, "healthy_runs": len(healthy), "alarms": alarms,
             "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
+            "false_stops": sum(a["fatal"] for a in alarms),
+            "false_stop_upper_95": (clopper_pearson_upper(sum(a["fatal"] for a in alarms), len(healthy))
+                                    if healthy else None),
             "latency_epochs_median": statistics.median(latencies) if latencies else None,
             "latency_steps_median": statistics.median(latency_steps) if latency_steps else None,
             "per_seed": per_seed}
@@ -177,7 +183,8 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, fired {fired}")
     lines.append("")
     lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
-                 f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']}")
+                 f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']:.3f}; "
+                 f"of them stops: {summary['false_stops']} (bound {summary['false_stop_upper_95']:.3f})")
     for a in summary["alarms"]:
         lines.append(f"  alarm: {a['run']}: " + ", ".join(f"{d['rule']}@{d['epoch']}:{d['step']}" for d in a["fired"]))
     lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs, "

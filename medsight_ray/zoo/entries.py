@@ -154,7 +154,7 @@ ENTRIES: tuple[ZooEntry, ...] = (
                         "shift is learnable; Dice climbs 0.0 -> 0.48 by epoch 6 (0.85 by epoch 4 when aligned), "
                         "a slow learner, not a stalled one"),
     ZooEntry("rows_grouped_by_class", "grading", "grading",
-             ("diverging_loss", "class_collapse", "not_learning", "chance_metric"),
+             ("unmixed_batches", "diverging_loss", "class_collapse", "not_learning", "chance_metric"),
              ("fit.epochs=4", "fit.shuffle_buffer=16"), data_fault="group_by_label", real="digits",
              truth=lambda h: len(h) > 1 and _best(h, "val/f1_macro") < 0.5,
              seed_claim="a user's own parquet with rows grouped by class (the importers now shuffle)"),
