@@ -46,7 +46,8 @@ def objective(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
-#: Batches whose mean loss is the run's starting loss (``train/loss_start``).
+#: Batches whose mean loss is the run's starting loss (``train/loss_start``), and the
+#: epoch's last batches whose mean output spread is ``train/score_spread``.
 START_BATCHES = 5
 #: The health monitor's state, checkpointed with every epoch.
 HEALTH_FILE = "health.json"
@@ -71,6 +72,20 @@ def random_batch_entropy(counts: np.ndarray | list[float], batch_size: int, draw
         return 0.0
     batches = np.random.default_rng(0).multinomial(batch_size, p / p.sum(), size=draws)
     return float(np.mean([entropy(b) for b in batches]))
+
+
+def update_ratio(start: torch.Tensor, params: list[nn.Parameter], steps: int) -> float:
+    """How far an epoch moved the trainable weights, per optimiser step:
+    ‖w_end − w_start‖ / ‖w_start‖ / ``steps`` (relative units; ``start`` is the flat
+    (P,) vector of ``params`` at the epoch's start). Dividing the distance by the steps
+    assumes they all point one way, so a noisy run reads lower than its true step size,
+    never higher. Healthy Adam runs move about 1e-3 of the weights a step; a learning
+    rate 100x too low moves 100x less. NaN for weights of norm 0 or non-finite."""
+    end = torch.nn.utils.parameters_to_vector(params).detach()
+    scale = float(start.norm())
+    if not (scale > 0 and math.isfinite(scale)):
+        return float("nan")
+    return float((end - start).norm()) / scale / max(steps, 1)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
@@ -193,6 +208,9 @@ class _Trainer:
         norms: list[float] = []
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        # The trainable weights at the epoch's start: how far the optimiser moves them
+        # tells a learning rate too low to learn from a slow but moving run.
+        start_weights = torch.nn.utils.parameters_to_vector(params).detach().clone() if params else None
         epoch = self.ctx.epoch
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
                                            local_shuffle_seed=fit.seed * 7919 + epoch, drop_last=self.drop_last,
@@ -203,6 +221,7 @@ class _Trainer:
         halt = False
         mix: list[float] = []  # each batch's label entropy (classification stages)
         batch_losses: list[float] = []
+        spreads: list[float] = []  # each batch's train-mode output spread (stages that report it)
         tick = time.perf_counter()
         for batch in batches:
             waited += time.perf_counter() - tick
@@ -213,6 +232,8 @@ class _Trainer:
                                                                   generator), self.ctx)
             loss = out["loss"]
             self.scaler.scale(loss / fit.accumulate).backward()
+            if "score_spread" in out:
+                spreads.append(float(out.pop("score_spread")))
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             batch_losses.append(float(loss.detach()))
@@ -251,6 +272,14 @@ class _Trainer:
             # The untrained model's loss (its first few batches): the scale that rules
             # relative to "the loss at the start" compare with.
             local["train/loss_start"] = float(np.mean(finite_losses[:START_BATCHES]))
+        if start_weights is not None and norms:
+            local["train/update_ratio"] = update_ratio(start_weights, params, len(norms))
+        late = [x for x in spreads[-START_BATCHES:] if math.isfinite(x)]
+        if late:
+            # The outputs' spread at the end of the epoch, in train mode (where the
+            # validation's happens): an early batch's lively outputs say nothing of
+            # outputs that died later in the epoch.
+            local["train/score_spread"] = float(np.mean(late))
         if mix:
             # Mean batch label entropy over a random batch's: near 1 when batches mix
             # the classes as a shuffled split does, near 0 when each holds one class.

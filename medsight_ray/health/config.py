@@ -105,10 +105,33 @@ class ChanceConfig(RuleConfig):
 
 
 @dataclass(frozen=True)
+class OversizedUpdatesConfig(RuleConfig):
+    """``oversized_updates``: each optimiser step moves the trainable weights by a large
+    part of their own norm (``train/update_ratio``), so nothing a step learns survives
+    the next. Adam-type optimisers normalise the gradient, so a learning rate far too
+    high shows here, not in the gradient norm.
+
+    Attributes:
+        threshold: weight change per step, relative to the weights' norm, above which
+            the updates overwrite the weights (measured on 32 px synthetic stages:
+            healthy defaults 0.012-0.022 at epoch 1 and less later; lr 10x the grading
+            default 0.19, and it recovered; lr 0.1 0.66 with F1 at chance; the demo's
+            lr 1.0 2.8-4.5).
+        grace: epochs before the rule may fire (0: from the first epoch).
+    """
+
+    threshold: float = 0.5
+    grace: int = 0
+
+
+@dataclass(frozen=True)
 class DeadOutputsConfig(RuleConfig):
     """``dead_outputs``: the outputs died, seen from the first epoch on. Any one of:
-    every output gives every image the same probability; the CAMs are dark inside the
-    boxes and outside; or an AUC so far below 0.5 that the ranking is inverted.
+    every output gives every image the same probability, in validation and in training
+    alike (eval mode alone can saturate while BatchNorm's running statistics still hold
+    their initial values, measured after 4 steps at lr 0.03, and that run recovers); the
+    CAMs are dark inside the boxes and outside (the training outputs constant too); or
+    an AUC so far below 0.5 that the ranking is inverted.
 
     Attributes:
         threshold: largest standard deviation across images of any output's probability
@@ -165,11 +188,17 @@ class NotLearningConfig(RuleConfig):
         grace: epochs before the rule may fire.
         metric_gain: rise of the primary metric since epoch 1 that counts as learning
             (the metric's units).
+        max_update: the run's largest epoch weight change per step
+            (``train/update_ratio``, relative) at or above which the optimiser moves
+            the weights and a flat run is slow, not stalled by a learning rate too low
+            (measured: seed 001's stage-1 rates 1.7e-5; healthy stages 1.9e-3 to 0.022;
+            a slow but healthy stage 3 at 0.022 used to be stopped here).
     """
 
     threshold: float = 0.05
     grace: int = 2
     metric_gain: float = 0.02
+    max_update: float = 2e-4
     min_steps: int = 30
 
 
@@ -313,6 +342,7 @@ class HealthConfig:
     non_finite: NonFiniteConfig = NonFiniteConfig()
     exploding_gradients: ExplodingConfig = ExplodingConfig()
     vanishing_gradients: VanishingConfig = VanishingConfig()
+    oversized_updates: OversizedUpdatesConfig = OversizedUpdatesConfig()
     dead_outputs: DeadOutputsConfig = DeadOutputsConfig()
     chance_metric: ChanceConfig = ChanceConfig()
     unmixed_batches: UnmixedBatchesConfig = UnmixedBatchesConfig()

@@ -88,6 +88,10 @@ class HealthMonitor:
             return []
         self.history.append({"epoch": epoch + 1, "train": train, "metrics": metrics,
                              "objective": metrics.get(self.primary, float("nan"))})
+        if self.should_stop():
+            # A fatal step rule halted this epoch: the verdict is in, and signals of a
+            # truncated epoch would only add second opinions to the stop reason.
+            return []
         for name, rule_fn in EPOCH_RULES.items():
             rule = self._rule(name)
             if not rule.enabled or self.fired(name):

@@ -23,6 +23,7 @@ from medsight_ray.health.config import (
     LossFallsMetricFlatConfig,
     NotLearningConfig,
     OverfittingConfig,
+    OversizedUpdatesConfig,
     PredictionCollapseConfig,
     RuleConfig,
 )
@@ -48,6 +49,11 @@ KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
          "if the outputs died, lower the learning rate 10x",
          "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+    "oversized_updates": (
+        ("a learning rate far too high: every step moves the weights by a large part of their norm, so "
+         "nothing learned persists (outputs saturate; eval-mode outputs often go constant)",),
+        ("lower the learning rate 10x (or back to the stage default)",
+         "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)")),
     "dead_outputs": (
         ("a learning rate far too high: the outputs saturated (every image gets the same answer, "
          "the CAMs are dark everywhere)",
@@ -168,18 +174,38 @@ def skill(entry: dict[str, Any]) -> float | None:
     return (metric - chance) / (1 - chance)
 
 
+def oversized_updates(cfg: OversizedUpdatesConfig, history: list[dict[str, Any]]) -> Finding | None:
+    """The epoch's weight change per optimiser step (``train/update_ratio``: distance
+    moved over the weights' norm, per step) above ``threshold``: the learning rate
+    overwrites the weights rather than adjusting them."""
+    ratio = _finite(history[-1]["train"].get("train/update_ratio"))
+    if ratio is not None and ratio > cfg.threshold:
+        return {"update_ratio": ratio}, f"each step moves the weights by > {cfg.threshold:g} of their norm"
+    return None
+
+
 def dead_outputs(cfg: DeadOutputsConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """The outputs died: constant across images (``score_spread`` below ``threshold``),
-    CAMs dark inside and outside the boxes, or an AUC more than ``inverted_se`` of its
+    """The outputs died: constant across images (``score_spread`` below ``threshold``,
+    in validation and in training alike), CAMs dark inside and outside the boxes (and
+    the training outputs constant), or an AUC more than ``inverted_se`` of its
     chance-level standard errors below 0.5. An untrained model shows none of these: its
     outputs vary with the image, its CAMs sit near 0.5, its AUC near 0.5."""
     m = history[-1]["metrics"]
     spread = _finite(m.get("score_spread"))
     inside, outside = _finite(m.get("energy_inside")), _finite(m.get("energy_outside"))
     auc, se = _auc(m), _finite(m.get("auc_se"))
-    if spread is not None and spread < cfg.threshold:
-        return {"score_spread": spread}, f"every output's probability varies by < {cfg.threshold:g} across images"
-    if inside is not None and outside is not None and max(inside, outside) < cfg.alive_energy:
+    # Validation runs in eval mode; outputs that died are constant in train mode too.
+    # Outputs alive in train mode are an eval-mode artefact (BatchNorm running statistics
+    # that still hold their initial values after a few steps), and the run recovers.
+    train_spread = _finite(history[-1].get("train", {}).get("train/score_spread"))
+    dead_in_training = train_spread is None or train_spread < cfg.threshold
+    if spread is not None and spread < cfg.threshold and dead_in_training:
+        evidence = {"score_spread": spread}
+        if train_spread is not None:
+            evidence["train_score_spread"] = train_spread
+        return evidence, f"every output's probability varies by < {cfg.threshold:g} across images"
+    if (inside is not None and outside is not None and max(inside, outside) < cfg.alive_energy
+            and dead_in_training):
         return ({"energy_inside": inside, "energy_outside": outside},
                 f"CAM energy < {cfg.alive_energy:g} inside and outside the boxes")
     if auc is not None and se is not None and auc < 0.5 - cfg.inverted_se * se:
@@ -254,17 +280,26 @@ def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | 
 
 def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Since the first epoch the training loss stayed flat (moved by less than
-    ``threshold``, relative, either way) and the primary metric (``objective``) rose by
-    less than ``metric_gain``: the run is stalled. A loss that rose is divergence, not a stall
-    (:func:`diverging_loss`), and its cure is the opposite."""
+    ``threshold``, relative, either way), the primary metric (``objective``) rose by
+    less than ``metric_gain``, and the optimiser barely moved the weights (largest
+    ``train/update_ratio`` below ``max_update``, where measured): the run is stalled.
+    A loss that rose is divergence, not a stall (:func:`diverging_loss`), and its cure
+    is the opposite."""
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     gain = history[-1].get("objective", math.nan) - history[0].get("objective", math.nan)
     if first is None or last is None or not first > 0 or len(history) < 2 or not math.isfinite(gain):
         return None
     drop = (first - last) / first
-    if -cfg.threshold < drop < cfg.threshold and gain < cfg.metric_gain:
-        return ({"loss_drop": drop, "metric_gain": gain},
-                f"train loss within ±{100 * cfg.threshold:g}% and metric up < {cfg.metric_gain:g} since epoch 1")
+    # The remedy is a higher learning rate, so the weights must barely move: a flat run
+    # whose optimiser moves them is slow (or fails for another reason), not stalled.
+    ratios = [r for r in (_finite(h["train"].get("train/update_ratio")) for h in history) if r is not None]
+    moving = bool(ratios) and max(ratios) >= cfg.max_update
+    if -cfg.threshold < drop < cfg.threshold and gain < cfg.metric_gain and not moving:
+        evidence = {"loss_drop": drop, "metric_gain": gain}
+        if ratios:
+            evidence["update_ratio"] = max(ratios)
+        return (evidence, f"train loss within ±{100 * cfg.threshold:g}% and metric up < {cfg.metric_gain:g} "
+                          f"since epoch 1" + (f", weights moved < {cfg.max_update:g} a step" if ratios else ""))
     return None
 
 
@@ -409,7 +444,8 @@ STEP_RULES: dict[str, Callable[..., Finding | None]] = {
 #: Epoch rules, most specific first: when several fire in one epoch, the first names
 #: the cause (a collapse onto one class is also a metric at chance, but its cure differs).
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "dead_outputs": dead_outputs, "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
+    "oversized_updates": oversized_updates, "dead_outputs": dead_outputs, "class_collapse": class_collapse,
+    "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,
     "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss, "overfitting": overfitting,
     "loss_falls_metric_flat": loss_falls_metric_flat, "chance_metric": chance_metric, "not_learning": not_learning,

@@ -18,7 +18,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage
+from medsight_ray.fit.stage import Context, Stage, train_spread
 from medsight_ray.losses.concept import ConceptLossConfig, concept_loss, pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.metrics.localisation import box_statistics, localisation_metrics
@@ -63,7 +63,8 @@ class ConceptsStage(Stage):
 
     def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, torch.Tensor]:
         out = model(batch["image"])
-        return concept_loss(out, batch["concepts"], batch["boxes"], ctx.cfg.loss, ctx.extra["pos_weight"])
+        parts = concept_loss(out, batch["concepts"], batch["boxes"], ctx.cfg.loss, ctx.extra["pos_weight"])
+        return {**parts, "score_spread": train_spread(torch.sigmoid(out["concept_logits"]))}
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         out = model(batch["image"])

@@ -21,7 +21,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage
+from medsight_ray.fit.stage import Context, Stage, train_spread
 from medsight_ray.losses.concept import pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.models.concept import ConceptModelConfig
@@ -73,7 +73,7 @@ class DiagnosisStage(Stage):
         out = model(batch["image"])
         loss = F.binary_cross_entropy_with_logits(out["task_logits"], batch["targets"],
                                                   pos_weight=ctx.extra["pos_weight"])
-        return {"loss": loss}
+        return {"loss": loss, "score_spread": train_spread(torch.sigmoid(out["task_logits"]))}
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         logits = model(batch["image"])["task_logits"].float()

@@ -27,7 +27,7 @@ from torch import nn
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.config import FitConfig, OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage
+from medsight_ray.fit.stage import Context, Stage, train_spread
 from medsight_ray.losses.class_weights import class_weights
 from medsight_ray.losses.classification import ClassificationLossName, classification_loss
 from medsight_ray.metrics.classification import multiclass_metrics
@@ -155,7 +155,8 @@ class GradingStage(Stage):
             images = lam * images + (1 - lam) * images[perm]
             onehot = F.one_hot(target, len(ctx.info.class_names)).float()
             target = lam * onehot + (1 - lam) * onehot[perm]
-        return {"loss": self._loss(model(images)["logits"], target, ctx)}
+        logits = model(images)["logits"]
+        return {"loss": self._loss(logits, target, ctx), "score_spread": train_spread(torch.softmax(logits, 1))}
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         logits = model(batch["image"])["logits"].float()

@@ -86,7 +86,7 @@ class ZooEntry:
     seed_claim: str = ""
 
 
-LR_CAUSES = ("non_finite", "exploding_gradients", "dead_outputs", "diverging_loss")
+LR_CAUSES = ("non_finite", "exploding_gradients", "oversized_updates", "dead_outputs", "diverging_loss")
 COMMON = ("fit.cpus_per_worker=0.5", "fit.batch_size=32")
 ENTRIES: tuple[ZooEntry, ...] = (
     ZooEntry("sign_flipped_bbox_loss", "concepts", "concepts", ("inverted_localisation",),

@@ -158,16 +158,19 @@ def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path,
     assert f"[FATAL] {first['rule']}" in text and "add Dice to BCE" in text
 
 
-def test_dead_outputs_are_named_at_epoch_1_before_ashas_first_rung(synth_dir, tmp_path: Path) -> None:
-    """The demo's lr = 1.0 stage-1 recipe: its outputs die in the first epoch. The
-    monitor names them at epoch 1 and stops the run, before ASHA's grace period (2
-    epochs) could end it without a diagnosis."""
+def test_a_learning_rate_far_too_high_is_named_at_epoch_1_before_ashas_first_rung(synth_dir,
+                                                                                   tmp_path: Path) -> None:
+    """The demo's lr = 1.0 stage-1 recipe: every step rewrites the weights (measured 4.5
+    times their norm a step here) and the eval-mode outputs go constant. The monitor names
+    it at epoch 1 and stops the run, before ASHA's grace period (2 epochs) could end it
+    without a diagnosis. The cure it names is a lower learning rate."""
     stage = get_stage("concepts", "concepts")
     data = prepare_data(str(synth_dir("concepts", rows=160)), "concepts")
     result = run_stage(stage, _cfg(stage, "fit.epochs=3", "optim.lr=1.0"), data, str(tmp_path), "dead")
     assert result.outcome.stop_reason == "health" and result.outcome.stop_epoch == 1
     first = result.outcome.diagnoses[0]
-    assert (first["rule"], first["epoch"]) == ("dead_outputs", 1)
+    assert (first["rule"], first["epoch"]) == ("oversized_updates", 1)
+    assert first["evidence"]["update_ratio"] > 1.0
     assert first["remedies"][0].startswith("lower the learning rate")
 
 

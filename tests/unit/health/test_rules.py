@@ -11,12 +11,14 @@ from medsight_ray.health.config import HealthConfig
 from medsight_ray.health.monitor import HealthMonitor, with_rule
 
 
-def _epochs(monitor: HealthMonitor, metrics: list[dict], losses: list[float] | None = None) -> list[str]:
+def _epochs(monitor: HealthMonitor, metrics: list[dict], losses: list[float] | None = None,
+            train: list[dict] | None = None) -> list[str]:
+    """Script epochs: validation ``metrics``, train ``losses`` and more train signals."""
     fired = []
     for i, m in enumerate(metrics):
-        train = {"train/loss": (losses or [1.0] * len(metrics))[i]}
+        train_i = {"train/loss": (losses or [1.0] * len(metrics))[i], **(train[i] if train else {})}
         _steps(monitor, [1.0] * STEPS_PER_EPOCH)
-        fired += [d.rule for d in monitor.on_epoch(len(monitor.history), train, m)]
+        fired += [d.rule for d in monitor.on_epoch(len(monitor.history), train_i, m)]
     return fired
 
 
@@ -174,6 +176,23 @@ def test_dead_outputs_stay_quiet_on_live_outputs(metrics: dict) -> None:
     monitor = HealthMonitor(HealthConfig(), "stage", "auc_macro" if "f1_macro" not in metrics else "f1_macro")
     assert "dead_outputs" not in _epochs(monitor, [metrics])
 
+
+# Measured: grading at lr 0.03 after 4 steps (90 rows, batch 16). Eval mode gave every
+# image the same class (spread 0.0, validation loss 1228) while train-mode outputs varied;
+# the run went on to F1 0.45-0.60 by epoch 4. Eval-mode BatchNorm still held its initial
+# running statistics: an artefact, not dead outputs.
+SATURATED_EVAL = {"f1_macro": 0.075, "chance": 0.173, "auc_macro": 0.5, "auc_se": 0.094, "score_spread": 0.0}
+
+
+@pytest.mark.parametrize("train_spread, fires", [(0.08, False), (0.0, True), (None, True)])
+def test_dead_outputs_need_the_training_outputs_dead_too(train_spread: float | None, fires: bool) -> None:
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    _steps(monitor, [1.0] * 4)
+    train = {"train/loss": 1.8} | ({} if train_spread is None else {"train/score_spread": train_spread})
+    fired = [d.rule for d in monitor.on_epoch(0, train, SATURATED_EVAL)]
+    assert ("dead_outputs" in fired) is fires
+    if fires and train_spread is not None:
+        assert monitor.diagnoses[0].evidence["train_score_spread"] == 0.0
 
 def _grading(hist: dict, support: dict = SHARES, f1: float = 0.5) -> dict:
     return {"f1_macro": f1, "chance": 0.145, "pred_histogram": hist, "support": support}
@@ -351,6 +370,41 @@ def test_a_rising_loss_is_divergence_and_its_remedy_lowers_the_learning_rate() -
     assert not any("raise" in r for r in d.remedies)
 
 
+# Measured on 32 px synthetic data, 7 steps an epoch: a healthy stage 3 (default recipe)
+# learns slowly from stage 1's features (AUC 0.626 -> 0.640 -> 0.641, loss 1.050 ->
+# 1.055 -> 1.036) while its optimiser moves the weights 0.022, 0.015, 0.003 a step;
+# seed 001's stage-1 rates moved them 1.7e-5, 1.4e-5, 2.8e-6 a step.
+SLOW_STAGE_3 = [_auc(0.626), _auc(0.640), _auc(0.641)]
+
+
+@pytest.mark.parametrize("ratios, fires", [((0.022, 0.015, 0.003), False), ((1.7e-5, 1.4e-5, 2.8e-6), True)])
+def test_not_learning_needs_weights_that_barely_move(ratios: tuple[float, ...], fires: bool) -> None:
+    """Its remedy is a higher learning rate: a flat run whose optimiser moves the weights
+    is slow (defect: healthy stage 3 was stopped at epoch 3 with 'raise the lr')."""
+    monitor = HealthMonitor(HealthConfig(), "concepts/diagnosis", "auc_macro")
+    fired = _epochs(monitor, SLOW_STAGE_3, [1.050, 1.055, 1.036], _updates(*ratios))
+    assert ("not_learning" in fired) is fires
+    if fires:
+        assert monitor.diagnoses[0].evidence["update_ratio"] == pytest.approx(1.7e-5)
+        assert monitor.diagnoses[0].remedies[0].startswith("raise")
+
+
+@pytest.mark.parametrize("ratio, fires", [(4.47, True), (2.79, True), (0.19, False), (0.022, False)])
+def test_oversized_updates_name_a_learning_rate_that_overwrites_the_weights(ratio: float, fires: bool) -> None:
+    """Measured per-step weight changes at epoch 1: the demo's lr 1.0 (4.47 on 160 rows,
+    2.79 on the demo's 600; eval outputs constant while train-mode outputs still vary, so
+    dead_outputs cannot tell), lr 10x the grading default (0.19, recovered), defaults
+    (0.012-0.022)."""
+    monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    _steps(monitor, [1.0] * 7)
+    train = {"train/loss": 3.1, "train/update_ratio": ratio, "train/score_spread": 0.16}
+    fired = [d.rule for d in monitor.on_epoch(0, train, _auc(0.5, auc_se=0.02, score_spread=0.0))]
+    assert (fired == ["oversized_updates"]) is fires and (fired == []) is not fires
+    if fires:
+        (d,) = monitor.diagnoses
+        assert d.epoch == 1 and d.severity == "fatal" and d.remedies[0].startswith("lower the learning rate")
+
+
 def test_not_learning_stays_quiet_on_a_loss_that_went_up() -> None:
     """Before, it fired at epoch 3 (loss_drop -0.79) and advised raising the lr 10x."""
     cfg = with_rule(HealthConfig(), "diverging_loss", enabled=False)
@@ -370,16 +424,27 @@ def test_a_stall_whose_loss_wobbles_up_a_little_is_still_not_learning() -> None:
     assert fired == ["not_learning"]
 
 
-def _fires(rule: str, metrics: list[dict], losses: list[float], primary: str = "auc_macro", **changes: float) -> bool:
+def _fires(rule: str, metrics: list[dict], losses: list[float], primary: str = "auc_macro",
+           train: list[dict] | None = None, **changes: float) -> bool:
     cfg = with_rule(HealthConfig(), rule, **changes) if changes else HealthConfig()
     monitor = HealthMonitor(cfg, "stage", primary)
-    return rule in _epochs(monitor, metrics, losses)
+    return rule in _epochs(monitor, metrics, losses, train)
 
 
 GRADING_STARVED = [_grading({"a": 0.5, "b": 0.0, "c": 0.3, "d": 0.2}, f1=0.6 + 0.02 * i) for i in range(5)]
 
 
+def _updates(*ratios: float) -> list[dict]:
+    return [{"train/update_ratio": r} for r in ratios]
+
+
 @pytest.mark.parametrize("rule, metrics, losses, primary, change", [
+    # Weights moved 0.19 of their norm a step (lr 10x the default, measured; it recovered):
+    # quiet at the default 0.5, oversized at 0.1.
+    ("oversized_updates", [_auc(0.6)], [1.0], "auc_macro", {"threshold": 0.1, "train": _updates(0.19)}),
+    # A flat run whose weights move 1e-4 a step is stalled at the default 2e-4, moving at 5e-5.
+    ("not_learning", [_auc(0.70), _auc(0.705), _auc(0.71)], [1.0, 0.99, 0.98], "auc_macro",
+     {"max_update": 5e-5, "train": _updates(1e-4, 1e-4, 1e-4)}),
     # A gain of 0.01 is not learning at the default 0.02; it is at 0.005.
     ("not_learning", [_auc(0.70), _auc(0.705), _auc(0.71)], [1.0, 0.99, 0.98], "auc_macro", {"metric_gain": 0.005}),
     # AUC 0.53 (skill 0.06) is inside the default skill band 0.1, outside 0.01.
@@ -403,10 +468,12 @@ def test_every_limit_of_a_rule_is_a_setting(rule: str, metrics: list[dict], loss
                                             change: dict) -> None:
     """Each limit that used to be a module constant or a literal is a health.<rule>.<name>
     setting: changing it turns the verdict on the same signals."""
-    default = _fires(rule, metrics, losses, primary)
-    quiet_by_default = rule in ("class_collapse", "dead_outputs", "overfitting")
+    change = dict(change)
+    train = change.pop("train", None)
+    default = _fires(rule, metrics, losses, primary, train)
+    quiet_by_default = rule in ("class_collapse", "dead_outputs", "overfitting", "oversized_updates")
     assert default is not quiet_by_default
-    assert _fires(rule, metrics, losses, primary, **change) is not default
+    assert _fires(rule, metrics, losses, primary, train, **change) is not default
 
 
 def test_a_slow_starter_climbing_out_of_chance_is_left_alone() -> None:
@@ -466,3 +533,14 @@ def test_a_train_loss_that_rises_while_validation_improves_is_not_divergence() -
     losses = [1.3183, 0.7292, 0.607, 0.4387, 0.6834]
     monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert _epochs(monitor, [{"f1_macro": f, "chance": 0.145} for f in f1], losses) == []
+
+
+def test_an_epoch_halted_by_a_fatal_step_rule_is_not_judged_again() -> None:
+    """The stop reason names the step rule alone: a truncated epoch's signals (here a
+    weight change that would be oversized) add no second fatal opinion."""
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    _steps(monitor, [1.0])
+    assert monitor.on_step(float("nan"), 1.0) is True
+    train = {"train/loss": float("nan"), "train/update_ratio": 50.0}
+    assert monitor.on_epoch(0, train, {"f1_macro": 0.1, "chance": 0.1}) == []
+    assert [d.rule for d in monitor.diagnoses] == ["non_finite"] and len(monitor.history) == 1
