@@ -12,8 +12,10 @@ False alarms: healthy default recipes of all five stages on synthetic data at se
 levels of class imbalance and signal, and on the real digits and nuclei, for each seed.
 Any diagnosis on a healthy run is an alarm, listed with its run.
 
-Every run is written to ``OUT/runs/<key>.json`` as it ends, so an interrupted bench
-resumes where it stopped. The summary (``OUT/summary.json`` and a printed table) gives
+Every run is written to ``OUT/runs/<key>.json`` as it ends, with a fingerprint of the
+code that judged it (:data:`JUDGING_CODE`), so an interrupted bench resumes where it
+stopped, and a record judged by other rules is run again (and left out of the summary
+until it is). The summary (``OUT/summary.json`` and a printed table) gives
 recall and false alarms per seed, the 95 % upper confidence bound on the false-alarm
 rate (Clopper-Pearson), and the latency from onset to the first fatal diagnosis.
 """
@@ -71,6 +73,21 @@ def real_dataset(real: Path, name: str, out: Path, seed: int) -> str:
         else:
             import_pairs(real / "nuclei/images", real / "nuclei/masks", path, image_size=64, seed=seed)
     return str(path)
+
+
+#: The code a run record's verdicts depend on: a record made by other code is run again.
+JUDGING_CODE = ("medsight_ray/health/rules.py", "medsight_ray/health/config.py", "medsight_ray/health/monitor.py",
+                "medsight_ray/fit/loop.py", "medsight_ray/zoo/entries.py")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (first 12 hex digits) of :data:`JUDGING_CODE`."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in JUDGING_CODE:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
@@ -182,9 +199,13 @@ def table(summary: dict[str, Any]) -> str:
         fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in f["fired"]) or "nothing"
         lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, fired {fired}")
     lines.append("")
-    lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
-                 f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']:.3f}; "
-                 f"of them stops: {summary['false_stops']} (bound {summary['false_stop_upper_95']:.3f})")
+    if summary["healthy_runs"]:
+        lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
+                     f"95 % upper bound on the false-alarm rate: {summary['false_alarm_upper_95']:.3f}; "
+                     f"of them stops: {summary['false_stops']} (bound {summary['false_stop_upper_95']:.3f})")
+    if summary.get("stale_records"):
+        lines.append(f"stale records (judged by other rules; the next run redoes them): "
+                     f"{len(summary['stale_records'])}")
     for a in summary["alarms"]:
         lines.append(f"  alarm: {a['run']}: " + ", ".join(f"{d['rule']}@{d['epoch']}:{d['step']}" for d in a["fired"]))
     lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs, "
@@ -212,17 +233,20 @@ def main() -> None:
     if not args.summary_only:
         init_ray()
     cache: dict = {}
+    code = code_fingerprint()
     todo = [] if args.summary_only else [(k, j) for k, j in jobs(args.seeds, args.only) if args.match in k]
     for i, (key, job) in enumerate(todo, 1):
         path = out / "runs" / f"{key}.json"
-        if path.is_file():
+        if path.is_file() and json.loads(path.read_text()).get("code") == code:
             continue
-        row = run_job(job, out, Path(args.real), cache, out / "work" / key)
+        row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": code}
         path.write_text(json.dumps(row, indent=2, default=str))
         fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
         print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row['pathology_verified']})", flush=True)
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
-    summary = summarise(rows)
+    every = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+    # Only the verdicts of the current rules count; older records are listed as stale.
+    rows = {k: r for k, r in every.items() if r.get("code") == code}
+    summary = {**summarise(rows), "code": code, "stale_records": sorted(set(every) - set(rows))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(table(summary))
     sys.stdout.flush()

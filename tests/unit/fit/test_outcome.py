@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.health.config import HealthConfig
-from medsight_ray.health.monitor import HealthMonitor
+from medsight_ray.health.monitor import HealthMonitor, with_rule
 from medsight_ray.tune.sweep import trial_outcome
 
 FATAL = {"rule": "not_learning", "severity": "fatal", "epoch": 3, "step": 0}
@@ -66,16 +66,18 @@ def _collapsed() -> dict:
 def test_a_restored_monitor_keeps_its_streaks_and_diagnoses() -> None:
     """class_collapse needs 2 epochs running: epoch 3 before a restart and epoch 4 after
     make 2 with the restored state, 1 without (a restart used to start from zero)."""
-    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
-    monitor.on_step(float("inf"), 1.0)  # a diagnosis to carry over
+    # A warning to carry over (a fatal one would end the judging: the run is stopped).
+    cfg = with_rule(HealthConfig(), "non_finite", fatal=False)
+    monitor = HealthMonitor(cfg, "grading/grading", "f1_macro")
+    monitor.on_step(float("inf"), 1.0)
     for epoch in range(3):
         monitor.on_epoch(epoch, {"train/loss": 1.0 - 0.2 * epoch}, _collapsed() if epoch == 2 else {
             "pred_histogram": {"a": 0.5, "b": 0.5}, "support": {"a": 5, "b": 5},
             "f1_per_class": {"a": 0.6, "b": 0.6}, "f1_macro": 0.3 + 0.1 * epoch})
     state = json.loads(json.dumps(monitor.state_dict(), default=float))
-    restored = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    restored = HealthMonitor(cfg, "grading/grading", "f1_macro")
     restored.load_state_dict(state)
     assert [d.rule for d in restored.diagnoses] == ["non_finite"] and restored.epoch == 3
     assert "class_collapse" in [d.rule for d in restored.on_epoch(3, {"train/loss": 0.3}, _collapsed())]
-    fresh = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    fresh = HealthMonitor(cfg, "grading/grading", "f1_macro")
     assert fresh.on_epoch(3, {"train/loss": 0.3}, _collapsed()) == []

@@ -74,7 +74,7 @@ def test_the_sign_flipped_stage_pushes_the_cam_out_of_the_box() -> None:
             opt.zero_grad()
             stage.train_step(model, batch, ctx)["loss"].backward()
             opt.step()
-        return float(torch.sigmoid(model(batch["image"])["cams"][:, 0])[inside[:, 0]].mean() - before)
+        return float((torch.sigmoid(model(batch["image"])["cams"][:, 0])[inside[:, 0]].mean() - before).detach())
 
     assert cam_shift(ConceptsStage()) > 0
     assert cam_shift(SignFlippedBoxLoss()) < 0
