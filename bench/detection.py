@@ -75,6 +75,17 @@ def real_dataset(real: Path, name: str, out: Path, seed: int) -> str:
     return str(path)
 
 
+#: A tune sweep whose healthy trials join the false-alarm count. Every rule only warns
+#: (none ends a trial) and ASHA is off, so each trial runs to its end and its outcome is
+#: known; a trial is healthy when it learned and kept it: final skill (metric − chance)
+#: / (1 − chance) at least SWEEP_SKILL, and the final metric within SWEEP_KEPT of its
+#: best. Any diagnosis on a healthy trial is an alarm.
+SWEEP_SPACE = "tune_spaces/grading.yaml"
+SWEEP_TRIALS = 8
+SWEEP_SKILL = 0.3
+SWEEP_KEPT = 0.1
+SWEEP_OVERRIDES = ("fit.epochs=5", "data.image_size=32", "fit.batch_size=32", "fit.cpus_per_worker=0.5")
+
 #: The code a run record's verdicts depend on: a record made by other code is run again.
 JUDGING_CODE = ("medsight_ray/health/rules.py", "medsight_ray/health/config.py", "medsight_ray/health/monitor.py",
                 "medsight_ray/fit/loop.py", "medsight_ray/zoo/entries.py")
@@ -112,7 +123,43 @@ def jobs(seeds: int, only: str | None) -> list[tuple[str, dict[str, Any]]]:
         if only != "zoo":
             for name, *_ in HEALTHY:
                 out.append((f"healthy-{name}-s{seed}", {"kind": "healthy", "control": name, "seed": seed}))
+            out.append((f"sweep-grading-s{seed}", {"kind": "sweep", "seed": seed}))
     return out
+
+
+def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
+    """Tune :data:`SWEEP_SPACE` on synthetic grading data with every rule warning only;
+    returns each trial's config, diagnoses, final and best metric, and skill."""
+    import os
+    import subprocess
+
+    import ray
+
+    from medsight_ray.health.rules import EPOCH_RULES, STEP_RULES
+    from medsight_ray.zoo.entries import ZooEntry, dataset_for
+
+    data = dataset_for(out / "data", ZooEntry("healthy_grading", "grading", "grading", ()), data_seed=seed)
+    warn_only = [f"health.{rule}.fatal=false" for rule in (*STEP_RULES, *EPOCH_RULES)]
+    sets = [a for kv in (*SWEEP_OVERRIDES, *warn_only) for a in ("--set", kv)]
+    cmd = [sys.executable, "-m", "medsight_ray.tune", "--space", str(ROOT / SWEEP_SPACE), "--data", data,
+           "--out", str(work), "--samples", str(SWEEP_TRIALS), "--no-asha", "--seed", str(seed),
+           "--address", ray.get_runtime_context().gcs_address, *sets]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"sweep exited {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    (stage,) = json.loads((work / "summary.json").read_text())["stages"]
+    key = f"val/{stage['primary_metric']}"
+    trials = []
+    for t in stage["trials"]:
+        final, best = (t.get("final") or {}).get(key), (t.get("best") or {}).get(key)
+        chance = (t.get("final") or {}).get("val/chance")
+        skill = (final - chance) / (1 - chance) if None not in (final, chance) and chance < 1 else None
+        healthy = skill is not None and skill >= SWEEP_SKILL and best is not None and final >= best - SWEEP_KEPT
+        trials.append({"trial_id": t["trial_id"], "config": t["config"], "final_metric": final, "best_metric": best,
+                       "skill": skill, "healthy": healthy,
+                       "fired": [{"rule": d["rule"], "epoch": d["epoch"], "step": d.get("step", 0),
+                                  "severity": d["severity"]} for d in t.get("diagnoses", [])]})
+    return {"name": "sweep_grading", "label": f"-s{seed}", "trials": trials}
 
 
 def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path) -> dict[str, Any]:
@@ -122,6 +169,8 @@ def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path)
 
     shutil.rmtree(work, ignore_errors=True)
     seed = job["seed"]
+    if job["kind"] == "sweep":
+        return run_sweep(seed, out, work)
     if job["kind"] == "zoo":
         (entry,) = select_entries((job["entry"],))
         base = real_dataset(real, job["real"], out / "data", seed) if job.get("real") else None
@@ -137,6 +186,11 @@ def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path)
     return run_entry(entry, work, data, extra=(f"fit.seed={seed}",), image_size=size, label=f"-s{seed}", cache=cache)
 
 
+def _seed(key: str) -> int:
+    """The seed of a run key (``...-s<seed>``, a sweep trial's ``...-s<seed>-<trial id>``)."""
+    return int(key.rsplit("-s", 1)[1].split("-")[0])
+
+
 def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from medsight_ray.zoo.entries import ENTRIES
 
@@ -146,6 +200,10 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     zoo = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"])}
     hidden = {k: r for k, r in rows.items() if k.startswith("zoo-") and detectable.get(r["name"]) is False}
     healthy = {k: r for k, r in rows.items() if k.startswith("healthy-")}
+    # A sweep's healthy trials are healthy runs too (its others are not counted).
+    for k, r in rows.items():
+        if k.startswith("sweep-"):
+            healthy.update({f"{k}-{t['trial_id']}": {"fired": t["fired"]} for t in r["trials"] if t["healthy"]})
     per_entry: dict[str, dict[str, Any]] = {}
     for r in zoo.values():
         variant = f"{r['name']} ({r['label'].split('-')[1]})"
@@ -169,12 +227,14 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
               for k, r in healthy.items() if r["fired"]]
     latencies = [x for e in per_entry.values() for x in e["latency_epochs"]]
     latency_steps = [x for e in per_entry.values() for x in e.get("latency_steps", [])]
-    seeds = sorted({int(k.rsplit("-s", 1)[1]) for k in rows})
-    per_seed = {s: {"zoo_runs": sum(k.endswith(f"-s{s}") for k in zoo),
-                    "zoo_correct_and_stopped": sum(k.endswith(f"-s{s}") and r["first_fatal"] in causes[r["name"]]
+    seeds = sorted({_seed(k) for k in rows})
+    per_seed = {s: {"zoo_runs": sum(_seed(k) == s for k in zoo),
+                    "zoo_correct_and_stopped": sum(_seed(k) == s and r["first_fatal"] in causes[r["name"]]
                                                    and r["stopped"] for k, r in zoo.items()),
-                    "healthy_runs": sum(k.endswith(f"-s{s}") for k in healthy),
-                    "alarms": sum(a["run"].endswith(f"-s{s}") for a in alarms)} for s in seeds}
+                    "healthy_runs": sum(_seed(k) == s for k in healthy),
+                    "sweep_trials": sum(len(r["trials"]) for k, r in rows.items()
+                                        if k.startswith("sweep-") and _seed(k) == s),
+                    "alarms": sum(_seed(a["run"]) == s for a in alarms)} for s in seeds}
     invisible = [{"run": k, "truth": r["pathology_verified"], "fired": r["fired"],
                   "final_metric": r["final_metric"]} for k, r in hidden.items()]
     return {"entries": per_entry, "invisible_faults": invisible, "healthy_runs": len(healthy), "alarms": alarms,
@@ -212,7 +272,8 @@ def table(summary: dict[str, Any]) -> str:
                  f"{summary['latency_steps_median']} steps")
     for s, v in summary["per_seed"].items():
         lines.append(f"  seed {s}: zoo {v['zoo_correct_and_stopped']}/{v['zoo_runs']} correct and stopped, "
-                     f"alarms {v['alarms']}/{v['healthy_runs']}")
+                     f"alarms {v['alarms']}/{v['healthy_runs']} healthy runs "
+                     f"(a sweep of {v['sweep_trials']} trials among them: its healthy ones)")
     return "\n".join(lines)
 
 
@@ -241,8 +302,13 @@ def main() -> None:
             continue
         row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": code}
         path.write_text(json.dumps(row, indent=2, default=str))
-        fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
-        print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row['pathology_verified']})", flush=True)
+        if "trials" in row:
+            fired = "; ".join(f"{t['trial_id']} {'healthy' if t['healthy'] else 'not healthy'}: "
+                              + (", ".join(f"{d['rule']}@{d['epoch']}" for d in t["fired"]) or "-")
+                              for t in row["trials"])
+        else:
+            fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
+        print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row.get('pathology_verified')})", flush=True)
     every = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
     # Only the verdicts of the current rules count; older records are listed as stale.
     rows = {k: r for k, r in every.items() if r.get("code") == code}
