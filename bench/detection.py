@@ -147,8 +147,15 @@ def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"sweep exited {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    (stage,) = json.loads((work / "summary.json").read_text())["stages"]
-    key = f"val/{stage['primary_metric']}"
+    return {"name": "sweep_grading", "label": f"-s{seed}", "trials": sweep_trials(work / "summary.json")}
+
+
+def sweep_trials(summary_path: Path) -> list[dict[str, Any]]:
+    """Each trial of a sweep's ``summary.json``: config, diagnoses, final and best
+    primary metric, final skill, and whether it counts as healthy (:data:`SWEEP_SKILL`)."""
+    (stage,) = json.loads(summary_path.read_text())["stages"]
+    primary = stage["primary_metric"]
+    key = primary if primary.startswith("val/") else f"val/{primary}"
     trials = []
     for t in stage["trials"]:
         final, best = (t.get("final") or {}).get(key), (t.get("best") or {}).get(key)
@@ -159,7 +166,7 @@ def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
                        "skill": skill, "healthy": healthy,
                        "fired": [{"rule": d["rule"], "epoch": d["epoch"], "step": d.get("step", 0),
                                   "severity": d["severity"]} for d in t.get("diagnoses", [])]})
-    return {"name": "sweep_grading", "label": f"-s{seed}", "trials": trials}
+    return trials
 
 
 def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path) -> dict[str, Any]:
