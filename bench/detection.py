@@ -153,6 +153,9 @@ def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
 def sweep_trials(summary_path: Path) -> list[dict[str, Any]]:
     """Each trial of a sweep's ``summary.json``: config, diagnoses, final and best
     primary metric, final skill, and whether it counts as healthy (:data:`SWEEP_SKILL`)."""
+    from medsight_ray.health.config import HealthConfig
+
+    defaults = HealthConfig()
     (stage,) = json.loads(summary_path.read_text())["stages"]
     primary = stage["primary_metric"]
     key = primary if primary.startswith("val/") else f"val/{primary}"
@@ -164,8 +167,11 @@ def sweep_trials(summary_path: Path) -> list[dict[str, Any]]:
         healthy = skill is not None and skill >= SWEEP_SKILL and best is not None and final >= best - SWEEP_KEPT
         trials.append({"trial_id": t["trial_id"], "config": t["config"], "final_metric": final, "best_metric": best,
                        "skill": skill, "healthy": healthy,
+                       # The sweep ran every rule as a warning; the severity recorded is
+                       # the product default's, what the diagnosis would have done.
                        "fired": [{"rule": d["rule"], "epoch": d["epoch"], "step": d.get("step", 0),
-                                  "severity": d["severity"]} for d in t.get("diagnoses", [])]})
+                                  "severity": "fatal" if getattr(defaults, d["rule"]).fatal else "warning"}
+                                 for d in t.get("diagnoses", [])]})
     return trials
 
 
