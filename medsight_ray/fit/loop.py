@@ -79,8 +79,9 @@ def update_ratio(start: torch.Tensor, params: list[nn.Parameter], steps: int) ->
     ‖w_end − w_start‖ / ‖w_start‖ / ``steps`` (relative units; ``start`` is the flat
     (P,) vector of ``params`` at the epoch's start). Dividing the distance by the steps
     assumes they all point one way, so a noisy run reads lower than its true step size,
-    never higher. Healthy Adam runs move about 1e-3 of the weights a step; a learning
-    rate 100x too low moves 100x less. NaN for weights of norm 0 or non-finite."""
+    never higher. Measured here: the stages' default recipes 0.002-0.022 a step, seed
+    001's stage-1 rates (100x too low) 1.7e-5, the demo's lr 1.0 about 3. NaN for
+    weights of norm 0 or non-finite."""
     end = torch.nn.utils.parameters_to_vector(params).detach()
     scale = float(start.norm())
     if not (scale > 0 and math.isfinite(scale)):
@@ -276,9 +277,9 @@ class _Trainer:
             local["train/update_ratio"] = update_ratio(start_weights, params, len(norms))
         late = [x for x in spreads[-START_BATCHES:] if math.isfinite(x)]
         if late:
-            # The outputs' spread at the end of the epoch, in train mode (where the
-            # validation's happens): an early batch's lively outputs say nothing of
-            # outputs that died later in the epoch.
+            # The outputs' spread at the end of the epoch (validation's comes after it,
+            # in eval mode): an early batch's lively outputs say nothing of outputs
+            # that died later in the epoch.
             local["train/score_spread"] = float(np.mean(late))
         if mix:
             # Mean batch label entropy over a random batch's: near 1 when batches mix
