@@ -139,7 +139,6 @@ def jobs(seeds: int, only: str | None) -> list[tuple[str, dict[str, Any]]]:
 def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
     """Tune :data:`SWEEP_SPACE` on synthetic grading data with every rule warning only;
     returns each trial's config, diagnoses, final and best metric, and skill."""
-    import os
     import subprocess
 
     import ray
@@ -153,7 +152,7 @@ def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "medsight_ray.tune", "--space", str(ROOT / SWEEP_SPACE), "--data", data,
            "--out", str(work), "--samples", str(SWEEP_TRIALS), "--no-asha", "--seed", str(seed),
            "--address", ray.get_runtime_context().gcs_address, *sets]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"sweep exited {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return {"name": "sweep_grading", "label": f"-s{seed}", "trials": sweep_trials(work / "summary.json")}
@@ -163,6 +162,7 @@ def sweep_trials(summary_path: Path) -> list[dict[str, Any]]:
     """Each trial of a sweep's ``summary.json``: config, diagnoses, final and best
     primary metric, final skill, and whether it counts as healthy (:data:`SWEEP_SKILL`)."""
     from medsight_ray.health.config import HealthConfig
+    from medsight_ray.health.rules import skill
 
     defaults = HealthConfig()
     (stage,) = json.loads(summary_path.read_text())["stages"]
@@ -171,11 +171,12 @@ def sweep_trials(summary_path: Path) -> list[dict[str, Any]]:
     trials = []
     for t in stage["trials"]:
         final, best = (t.get("final") or {}).get(key), (t.get("best") or {}).get(key)
-        chance = (t.get("final") or {}).get("val/chance")
-        skill = (final - chance) / (1 - chance) if None not in (final, chance) and chance < 1 else None
-        healthy = skill is not None and skill >= SWEEP_SKILL and best is not None and final >= best - SWEEP_KEPT
+        # The monitor's own definition of skill, on the trial's final epoch.
+        final_skill = skill({"objective": final, "metrics": {"chance": (t.get("final") or {}).get("val/chance")}})
+        healthy = (final_skill is not None and final_skill >= SWEEP_SKILL and best is not None
+                   and final >= best - SWEEP_KEPT)
         trials.append({"trial_id": t["trial_id"], "config": t["config"], "final_metric": final, "best_metric": best,
-                       "skill": skill, "healthy": healthy,
+                       "skill": final_skill, "healthy": healthy,
                        # The sweep ran every rule as a warning; the severity recorded is
                        # the product default's, what the diagnosis would have done.
                        "fired": [{"rule": d["rule"], "epoch": d["epoch"], "step": d.get("step", 0),
@@ -206,6 +207,11 @@ def run_job(job: dict[str, Any], out: Path, real: Path, cache: dict, work: Path)
     data = dataset_for(out / "data", entry, data_seed=seed, base=base, knobs=knobs)
     size = 64 if real_name == "nuclei" else None
     return run_entry(entry, work, data, extra=(f"fit.seed={seed}",), image_size=size, label=f"-s{seed}", cache=cache)
+
+
+def _rules(fired: list[dict[str, Any]], none: str = "-") -> str:
+    """``rule@epoch, ...`` of a run's diagnoses, or ``none``."""
+    return ", ".join(f"{d['rule']}@{d['epoch']}" for d in fired) or none
 
 
 def _seed(key: str) -> int:
@@ -247,6 +253,7 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             e.setdefault("latency_steps", []).append(at - r["onset_epoch"] * spe)
     alarms = [{"run": k, "fired": r["fired"], "fatal": any(d["severity"] == "fatal" for d in r["fired"])}
               for k, r in healthy.items() if r["fired"]]
+    false_stops = sum(a["fatal"] for a in alarms)
     latencies = [x for e in per_entry.values() for x in e["latency_epochs"]]
     latency_steps = [x for e in per_entry.values() for x in e.get("latency_steps", [])]
     seeds = sorted({_seed(k) for k in rows})
@@ -261,9 +268,8 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
                   "final_metric": r["final_metric"]} for k, r in hidden.items()]
     return {"entries": per_entry, "invisible_faults": invisible, "healthy_runs": len(healthy), "alarms": alarms,
             "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
-            "false_stops": sum(a["fatal"] for a in alarms),
-            "false_stop_upper_95": (clopper_pearson_upper(sum(a["fatal"] for a in alarms), len(healthy))
-                                    if healthy else None),
+            "false_stops": false_stops,
+            "false_stop_upper_95": clopper_pearson_upper(false_stops, len(healthy)) if healthy else None,
             "latency_epochs_median": statistics.median(latencies) if latencies else None,
             "latency_steps_median": statistics.median(latency_steps) if latency_steps else None,
             "per_seed": per_seed}
@@ -278,8 +284,8 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"{name:<46} {e['runs']:>4} {e['verified']:>5} {e['correct']:>7} {e['stopped']:>7} "
                      f"{lat!s:>7}  {firsts}")
     for f in summary["invisible_faults"]:
-        fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in f["fired"]) or "nothing"
-        lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, fired {fired}")
+        lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, "
+                     f"fired {_rules(f['fired'], 'nothing')}")
     lines.append("")
     if summary["healthy_runs"]:
         lines.append(f"healthy runs: {summary['healthy_runs']}, alarms: {len(summary['alarms'])}, "
@@ -325,11 +331,10 @@ def main() -> None:
         row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": code}
         path.write_text(json.dumps(row, indent=2, default=str))
         if "trials" in row:
-            fired = "; ".join(f"{t['trial_id']} {'healthy' if t['healthy'] else 'not healthy'}: "
-                              + (", ".join(f"{d['rule']}@{d['epoch']}" for d in t["fired"]) or "-")
+            fired = "; ".join(f"{t['trial_id']} {'healthy' if t['healthy'] else 'not healthy'}: {_rules(t['fired'])}"
                               for t in row["trials"])
         else:
-            fired = ", ".join(f"{d['rule']}@{d['epoch']}" for d in row["fired"]) or "-"
+            fired = _rules(row["fired"])
         print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row.get('pathology_verified')})", flush=True)
     every = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
     # Only the verdicts of the current rules count; older records are listed as stale.
