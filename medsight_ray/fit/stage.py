@@ -14,6 +14,7 @@ name: the driver hands each worker the stage's dotted path (:meth:`Stage.ref`), 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,3 +133,25 @@ def resolve_stage(ref: str) -> Stage:
     if not (isinstance(cls, type) and issubclass(cls, Stage)):
         raise ConfigError("not a stage", where=ref, expected="a Stage subclass", got=repr(cls))
     return cls()
+
+
+def per_image_loss(loss: Callable[[slice], torch.Tensor], images: int) -> np.ndarray:
+    """A validation loss image by image: ``loss(slice(i, i + 1))`` is the scalar loss of
+    image ``i`` alone, for losses that reduce over the batch (Dice, a contrastive loss).
+    Returns (images,) float64, lower is better. Per image, so that the epoch's loss comes
+    with its standard error (:func:`validation_loss`); validation batches are small and
+    this costs one loss call per image, no forward pass."""
+    return np.array([float(loss(slice(i, i + 1))) for i in range(images)], dtype=np.float64)
+
+
+def validation_loss(losses: np.ndarray) -> dict[str, float]:
+    """The epoch's validation loss from per-image losses (N,): ``loss``, their mean, and
+    ``loss_se``, its standard error (sample std / sqrt(N); NaN below 2 images). A non-finite loss stays
+    non-finite. Rules
+    judge a change in the validation loss against ``loss_se``: on a few dozen images,
+    the loss swings between epochs by more than any fixed relative margin."""
+    values = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        return {"loss": float("nan"), "loss_se": float("nan")}
+    se = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
+    return {"loss": float(values.mean()), "loss_se": se}

@@ -319,19 +319,36 @@ def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[st
 
 
 def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """The validation loss rose more than ``threshold`` (relative) above its lowest epoch
-    while the training loss reached a new low, and the primary metric is below its best:
-    the model fits the training set at the expense of the rest."""
+    """The validation loss climbed in each of the last ``rising_epochs`` epochs from its
+    lowest earlier epoch, and now stands more than ``threshold`` (relative) and more than
+    ``noise_se`` standard errors of the difference (from each epoch's ``loss_se``, where
+    reported) above it, while the training loss fell below its value at that lowest
+    epoch and the primary metric is below its best: the model fits the training set at
+    the expense of the rest. One epoch's spike that falls back is not a climb, and a
+    model cannot overfit before it has learned: the lowest epoch must have had skill
+    above ``min_skill`` (:func:`skill`). A validation loss that climbs from an untrained
+    model's is instability (eval-mode BatchNorm on tiny batches) or a collapse."""
     val = [_finite(h["metrics"].get("loss")) for h in history]
-    train = _train_losses(history)
+    train = [_finite(h["train"].get("train/loss")) for h in history]
     objective = [_finite(h.get("objective")) for h in history]
-    if len(history) < 3 or None in val or len(train) != len(history) or None in objective:
+    rising = cfg.rising_epochs
+    if len(history) <= rising or None in val or None in train or None in objective:
         return None
-    lowest = min(val[:-1])
-    rise = (val[-1] - lowest) / lowest if lowest > 0 else 0.0
-    if rise > cfg.threshold and train[-1] < min(train[:-1]) and objective[-1] < max(objective[:-1]):
-        return ({"val_loss_lowest": lowest, "val_loss": val[-1], "rise": rise, "train_loss": train[-1]},
-                f"validation loss > {1 + cfg.threshold:g} x its lowest while the train loss falls")
+    low = min(range(len(val) - rising), key=lambda i: val[i])
+    learned = skill(history[low])
+    if learned is None or learned <= cfg.min_skill:
+        return None
+    climbing = all(val[i] > val[i - 1] for i in range(len(val) - rising, len(val))) and val[-rising - 1] >= val[low]
+    se_low, se = (_finite(history[i]["metrics"].get("loss_se")) or 0.0 for i in (low, -1))
+    rise = val[-1] - val[low]
+    noise = math.hypot(se_low, se)
+    significant = rise > cfg.threshold * val[low] and rise > cfg.noise_se * noise
+    if climbing and significant and train[-1] < train[low] and objective[-1] < max(objective[:-1]):
+        return ({"val_loss_lowest": val[low], "lowest_epoch": low + 1, "skill_then": learned, "val_loss": val[-1],
+                 "rise_in_se": rise / noise if noise > 0 else math.inf, "train_loss": train[-1],
+                 "train_loss_then": train[low]},
+                f"validation loss up {rising} epochs running, > {1 + cfg.threshold:g} x and > {cfg.noise_se:g} "
+                f"standard errors above its lowest, while the train loss falls")
     return None
 
 
@@ -356,21 +373,27 @@ def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> 
 
 def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str, Any] | None:
     """Evidence that one class took ``threshold`` more of the predictions than its true
-    share in one epoch's metrics, else None."""
+    share in one epoch's metrics while the ranking is not learned (macro AUC below
+    ``ranked_auc``, where reported), else None."""
     hist, support = metrics.get("pred_histogram"), metrics.get("support")
     if not (isinstance(hist, dict) and hist and isinstance(support, dict) and sum(support.values())):
         return None
+    auc = _auc(metrics)
+    if auc is not None and auc >= cfg.ranked_auc:
+        return None  # the argmax leans, the ranking does not: a prior shift, not a collapse
     top_class, share = max(hist.items(), key=lambda kv: kv[1])
     true_share = support.get(top_class, 0) / sum(support.values())
     if share - true_share >= cfg.threshold:
-        return {"top_class": top_class, "predicted_share": share, "true_share": true_share}
+        evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share}
+        return evidence if auc is None else {**evidence, "auc_macro": auc}
     return None
 
 
 def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Predicted class shares against the true shares (``support``): one class predicted
-    ``threshold`` more than its true share for ``collapse_epochs`` epochs running after
-    the ``grace`` epochs (it may be another class each epoch), or a class with support
+    ``threshold`` more than its true share, with the ranking not learned (macro AUC below
+    ``ranked_auc``), for ``collapse_epochs`` epochs running after the ``grace`` epochs
+    (it may be another class each epoch), or a class with support
     starved (predicted below ``starved_fraction`` of its true share) for
     ``starved_epochs`` epochs running. The grace epochs do not count: a healthy run may
     call every image one class after its first epoch (measured: balanced 4-class
@@ -381,8 +404,8 @@ def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> F
     89 % one set, AUC 0.74 and rising)."""
     recent = [_concentrated(cfg, h["metrics"]) for h in history[cfg.grace:][-cfg.collapse_epochs:]]
     if len(recent) == cfg.collapse_epochs and all(recent):
-        return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share "
-                            f"for {cfg.collapse_epochs} epochs")
+        return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share, AUC < "
+                            f"{cfg.ranked_auc:g}, for {cfg.collapse_epochs} epochs")
     streak, starved = _starved_streak(cfg, history)
     if streak >= cfg.starved_epochs:
         m = history[-1]["metrics"]
@@ -444,9 +467,9 @@ STEP_RULES: dict[str, Callable[..., Finding | None]] = {
 #: Epoch rules, most specific first: when several fire in one epoch, the first names
 #: the cause (a collapse onto one class is also a metric at chance, but its cure differs).
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
-    "oversized_updates": oversized_updates, "dead_outputs": dead_outputs, "class_collapse": class_collapse,
-    "prediction_collapse": prediction_collapse,
+    "oversized_updates": oversized_updates, "dead_outputs": dead_outputs, "overfitting": overfitting,
+    "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,
-    "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss, "overfitting": overfitting,
+    "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss,
     "loss_falls_metric_flat": loss_falls_metric_flat, "chance_metric": chance_metric, "not_learning": not_learning,
 }

@@ -18,7 +18,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage, train_spread
+from medsight_ray.fit.stage import Context, Stage, per_image_loss, train_spread, validation_loss
 from medsight_ray.losses.concept import ConceptLossConfig, concept_loss, pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.metrics.localisation import box_statistics, localisation_metrics
@@ -68,12 +68,17 @@ class ConceptsStage(Stage):
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         out = model(batch["image"])
-        loss = concept_loss(out, batch["concepts"], batch["boxes"], ctx.cfg.loss, ctx.extra["pos_weight"])
+
+        def image_loss(i: slice) -> torch.Tensor:
+            own = {"concept_logits": out["concept_logits"][i], "cams": out["cams"][i]}
+            return concept_loss(own, batch["concepts"][i], batch["boxes"][i], ctx.cfg.loss,
+                                ctx.extra["pos_weight"])["loss"]
+
         return {
             "scores": torch.sigmoid(out["concept_logits"]).float().cpu().numpy(),
             "labels": batch["concepts"].cpu().numpy(),
             "boxes": box_statistics(out["cams"].float(), batch["boxes"]),
-            "loss": np.array([float(loss["loss"])] * len(batch["image"])),
+            "loss": per_image_loss(image_loss, len(batch["image"])),
         }
 
     def epoch_metrics(self, arrays: dict[str, np.ndarray], model: PartsModule, ctx: Context) -> dict[str, Any]:
@@ -81,7 +86,7 @@ class ConceptsStage(Stage):
         scores = arrays["scores"].reshape(-1, len(names))
         metrics = multilabel_metrics(scores, arrays["labels"].reshape(-1, len(names)), names)
         metrics.update(localisation_metrics(arrays["boxes"].reshape(-1, 3)))
-        metrics["loss"] = float(arrays["loss"].mean()) if arrays["loss"].size else float("nan")
+        metrics.update(validation_loss(arrays["loss"]))
         return metrics
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage, train_spread
+from medsight_ray.fit.stage import Context, Stage, train_spread, validation_loss
 from medsight_ray.losses.concept import pos_weight_from_counts
 from medsight_ray.metrics.classification import multilabel_metrics
 from medsight_ray.models.concept import ConceptModelConfig
@@ -91,7 +91,7 @@ class DiagnosisStage(Stage):
         truths = Counter(map(tuple, arrays["labels"].reshape(-1, len(names)).astype(int)))
         # The commonest true label set's share: a model that predicts one set that often is right to.
         metrics["top_label_share"] = truths.most_common(1)[0][1] / len(scores) if len(scores) else float("nan")
-        metrics["loss"] = float(arrays["loss"].mean()) if arrays["loss"].size else float("nan")
+        metrics.update(validation_loss(arrays["loss"]))
         return metrics
 
 

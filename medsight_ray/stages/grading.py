@@ -27,7 +27,7 @@ from torch import nn
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.config import FitConfig, OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage, train_spread
+from medsight_ray.fit.stage import Context, Stage, train_spread, validation_loss
 from medsight_ray.losses.class_weights import class_weights
 from medsight_ray.losses.classification import ClassificationLossName, classification_loss
 from medsight_ray.metrics.classification import multiclass_metrics
@@ -167,7 +167,7 @@ class GradingStage(Stage):
     def epoch_metrics(self, arrays: dict[str, np.ndarray], model: PartsModule, ctx: Context) -> dict[str, Any]:
         names = ctx.info.class_names
         metrics = multiclass_metrics(arrays["probs"].reshape(-1, len(names)), arrays["labels"].astype(int), names)
-        metrics["loss"] = float(arrays["loss"].mean()) if arrays["loss"].size else float("nan")
+        metrics.update(validation_loss(arrays["loss"]))
         return metrics
 
 

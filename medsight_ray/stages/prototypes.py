@@ -23,7 +23,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage
+from medsight_ray.fit.stage import Context, Stage, per_image_loss, validation_loss
 from medsight_ray.losses.prototype import prototype_contrastive_loss, prototype_diversity
 from medsight_ray.models.concept import ConceptModelConfig
 from medsight_ray.models.parts import PartsModule
@@ -84,19 +84,21 @@ class PrototypesStage(Stage):
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         out = model(batch["image"])
-        loss = prototype_contrastive_loss(out["local_vectors"], out["prototypes"], batch["concepts"],
-                                          ctx.cfg.loss.temperature)
+        # Images without a present concept have no prototype loss (it averages over present ones).
+        with_concepts = (batch["concepts"] > 0.5).any(1)
+        vectors, concepts = out["local_vectors"][with_concepts], batch["concepts"][with_concepts]
+        loss = per_image_loss(lambda i: prototype_contrastive_loss(vectors[i], out["prototypes"], concepts[i],
+                                                                   ctx.cfg.loss.temperature), len(vectors))
         k, m, _ = out["prototypes"].shape
         nearest = torch.einsum("bkd,jmd->bkjm", out["local_vectors"], out["prototypes"]).flatten(2).argmax(-1) // m
         own = nearest == torch.arange(k, device=nearest.device)
         present = batch["concepts"] > 0.5
-        return {"hits": own[present].float().cpu().numpy(),
-                "loss": np.array([float(loss)] * len(batch["image"]))}
+        return {"hits": own[present].float().cpu().numpy(), "loss": loss}
 
     def epoch_metrics(self, arrays: dict[str, np.ndarray], model: PartsModule, ctx: Context) -> dict[str, Any]:
         protos = model.normalised_prototypes().detach().float()
         return {
-            "loss": float(arrays["loss"].mean()) if arrays["loss"].size else float("nan"),
+            **validation_loss(arrays["loss"]),
             "retrieval": float(arrays["hits"].mean()) if arrays["hits"].size else float("nan"),
             "prototype_similarity": prototype_diversity(protos),
             "within_similarity": within_similarity(protos),

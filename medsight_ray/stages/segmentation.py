@@ -18,7 +18,7 @@ from torch import nn
 
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.config import OptimConfig, StageConfig
-from medsight_ray.fit.stage import Context, Stage
+from medsight_ray.fit.stage import Context, Stage, per_image_loss, validation_loss
 from medsight_ray.losses.segmentation import LOSSES, SegLossName, build_segmentation_loss
 from medsight_ray.metrics.segmentation import confusion_counts, segmentation_metrics
 from medsight_ray.models.parts import PartsModule
@@ -103,14 +103,14 @@ class SegmentationStage(Stage):
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         logits = model(batch["image"])["mask_logits"].float()
         known = batch["has_mask"] > 0.5
-        loss = ctx.extra["loss"](logits, batch["mask"], batch["has_mask"])
+        logits_k, mask_k, valid_k = logits[known], batch["mask"][known], batch["has_mask"][known]
+        loss = per_image_loss(lambda i: ctx.extra["loss"](logits_k[i], mask_k[i], valid_k[i]), int(known.sum()))
         pred = (torch.sigmoid(logits) >= ctx.cfg.threshold)[known].cpu().numpy()
-        return {"counts": confusion_counts(pred, batch["mask"][known].cpu().numpy()).reshape(-1, 4),
-                "loss": np.array([float(loss)] * int(known.sum()))}
+        return {"counts": confusion_counts(pred, batch["mask"][known].cpu().numpy()).reshape(-1, 4), "loss": loss}
 
     def epoch_metrics(self, arrays: dict[str, np.ndarray], model: PartsModule, ctx: Context) -> dict[str, Any]:
         metrics = segmentation_metrics(arrays["counts"].reshape(-1, 4))
-        metrics["loss"] = float(arrays["loss"].mean()) if arrays["loss"].size else float("nan")
+        metrics.update(validation_loss(arrays["loss"]))
         return metrics
 
 

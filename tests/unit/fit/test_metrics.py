@@ -89,3 +89,29 @@ def test_score_spread_is_zero_for_constant_outputs_and_the_auc_error_shrinks_wit
 
     aucs = [roc_auc_score(one[:, 0], rng.uniform(size=50)) for _ in range(2000)]
     assert float(np.std(aucs)) == pytest.approx(chance_auc_se(one), rel=0.1)
+
+
+def test_the_validation_loss_comes_with_its_standard_error() -> None:
+    from medsight_ray.fit.stage import validation_loss
+
+    # Hand-computed: mean 2, sample std sqrt(((1-2)^2 + 0 + (3-2)^2) / 2) = 1, SE 1 / sqrt(3).
+    assert validation_loss(np.array([1.0, 2.0, 3.0])) == pytest.approx({"loss": 2.0, "loss_se": 1 / math.sqrt(3)})
+    # Identical losses: no spread. One image: the SE is unknown, never 0.
+    assert validation_loss(np.array([0.5] * 4))["loss_se"] == 0.0
+    assert math.isnan(validation_loss(np.array([0.5]))["loss_se"])
+    # A non-finite image loss is not dropped: it shows.
+    assert math.isnan(validation_loss(np.array([0.5, float("nan")]))["loss"])
+
+
+def test_a_batch_reduced_loss_is_computed_image_by_image() -> None:
+    from medsight_ray.fit.stage import per_image_loss
+
+    # A soft Dice over the batch is not the mean of per-image Dice: each image gets its own.
+    pred = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    target = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+
+    def dice_loss(i: slice) -> torch.Tensor:
+        p, t = pred[i], target[i]
+        return 1 - 2 * (p * t).sum() / (p.sum() + t.sum())
+
+    assert per_image_loss(dice_loss, 2) == pytest.approx([0.0, 1.0])
