@@ -15,18 +15,18 @@ their plain form. Prints one line per run whose verdict is not empty, and a coun
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from medsight_ray.fit.checkpoint import HISTORY_FILE, read_history
 from medsight_ray.health.config import HealthConfig
 from medsight_ray.health.monitor import HealthMonitor
 
 
 def latest_history(run: Path) -> list[dict[str, Any]] | None:
     """The history of the run's newest checkpoint under ``run``, or None."""
-    files = sorted(run.rglob("history.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(files[-1].read_text()) if files else None
+    files = sorted(run.rglob(HISTORY_FILE), key=lambda p: p.stat().st_mtime)
+    return read_history(files[-1].parent) if files else None
 
 
 def replay(history: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
