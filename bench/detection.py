@@ -329,6 +329,12 @@ def main() -> None:
         if path.is_file() and json.loads(path.read_text()).get("code") == code:
             continue
         row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": code}
+        # The replay reads only the checkpoints' JSON (history, outcome, monitor state);
+        # the weights would fill the disk over a few hundred runs. Earlier stages'
+        # weights stay: later jobs start from them (``cache``).
+        for weights in (out / "work" / key).rglob("*.pt"):
+            if not any(part.startswith("prereq-") for part in weights.parts):
+                weights.unlink()
         path.write_text(json.dumps(row, indent=2, default=str))
         if "trials" in row:
             fired = "; ".join(f"{t['trial_id']} {'healthy' if t['healthy'] else 'not healthy'}: {_rules(t['fired'])}"
