@@ -13,7 +13,7 @@ levels of class imbalance and signal, and on the real digits and nuclei, for eac
 Any diagnosis on a healthy run is an alarm, listed with its run.
 
 Every run is written to ``OUT/runs/<key>.json`` as it ends, with a fingerprint of the
-code that judged it (:data:`JUDGING_CODE`), so an interrupted bench resumes where it
+code that judged it (:data:`JUDGING_CODE`) and of its own recipe, so an interrupted bench resumes where it
 stopped, and a record judged by other rules is run again (and left out of the summary
 until it is). The summary (``OUT/summary.json`` and a printed table) gives
 recall and false alarms per seed, the 95 % upper confidence bound on the false-alarm
@@ -91,15 +91,23 @@ JUDGING_CODE = ("medsight_ray/health/rules.py", "medsight_ray/health/config.py",
                 "medsight_ray/fit/loop.py", "medsight_ray/zoo/entries.py")
 
 
+#: Module-level names whose value judges nothing: the words of causes and remedies, and
+#: the zoo's list of entries (each job hashes its own entry instead, so adding an entry
+#: reruns only that entry).
+UNJUDGING = {"KNOWLEDGE", "ENTRIES"}
+
+
 def code_fingerprint() -> str:
     """SHA-256 (first 12 hex digits) of what :data:`JUDGING_CODE` does: its syntax tree
-    without docstrings (comments are not in it), so mending prose reruns nothing."""
+    without docstrings (comments are not in it) and without :data:`UNJUDGING`, so mending
+    prose reruns nothing."""
     import ast
     import hashlib
 
     digest = hashlib.sha256()
     for name in JUDGING_CODE:
         tree = ast.parse((ROOT / name).read_text())
+        tree.body = [node for node in tree.body if _assigned(node) not in UNJUDGING]
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
             if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
@@ -108,6 +116,32 @@ def code_fingerprint() -> str:
                 node.body = body[1:] or [ast.Pass()]
         digest.update(ast.dump(tree).encode())
     return digest.hexdigest()[:12]
+
+
+def _assigned(node: Any) -> str | None:
+    """The name a module-level (annotated) assignment binds, else None."""
+    import ast
+
+    target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def job_fingerprint(code: str, job: dict[str, Any]) -> str:
+    """The judging code's fingerprint with the job's own recipe: its zoo entry's source
+    (the ``ZooEntry(...)`` call that bears its name) or its healthy control's row."""
+    import ast
+    import hashlib
+
+    if job["kind"] == "zoo":
+        tree = ast.parse((ROOT / "medsight_ray/zoo/entries.py").read_text())
+        recipe = next(ast.dump(node) for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ZooEntry"
+                      and node.args and getattr(node.args[0], "value", None) == job["entry"])
+    elif job["kind"] == "healthy":
+        recipe = repr(next(h for h in HEALTHY if h[0] == job["control"]))
+    else:
+        recipe = repr((SWEEP_SPACE, SWEEP_TRIALS, SWEEP_SKILL, SWEEP_KEPT, SWEEP_OVERRIDES))
+    return hashlib.sha256(f"{code}|{recipe}".encode()).hexdigest()[:12]
 
 
 def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
@@ -323,12 +357,13 @@ def main() -> None:
         init_ray()
     cache: dict = {}
     code = code_fingerprint()
+    expected = {key: job_fingerprint(code, job) for key, job in jobs(max(args.seeds, 5), None)}
     todo = [] if args.summary_only else [(k, j) for k, j in jobs(args.seeds, args.only) if args.match in k]
     for i, (key, job) in enumerate(todo, 1):
         path = out / "runs" / f"{key}.json"
-        if path.is_file() and json.loads(path.read_text()).get("code") == code:
+        if path.is_file() and json.loads(path.read_text()).get("code") == expected[key]:
             continue
-        row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": code}
+        row = {**run_job(job, out, Path(args.real), cache, out / "work" / key), "code": expected[key]}
         # The replay reads only the checkpoints' JSON (history, outcome, monitor state);
         # the weights would fill the disk over a few hundred runs. Earlier stages'
         # weights stay: later jobs start from them (``cache``).
@@ -344,7 +379,7 @@ def main() -> None:
         print(f"[{i}/{len(todo)}] {key}: {fired} (truth {row.get('pathology_verified')})", flush=True)
     every = {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
     # Only the verdicts of the current rules count; older records are listed as stale.
-    rows = {k: r for k, r in every.items() if r.get("code") == code}
+    rows = {k: r for k, r in every.items() if r.get("code") == expected.get(k)}
     summary = {**summarise(rows), "code": code, "stale_records": sorted(set(every) - set(rows))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(table(summary))

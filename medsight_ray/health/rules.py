@@ -327,8 +327,8 @@ def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]]) -> Findin
     """The validation loss climbed in each of the last ``rising_epochs`` epochs from its
     lowest earlier epoch, and now stands more than ``threshold`` (relative) and more than
     ``noise_se`` standard errors of the difference (from each epoch's ``loss_se``, where
-    reported) above it, while the training loss fell below its value at that lowest
-    epoch and the primary metric is below its best: the model fits the training set at
+    reported) above it, while the training loss fell below ``train_fraction`` of its
+    value at that lowest epoch and the primary metric is below its best: the model fits the training set at
     the expense of the rest. One epoch's spike that falls back is not a climb, and a
     model cannot overfit before it has learned: the lowest epoch must have had skill
     above ``min_skill`` (:func:`skill`). A validation loss that climbs from an untrained
@@ -348,7 +348,8 @@ def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]]) -> Findin
     rise = val[-1] - val[low]
     noise = math.hypot(se_low, se)
     significant = rise > cfg.threshold * val[low] and rise > cfg.noise_se * noise
-    if climbing and significant and train[-1] < train[low] and objective[-1] < max(objective[:-1]):
+    fitting = train[-1] < cfg.train_fraction * train[low]
+    if climbing and significant and fitting and objective[-1] < max(objective[:-1]):
         return ({"val_loss_lowest": val[low], "lowest_epoch": low + 1, "skill_then": learned, "val_loss": val[-1],
                  "rise_in_se": rise / noise if noise > 0 else math.inf, "train_loss": train[-1],
                  "train_loss_then": train[low]},
