@@ -41,6 +41,19 @@ def _best(history: History, key: str) -> float:
     return max(values) if values else float("nan")
 
 
+def _overfit(history: History, drop: float, epochs: int) -> bool:
+    """The primary metric (``objective``) stood at least ``drop`` below its best in each
+    of the last ``epochs`` epochs, while the train loss in each was below half its value
+    at the best epoch: the model fits its training images better and generalises worse."""
+    objective, train = _series(history, "objective"), _series(history, "train/loss")
+    if len(objective) != len(history) or len(train) != len(history) or len(history) <= epochs:
+        return False
+    best = max(range(len(objective)), key=objective.__getitem__)
+    return best < len(history) - epochs and all(
+        objective[i] <= objective[best] - drop and train[i] < 0.5 * train[best]
+        for i in range(len(history) - epochs, len(history)))
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     """One failure recipe (or a healthy control).
@@ -164,6 +177,16 @@ ENTRIES: tuple[ZooEntry, ...] = (
              truth=lambda h: _best(h, "val/auc_macro") < 0.6,
              seed_claim="stage 3 trained on a collapsed stage 2. Measured: disease AUC 0.73, as on a healthy "
                         "stage 2 (0.73): stage 3 reads the concept logits too, and loses nothing measurable"),
+    ZooEntry("overfitting_noisy_labels", "grading", "grading", ("overfitting",),
+             ("fit.epochs=30", "loss.label_smoothing=0", "data.hflip=0", "data.intensity=0"),
+             knobs={"label_noise": 0.3}, val_fraction=0.5,
+             # The harm, read off the metric and the train loss, not the validation loss the
+             # rule reads: the last 3 epochs' F1 all >= 0.05 below its best, while the train
+             # loss stands below half its value at the best epoch (the train set memorised).
+             truth=lambda h: _overfit(h, drop=0.05, epochs=3),
+             seed_claim="200 training images, 30 % of their labels wrong, no augmentation or label smoothing, "
+                        "30 epochs: the model learns (F1 0.64 by epoch 7), then memorises the wrong labels "
+                        "(train loss 0.75 -> 0.03, validation loss 1.05 -> 1.80, F1 0.55)"),
     ZooEntry("healthy_concepts", "concepts", "concepts", (), ("fit.epochs=4",)),
     ZooEntry("healthy_prototypes", "concepts", "prototypes", (), ("fit.epochs=3",)),
     ZooEntry("healthy_diagnosis", "concepts", "diagnosis", (), ("fit.epochs=3",)),

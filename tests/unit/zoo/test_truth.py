@@ -1,0 +1,24 @@
+"""The zoo's ground truths: each holds on its pathology and not on a healthy history."""
+
+from __future__ import annotations
+
+from medsight_ray.zoo.entries import onset, select_entries
+
+
+def _history(objective: list[float], train: list[float]) -> list[dict[str, float]]:
+    return [{"objective": o, "train/loss": t} for o, t in zip(objective, train)]
+
+
+def test_overfitting_truth_needs_the_metric_off_its_best_while_the_train_set_is_memorised() -> None:
+    (entry,) = select_entries(("overfitting_noisy_labels",))
+    # Measured shape: F1 peaks at 0.645 (train loss 0.96), then falls to ~0.53 while the
+    # train loss goes under 0.48: onset when 3 epochs running stand 0.05 below the best.
+    memorised = _history([0.3, 0.5, 0.645, 0.62, 0.57, 0.55, 0.53, 0.52],
+                         [1.3, 1.1, 0.96, 0.7, 0.45, 0.3, 0.2, 0.1])
+    assert onset(entry, memorised) == 7
+    # Still learning: the metric at its best at the end.
+    assert onset(entry, _history([0.3, 0.5, 0.6, 0.62, 0.64, 0.66], [1.3, 1.0, 0.7, 0.4, 0.2, 0.1])) is None
+    # Worse on validation, but the train loss never fell to half: not memorisation.
+    assert onset(entry, _history([0.3, 0.6, 0.5, 0.5, 0.5, 0.5], [1.3, 1.0, 0.9, 0.8, 0.8, 0.7])) is None
+    # A dip that recovers is not overfitting: the last 3 epochs must all stand below.
+    assert onset(entry, _history([0.3, 0.6, 0.5, 0.5, 0.59, 0.58], [1.3, 1.0, 0.4, 0.3, 0.2, 0.1])) is None
