@@ -58,6 +58,9 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--print-config": {"action": "store_true",
                        "help": "print the resolved config with a doc line per key, and exit"},
     "--verbose": {"action": "store_true", "help": "Ray's own output on the console too (default: OUT/logs/)"},
+    "--remedies": {"type": int, "metavar": "N",
+                   "help": "after a fatal diagnosis, train again with its remedy (a config change), up to N "
+                           "attempts; 0 = off"},
 }
 
 

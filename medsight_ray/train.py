@@ -4,6 +4,7 @@
     python -m medsight_ray.train --task concepts --stage prototypes --init CKPT --data URI
     python -m medsight_ray.train --task concepts --pipeline --data URI --set fit.epochs=4
     python -m medsight_ray.train --task grading --print-config --set optim.lr=1e-3
+    python -m medsight_ray.train --task grading --data URI --remedies 2
 
 The flags are the grammar every entry point shares (:mod:`medsight_ray.flags`).
 ``--config FILE`` is a YAML of the stage config (for ``--pipeline``: one section per
@@ -11,8 +12,11 @@ stage name). ``--set key=value`` overrides any key; in a pipeline ``stage.key=va
 targets one stage and a plain key every stage. Unknown keys and values outside a
 setting's choices are rejected, with the valid ones, before Ray starts. Writes
 ``OUT/summary.json``, copies the final model to ``OUT/final_model.pt`` and keeps the full
-output in ``OUT/logs/``. Exit codes: 0 done, 1 a stage failed or was stopped by the
-health monitor, 2 bad input.
+output in ``OUT/logs/``. With ``--remedies N`` a stage stopped by a fatal diagnosis is
+trained again from scratch with that diagnosis' remedy applied to its config, up to N
+times (:mod:`medsight_ray.health.lineage`); a pipeline goes on from the healed stage,
+and ``summary.json`` records each stage's lineage. Exit codes: 0 done, 1 a stage failed
+or was stopped by the health monitor (and not healed), 2 bad input.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from medsight_ray import console, flags
 from medsight_ray.config import apply_overrides
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error
 from medsight_ray.fit.stage import Stage
+from medsight_ray.health.lineage import Attempt, next_attempt
 from medsight_ray.raylocal import set_local_env
 from medsight_ray.stages.registry import get_stage, pipeline
 
@@ -40,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
-            "--print-config", "--verbose")
+            "--print-config", "--verbose", "--remedies")
+    p.set_defaults(remedies=0)  # the user asked for one exact config: heal only when asked
     p.add_argument("--storage", metavar="URI", help="Ray storage for checkpoints (path or URI; default OUT/ray)")
     p.add_argument("--init", metavar="CKPT", help="checkpoint of the previous stage (model.pt or its directory)")
     return p
@@ -103,7 +109,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any], data: Any, out: Path,
            storage: str, log: Path | None) -> dict[str, Any]:
-    from medsight_ray.fit.runner import run_stage
     from medsight_ray.raylocal import local_machine_overrides, ray_for_run
 
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
@@ -120,9 +125,11 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             if folds > 1:
                 summary["cross_validation"] = cross_validate(stage, configs[stage.name], data, storage, stamp, folds)
             console.say(f"== {stage.task}/{stage.name}: training")
-            result = run_stage(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
-                               previous)
+            result, lineage = heal(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
+                                   previous, args.remedies)
             summary["runs"].append(result.summary())
+            if len(lineage) > 1 or args.remedies:
+                summary.setdefault("lineages", {})[stage.name] = [a.to_dict() for a in lineage]
             key = f"val/{stage.primary_metric}"
             best = result.best.get(key)
             console.say(f"== {stage.task}/{stage.name}: {result.status} after {result.epochs_run} epochs; best {key} "
@@ -142,6 +149,43 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.say(f"summary: {out / 'summary.json'}")
     return summary
+
+
+def heal(stage: Stage, cfg: Any, data: Any, storage: str, name: str, init: str | None,
+         remedies: int) -> tuple[Any, list[Attempt]]:
+    """Train ``stage``; while a fatal diagnosis stops it and attempts remain, train it
+    again from scratch (from ``init``) with the diagnosis' next remedy applied.
+
+    Returns:
+        The last attempt's :class:`StageResult` and the lineage, one :class:`Attempt`
+        per run.
+    """
+    from medsight_ray.fit.runner import run_stage
+
+    default = stage.config_cls()
+    lineage: list[Attempt] = []
+    tried: list[str] = []
+    while True:
+        attempt = len(lineage)
+        result = run_stage(stage, cfg, data, storage, name if not attempt else f"{name}-remedy{attempt}", init)
+        metric = result.best.get(f"val/{stage.primary_metric}")
+        diagnosis, remedy, advice = next_attempt(result.outcome.diagnoses, cfg, default, tried)
+        if result.outcome.stop_reason != "health" or diagnosis is None:
+            lineage.append(Attempt(attempt, result.status, metric))
+            return result, lineage
+        remedy = remedy if attempt < remedies else None
+        lineage.append(Attempt(attempt, result.status, metric, diagnosis["rule"], diagnosis["epoch"],
+                               remedy.words(cfg) if remedy else None,
+                               tuple(remedy.overrides(cfg)) if remedy else (), tuple(a.text for a in advice)))
+        if remedy is None:
+            if remedies and attempt < remedies:
+                console.say(f"== {stage.task}/{stage.name}: no config change left to cure {diagnosis['rule']}; "
+                            + "; ".join(a.text for a in advice))
+            return result, lineage
+        console.say(f"== {stage.task}/{stage.name}: remedy {attempt + 1}/{remedies} for {diagnosis['rule']}: "
+                    f"{remedy.words(cfg)}")
+        tried.append(diagnosis["rule"])
+        cfg = remedy.apply(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:

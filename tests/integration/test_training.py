@@ -256,3 +256,28 @@ def test_the_same_seed_repeats_a_one_worker_run_exactly(synth_dir, tmp_path: Pat
     first, again, other = run(5, "a"), run(5, "b"), run(6, "c")
     assert first == again
     assert [h["train/loss"] for h in first] != [h["train/loss"] for h in other]
+
+
+def test_remedies_retrain_a_stopped_stage_with_its_cure_and_record_the_lineage(synth_dir, tmp_path: Path,
+                                                                                capsys) -> None:
+    """lr 3.0, a thousand times the grading default: every step rewrites the weights and
+    a learning-rate rule stops the run at epoch 1. --remedies 1 retrains it at the stage
+    default (one move, not x0.1 three times), which completes: exit 0, lineage recorded.
+    Without --remedies the same run exits 1."""
+    data = synth_dir("grading", rows=120)
+    settings = [a for kv in [*TINY, "fit.epochs=2", "optim.lr=3.0"] for a in ("--set", kv)]
+    out = tmp_path / "healed"
+    code, text = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(out), "--remedies", "1",
+                       *settings)
+    assert code == 0, text[-3000:]
+    assert "remedy 1/1 for" in text and "optim.lr 3 -> 0.003" in text
+    summary = json.loads((out / "summary.json").read_text())
+    first, healed = summary["lineages"]["grading"]
+    assert first["rule"] in ("oversized_updates", "exploding_gradients", "non_finite", "dead_outputs")
+    assert first["status"] == "stopped" and first["overrides"] == ["optim.lr=0.003"]
+    assert healed == {**healed, "attempt": 1, "status": "completed", "rule": None}
+    assert summary["runs"][-1]["config"]["optim"]["lr"] == pytest.approx(0.003)
+    plain = tmp_path / "plain"
+    code, _ = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(plain), *settings)
+    assert code == 1
+    assert "lineages" not in json.loads((plain / "summary.json").read_text())
