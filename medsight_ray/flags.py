@@ -100,6 +100,18 @@ def shorthands(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def remedies(args: argparse.Namespace) -> int:
+    """``--remedies N``, checked.
+
+    Raises:
+        ConfigError: N is negative.
+    """
+    if args.remedies < 0:
+        raise ConfigError("--remedies is a count of attempts", where="--remedies", expected="0 (off) or more",
+                          got=str(args.remedies))
+    return int(args.remedies)
+
+
 def _as_override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"
 

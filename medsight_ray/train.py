@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from medsight_ray.fit.runner import prepare_data, storage_path
 
     stages = pipeline(args.task) if args.pipeline else [get_stage(args.task, args.stage)]
+    flags.remedies(args)
     configs = stage_configs(stages, args)
     if args.print_config:
         console.say(flags.format_configs({name: (cfg, {}) for name, cfg in configs.items()}, args.task))

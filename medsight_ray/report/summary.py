@@ -91,6 +91,39 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def lineages(section: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Each lineage of one stage's sweep, in trial order: the diagnosed trial, then its
+    remedy trials by attempt (a remedy trial's ``lineage`` names its root and parent)."""
+    by_id = {t["trial_id"]: t for t in section["trials"]}
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for trial in section["trials"]:
+        lineage = trial.get("lineage")
+        if lineage and lineage.get("root") in by_id:
+            chains.setdefault(lineage["root"], [by_id[lineage["root"]]]).append(trial)
+    return [sorted(chain, key=lambda t: (t.get("lineage") or {}).get("attempt", 0)) for chain in chains.values()]
+
+
+def healed(trial: dict[str, Any]) -> bool:
+    """A remedy trial that ran without a fatal diagnosis or an error."""
+    return health_class(trial) not in ("health-stopped", "errored")
+
+
+def lineage_lines(section: dict[str, Any]) -> list[str]:
+    """One line per lineage: trial -> diagnosis -> remedy (its exact changes) -> outcome."""
+    key = section["primary_metric"]
+    lines = []
+    for chain in lineages(section):
+        steps = [chain[0]["trial_id"]]
+        for trial in chain[1:]:
+            lineage = trial["lineage"]
+            metric = (trial.get("best") or {}).get(key)
+            ending = ("healed" if healed(trial) else "stopped by " + ", ".join(fatal_rules(trial) or ["error"]))
+            steps.append(f"{lineage['rule']} @ epoch {lineage['epoch']} -> {', '.join(lineage['overrides'])} -> "
+                         f"{trial['trial_id']} {ending}" + (f", {key} {_fmt(metric)}" if metric is not None else ""))
+        lines.append("    remedy: " + " -> ".join(steps))
+    return lines
+
+
 def console_summary(summary: dict[str, Any]) -> str:
     """The few lines printed at the end of a sweep: per stage, the best config and how
     many trials were stopped, and why."""
@@ -112,6 +145,7 @@ def console_summary(summary: dict[str, Any]) -> str:
                     f"{m} {_fmt(v)} {'>=' if ok else 'BELOW'} {t:g}" for m, t, v, ok in targets))
         else:
             lines.append("    no healthy trial finished with a checkpoint")
+        lines += lineage_lines(section)
         lines += [f"    warning: {w}" for w in edge_warnings(section)]
     if summary.get("failed"):
         lines.append(f"  pipeline stopped: {summary['failed']}")

@@ -20,7 +20,7 @@ from medsight_ray.fit.runner import PreparedData, storage_path
 from medsight_ray.tune.progress import StatusTable, SweepProgress
 from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.stopper import HealthStopper
-from medsight_ray.tune.trial import RESULT_FILE, stage_trial
+from medsight_ray.tune.trial import LINEAGE_KEY, RESULT_FILE, stage_trial, trial_overrides
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class SweepOptions:
         trial_cpus: CPUs of the trial's driver (the workers reserve their own).
         overrides: config keys set for every trial, after the space's ``fixed``.
         health_stop: end a trial at its first fatal diagnosis (the ``HealthStopper``).
+        remedies: remedy trials per lineage after a fatal diagnosis (0 = none;
+            :mod:`medsight_ray.tune.remedy_search`).
     """
 
     samples: int | None = None
@@ -44,6 +46,7 @@ class SweepOptions:
     trial_cpus: float = 0.1
     overrides: tuple[str, ...] = ()
     health_stop: bool = True
+    remedies: int = 0
 
 
 @dataclass
@@ -64,6 +67,7 @@ class TrialRecord:
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] | None = None
 
 
 def with_scheme(path: str | None, storage: str) -> str | None:
@@ -102,7 +106,7 @@ def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
         best_row = max(rows, key=lambda r: r.get("objective", -math.inf)) if rows else {}
         records.append(TrialRecord(
             trial_id=str((result.metrics or {}).get("trial_id") or trial_dir.name),
-            stage=stage_name, config=dict(result.config or {}), status=outcome.status,
+            stage=stage_name, config=trial_overrides(dict(result.config or {})), status=outcome.status,
             stop_reason=outcome.describe(), epochs_run=outcome.epochs_run,
             best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
             final={k: v for k, v in (rows[-1] if rows else {}).items()
@@ -110,7 +114,8 @@ def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
             checkpoint=with_scheme(best_row.get("checkpoint_path"), storage),
             wall_seconds=round(float((result.metrics or {}).get("time_total_s") or summary.get("wall_seconds") or 0),
                                1),
-            diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict()))
+            diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict(),
+            lineage=(result.config or {}).get(LINEAGE_KEY)))
     return records
 
 
@@ -157,14 +162,22 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
     else:
+        samples = options.samples or space.num_samples
         searcher = OptunaSearch(seed=options.seed, points_to_evaluate=[dict(p) for p in space.points] or None)
+        if options.remedies > 0:
+            from medsight_ray.tune.remedy_search import Healer, RemedySearcher
+
+            healer = Healer(stage.task, stage.name, to_dict(base), static["storage"])
+            searcher = RemedySearcher(searcher, healer, samples, options.remedies)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(2, epochs),
                                   reduction_factor=2) if options.asha else None
         tuner = tune.Tuner(
             trainable,
             param_space=space.param_space(),
             tune_config=tune.TuneConfig(metric="objective", mode="max", search_alg=searcher, scheduler=scheduler,
-                                        num_samples=options.samples or space.num_samples,
+                                        # Remedy trials come on top of the samples;
+                                        # the searcher says when it is finished.
+                                        num_samples=samples * (1 + options.remedies),
                                         max_concurrent_trials=options.max_concurrent),
             run_config=tune.RunConfig(
                 name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,

@@ -19,6 +19,14 @@ from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_
 from medsight_ray.stages.registry import get_stage
 
 RESULT_FILE = "stage_result.json"
+#: The config key of a remedy trial's lineage (:mod:`medsight_ray.tune.remedy_search`);
+#: never a config key of a stage.
+LINEAGE_KEY = "_lineage"
+
+
+def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config without its lineage: the dotted keys to apply to the base config."""
+    return {k: v for k, v in config.items() if k != LINEAGE_KEY}
 
 
 def _finished(experiment: str, trial_dir_name: str) -> bool:
@@ -47,7 +55,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
         # are complete, so it must not train (or write) again.
         return
     stage = get_stage(static["task"], static["stage"])
-    cfg = apply_overrides(from_dict(stage.config_cls, static["base_config"]), config)
+    cfg = apply_overrides(from_dict(stage.config_cls, static["base_config"]), trial_overrides(config))
     data = PreparedData.from_dict(static["data"])
     init = static.get("init_checkpoint")
     ckpt = None

@@ -46,7 +46,7 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     out = tmp_path / "sweep"
     # ASHA and Optuna both active: the NaN trial must be stopped alone, the rest carry on.
     code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
-                      "--out", str(out))
+                      "--out", str(out), "--remedies", "0")
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     (stage,) = summary["stages"]
@@ -142,3 +142,45 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     # The summary and report are published beside the trials in the storage too.
     assert (store / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
     assert (store / "report" / "report.md").is_file()
+
+
+REMEDY_SPACE = """
+stage: grading/grading
+num_samples: 1
+fixed:
+  fit.epochs: 2
+  fit.batch_size: 16
+  fit.cpus_per_worker: 0.5
+  data.image_size: 32
+  model.backbone.name: resnet10t
+params:
+  optim.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e+1}
+points_to_evaluate:
+  - {optim.lr: 3.0}
+"""
+
+
+def test_a_diagnosed_trial_is_followed_by_its_remedy_trial_which_heals(synth_dir, tmp_path: Path, capsys) -> None:
+    """The sweep's one sample, lr 3.0 (a thousand times the grading default), is stopped
+    at epoch 1 by a learning-rate rule; the searcher queues its remedy (back to the
+    stage default, one move) on top of the sample budget, and the remedy trial heals.
+    The stopped trial alone reaches TPE; the lineage is in the summary, the console and
+    the report."""
+    (tmp_path / "space.yaml").write_text(REMEDY_SPACE)
+    out = tmp_path / "heal"
+    code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
+                      "--out", str(out), "--no-asha")
+    assert code == 0, text[-3000:]
+    (stage,) = json.loads((out / "summary.json").read_text())["stages"]
+    broken, remedy = stage["trials"]
+    assert broken["config"] == {"optim.lr": 3.0} and broken["status"] == "stopped" and broken["lineage"] is None
+    rule = broken["outcome"]["fatal_rules"][0]
+    assert rule in ("oversized_updates", "exploding_gradients", "non_finite", "dead_outputs")
+    assert remedy["config"]["optim.lr"] == pytest.approx(0.003)
+    lineage = remedy["lineage"]
+    assert (lineage["parent"], lineage["root"], lineage["attempt"], lineage["rule"]) == (
+        broken["trial_id"], broken["trial_id"], 1, rule)
+    assert lineage["overrides"] == ["optim.lr=0.003"] and "optim.lr 3 -> 0.003" in lineage["remedy"]
+    assert remedy["status"] == "completed" and not remedy["outcome"]["fatal_rules"]
+    assert stage["best"]["trial_id"] == remedy["trial_id"]
+    assert f"remedy: {broken['trial_id']} -> {rule} @ epoch 1 -> optim.lr=0.003 -> {remedy['trial_id']} healed" in text

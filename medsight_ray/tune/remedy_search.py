@@ -1,0 +1,184 @@
+"""Remedy trials inside Tune: a ``Searcher`` that follows a diagnosed trial with its cure.
+
+:class:`RemedySearcher` wraps the sweep's own searcher (``OptunaSearch``). It suggests
+the inner searcher's configs until ``samples`` of them are out; whenever a trial ends
+with a fatal diagnosis, it queues a remedy trial: the trial's config with the first
+applicable remedy of its diagnosis applied (:func:`medsight_ray.health.lineage.next_attempt`),
+suggested next, ahead of any new sample. A remedy trial that is diagnosed again tries
+the next remedy, up to ``remedies`` attempts per lineage.
+
+What TPE learns is unchanged: the stopped trial reaches the inner searcher as before,
+with its objective of 0. Remedy trials never do: the inner searcher did not suggest
+them and does not know their ids, and their configs may lie outside the space. Remedy
+trials do not count against ``samples``: the searcher says ``FINISHED`` only once the
+samples are out, no remedy is queued and no trial that could still queue one runs.
+
+Each remedy trial's config carries its lineage under ``LINEAGE_KEY`` (parent trial,
+lineage root, attempt, the diagnosis, the remedy's words and exact overrides), so the
+summary, the console and the report read it from the trial itself, also after a resume.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from medsight_ray.config import apply_overrides, flatten, from_dict, to_dict
+from medsight_ray.fit.outcome import read_outcome
+from medsight_ray.health.lineage import next_attempt
+from medsight_ray.tune.trial import LINEAGE_KEY, trial_overrides
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    """The newest ``checkpoint_*`` directory of a Ray Train run (local path or URI)."""
+    import pyarrow.fs as pafs
+
+    from medsight_ray.data.store import resolve
+
+    fs, root = resolve(run_dir)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return None
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                   and i.base_name.startswith("checkpoint_"))
+    if not names:
+        return None
+    return f"{run_dir.rstrip('/')}/{names[-1]}"
+
+
+@dataclass(frozen=True)
+class Healer:
+    """What a remedy needs to know of the sweep (plain data, so the searcher pickles).
+
+    Attributes:
+        task, stage: the stage the sweep tunes.
+        base_config: every trial's config before its sampled keys (as a dict).
+        train_root: where the trials' Ray Train runs live (``train-<trial_id>`` each).
+    """
+
+    task: str
+    stage: str
+    base_config: dict[str, Any]
+    train_root: str
+
+    def diagnoses(self, trial_id: str) -> list[dict[str, Any]]:
+        """Every diagnosis of the trial, from the outcome in its newest checkpoint (the
+        report that carried a fatal diagnosis carried a checkpoint, and Ray Train keeps
+        the newest checkpoint whatever its score)."""
+        checkpoint = latest_checkpoint(f"{self.train_root}/train-{trial_id}")
+        outcome = read_outcome(checkpoint) if checkpoint else None
+        return list(outcome.diagnoses) if outcome else []
+
+    def remedy(self, trial_id: str, config: dict[str, Any], tried: list[str]) -> dict[str, Any] | None:
+        """The remedy trial's config after trial ``trial_id`` (run with ``config``) was
+        stopped, or None when its diagnosis has no config change left to try."""
+        from medsight_ray.stages.registry import get_stage
+
+        stage = get_stage(self.task, self.stage)
+        cfg = apply_overrides(from_dict(stage.config_cls, self.base_config), trial_overrides(config))
+        diagnosis, remedy, advice = next_attempt(self.diagnoses(trial_id), cfg, stage.config_cls(), tried)
+        if diagnosis is None or remedy is None:
+            return None
+        changed = remedy.changed(cfg)
+        flat = flatten(to_dict(remedy.apply(cfg)))
+        parent = config.get(LINEAGE_KEY) or {}
+        lineage = {"parent": trial_id, "root": parent.get("root", trial_id), "attempt": parent.get("attempt", 0) + 1,
+                   "rule": diagnosis["rule"], "epoch": diagnosis["epoch"], "remedy": remedy.words(cfg),
+                   "overrides": remedy.overrides(cfg), "advice": [a.text for a in advice],
+                   "tried": [*tried, diagnosis["rule"]]}
+        return {**trial_overrides(config), **{k: flat[k] for k in changed}, LINEAGE_KEY: lineage}
+
+
+class RemedySearcher(Searcher):
+    """Wraps ``inner`` (OptunaSearch): its samples, then a remedy trial after each
+    trial a fatal diagnosis stopped, up to ``remedies`` per lineage (see the module)."""
+
+    def __init__(self, inner: Searcher, healer: Healer, samples: int, remedies: int,
+                 metric: str = "objective", mode: str = "max") -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.inner = inner
+        self.healer = healer
+        self.samples = samples
+        self.remedies = remedies
+        self.suggested = 0  # configs the inner searcher gave
+        self.queue: list[dict[str, Any]] = []  # remedy configs not yet suggested
+        self.configs: dict[str, dict[str, Any]] = {}  # every live or finished trial's config
+        self.live: set[str] = set()
+        self.remedy_ids: set[str] = set()
+        self.unhealed: list[dict[str, Any]] = []  # lineages that ran out of remedies
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        super().set_search_properties(metric, mode, config, **spec)
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if self.queue:
+            config = self.queue.pop(0)
+            self.remedy_ids.add(trial_id)
+        elif self.suggested < self.samples:
+            config = self.inner.suggest(trial_id)
+            if config is None or config == Searcher.FINISHED:
+                return config
+            self.suggested += 1
+        elif self.live:
+            return None  # a trial still running may end diagnosed and queue a remedy
+        else:
+            return Searcher.FINISHED
+        self.configs[trial_id] = config
+        self.live.add(trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.remedy_ids:
+            self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self.remedy_ids:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
+        self.live.discard(trial_id)
+        if error or not result or result.get("health/fatal", 0.0) < 1.0 or trial_id not in self.configs:
+            return
+        config = self.configs[trial_id]
+        lineage = config.get(LINEAGE_KEY) or {}
+        if lineage.get("attempt", 0) >= self.remedies:
+            self.unhealed.append({"trial_id": trial_id, **lineage})
+            return
+        remedy = self.healer.remedy(trial_id, config, list(lineage.get("tried", [])))
+        if remedy is not None:
+            self.queue.append(remedy)
+
+    def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.add_evaluated_point(*args, **kwargs)
+
+    def get_state(self) -> dict[str, Any]:
+        """Own state and the inner searcher's (through its own ``save``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "inner.pkl")
+            self.inner.save(path)
+            with open(path, "rb") as fh:
+                inner = fh.read()
+        return {"suggested": self.suggested, "queue": self.queue, "configs": self.configs, "live": self.live,
+                "remedy_ids": self.remedy_ids, "unhealed": self.unhealed, "inner": inner}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        inner = state.pop("inner")
+        self.__dict__.update(state)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "inner.pkl")
+            with open(path, "wb") as fh:
+                fh.write(inner)
+            self.inner.restore(path)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.get_state(), fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.set_state(pickle.load(fh))
