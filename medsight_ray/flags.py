@@ -60,7 +60,8 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--verbose": {"action": "store_true", "help": "Ray's own output on the console too (default: OUT/logs/)"},
     "--remedies": {"type": int, "metavar": "N",
                    "help": "after a fatal diagnosis, train again with its remedy (a config change), up to N "
-                           "attempts; 0 = off"},
+                           "attempts; 0 = off (default: 2 in tune, which explores; 0 in train, which runs the "
+                           "config asked for)"},
 }
 
 
@@ -100,12 +101,14 @@ def shorthands(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def remedies(args: argparse.Namespace) -> int:
-    """``--remedies N``, checked.
+def remedies(args: argparse.Namespace, default: int) -> int:
+    """``--remedies N``, checked; ``default`` when not given (the entry point's own).
 
     Raises:
         ConfigError: N is negative.
     """
+    if args.remedies is None:
+        return default
     if args.remedies < 0:
         raise ConfigError("--remedies is a count of attempts", where="--remedies", expected="0 (off) or more",
                           got=str(args.remedies))

@@ -46,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
             "--print-config", "--verbose", "--remedies")
-    p.set_defaults(remedies=0)  # the user asked for one exact config: heal only when asked
     p.add_argument("--storage", metavar="URI", help="Ray storage for checkpoints (path or URI; default OUT/ray)")
     p.add_argument("--init", metavar="CKPT", help="checkpoint of the previous stage (model.pt or its directory)")
     return p
@@ -86,7 +85,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from medsight_ray.fit.runner import prepare_data, storage_path
 
     stages = pipeline(args.task) if args.pipeline else [get_stage(args.task, args.stage)]
-    flags.remedies(args)
+    # The user asked for one exact config: heal only when asked.
+    args.remedies = flags.remedies(args, default=0)
     configs = stage_configs(stages, args)
     if args.print_config:
         console.say(flags.format_configs({name: (cfg, {}) for name, cfg in configs.items()}, args.task))

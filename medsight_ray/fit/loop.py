@@ -129,7 +129,7 @@ class _Trainer:
         self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
         self.stage.prepare(self.ctx)
         self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}",
-                                     self.stage.primary_metric)
+                                     self.stage.primary_metric, self.cfg)
         self.exporter = HealthExporter(f"{self.stage.task}/{self.stage.name}",
                                        ray.train.get_context().get_experiment_name(), self.stage.primary_metric,
                                        enabled=self.rank == 0 and self.cfg.health.export_metrics)

@@ -21,8 +21,11 @@ class HealthMonitor:
     """Evaluate the rules of ``cfg`` for one run of stage ``stage`` (``task/name``)
     whose primary metric (higher is better) is ``primary``."""
 
-    def __init__(self, cfg: HealthConfig, stage: str, primary: str = "") -> None:
+    def __init__(self, cfg: HealthConfig, stage: str, primary: str = "", config: Any = None) -> None:
         self.cfg = cfg
+        #: The run's stage config: remedies are sized on it and worded from its values
+        #: (None: diagnoses carry no remedies).
+        self.config = config
         self.stage = stage
         self.primary = primary
         self.state = StepState()
@@ -43,12 +46,25 @@ class HealthMonitor:
 
     def _fire(self, name: str, evidence: dict[str, Any], threshold: str, step: int) -> Diagnosis:
         rule = self._rule(name)
-        causes, remedies = KNOWLEDGE[name]
+        causes = KNOWLEDGE[name]
         # Diagnoses are stamped 1-based: the epoch whose step or verdict fired them.
         diagnosis = Diagnosis(name, "fatal" if rule.fatal else "warn", self.stage, self.epoch + 1, step,
-                              evidence, threshold, causes, remedies)
+                              evidence, threshold, causes, self._remedy_words(name, evidence))
         self.diagnoses.append(diagnosis)
         return diagnosis
+
+    def _remedy_words(self, name: str, evidence: dict[str, Any]) -> tuple[str, ...]:
+        """The diagnosis' remedies in words, generated from the config changes they make
+        on this run's config (:mod:`medsight_ray.health.remedies`): the words a person
+        reads and the changes ``--remedies`` applies cannot differ. A remedy the config
+        already holds is left out. Without the run's config (a replay), none."""
+        from medsight_ray.health.remedies import Remedy, plan
+
+        if self.config is None:
+            return ()
+        default = type(self.config)()  # a stage's config class: its defaults are the stage's
+        return tuple(step.words(self.config) for step in plan(name, evidence, self.config, default)
+                     if not isinstance(step, Remedy) or step.applicable(self.config))
 
     def fired(self, name: str) -> bool:
         """Has rule ``name`` fired in this run?"""

@@ -257,15 +257,21 @@ def _class_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
                             "no oversampling, no MixUp)", tuple(Change(k, value_of(default, k)) for k in keys)))
     if value_of(cfg, "fit.batch_size") < 16:
         steps.append(Remedy("larger batches", (Change("fit.batch_size", 32),)))
-    return [*steps, *_stalled(evidence, cfg, default)[:1]]
+    if evidence.get("starved_classes") and _has(cfg, "sampler.balanced"):
+        # A class never predicted on the default recipe: draw every class equally often.
+        steps.append(Remedy("sample the classes evenly", (Change("sampler.balanced", True),)))
+    return [*steps, Advice("check the class shares of the data with 'python -m medsight_ray.data check'")]
 
 
 def _prediction_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
     advice = Advice("mark unannotated rows has_segmentation=false instead of giving them empty masks")
     if not _has(cfg, "loss.name", "loss.bce_weight", "loss.dice_weight"):
         return [advice]
+    # Predicting nothing is cheap under BCE and costs everything under Dice.
     return [Remedy("add Dice to BCE", (Change("loss.name", "combined"), Change("loss.bce_weight", 0.5),
-                                       Change("loss.dice_weight", 0.5))), advice]
+                                       Change("loss.dice_weight", 0.5))),
+            Remedy("weigh Dice above BCE", (Change("loss.name", "combined"), Change("loss.bce_weight", 0.2),
+                                            Change("loss.dice_weight", 0.8))), advice]
 
 
 def _loss_falls_metric_flat(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:

@@ -3,7 +3,7 @@
 Step rules see every optimiser step's loss and total gradient norm (before clipping).
 Epoch rules see the epoch's validation metrics, which are already reduced across
 workers, so every worker reaches the same verdict. A rule fires at most once per run.
-The causes and remedies are the seeds' hard-won terms, corrected where measurement
+The causes are the seeds' hard-won terms, corrected where measurement
 proved a seed wrong (seed 001's bbox loss was not backwards).
 """
 
@@ -30,85 +30,80 @@ from medsight_ray.health.config import (
 
 Finding = tuple[dict[str, Any], str]  # (evidence, threshold in words)
 
-KNOWLEDGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+#: Each rule's likely causes, in the seeds' hard-won terms (corrected where measured).
+#: Its remedies are config changes: :mod:`medsight_ray.health.remedies`.
+KNOWLEDGE: dict[str, tuple[str, ...]] = {
     "non_finite": (
-        ("learning rate far too high", "fp16 overflow without loss scaling", "log(0) or division by zero in a loss"),
-        ("lower the learning rate 10x", "keep gradient clipping at max_norm 1.0",
-         "run 'python -m medsight_ray.data check --data URI' for NaN/invalid labels")),
+        'learning rate far too high',
+        'fp16 overflow without loss scaling',
+        'log(0) or division by zero in a loss',
+    ),
     "exploding_gradients": (
-        ("learning rate too high for the batch size", "no warmup"),
-        ("lower the learning rate 10x", "keep gradient clipping at max_norm 1.0",
-         "use a warmup (optim.scheduler=cosine)")),
+        'learning rate too high for the batch size',
+        'no warmup',
+    ),
     "vanishing_gradients": (
-        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)", "every trained part frozen or saturated"),
-        ("raise the backbone lr 10x and the head lr 5-10x", "check which parts the stage trains")),
+        'learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)',
+        'every trained part frozen or saturated',
+    ),
     "chance_metric": (
-        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
-         "a learning rate so high that the outputs died (CAM logits all pushed negative)",
-         "labels not aligned with images", "the stage trains nothing that can change its output"),
-        ("raise the backbone lr 10x and the head lr 5x (seed 001's fix, which the seeds' bbox-loss 'fix' was not)",
-         "if the outputs died, lower the learning rate 10x",
-         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+        'learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)',
+        'a learning rate so high that the outputs died (CAM logits all pushed negative)',
+        'labels not aligned with images',
+        'the stage trains nothing that can change its output',
+    ),
     "oversized_updates": (
-        ("a learning rate far too high: every step moves the weights by a large part of their norm, so "
-         "nothing learned persists (outputs saturate; eval-mode outputs often go constant)",),
-        ("lower the learning rate 10x (or back to the stage default)",
-         "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)")),
+        'a learning rate far too high: every step moves the weights by a large part of their norm, so nothing'
+        ' learned persists (outputs saturate; eval-mode outputs often go constant)',
+    ),
     "dead_outputs": (
-        ("a learning rate far too high: the outputs saturated (every image gets the same answer, "
-         "the CAMs are dark everywhere)",
-         "labels not aligned with images (an AUC far below 0.5 ranks the classes backwards)"),
-        ("lower the learning rate 10x (or back to the stage default)",
-         "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)",
-         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+        'a learning rate far too high: the outputs saturated (every image gets the same answer, the CAMs are '
+        'dark everywhere)',
+        'labels not aligned with images (an AUC far below 0.5 ranks the classes backwards)',
+    ),
     "overfitting": (
-        ("a training set too small for the model", "more epochs than the data supports"),
-        ("use the best checkpoint (kept by validation metric) and fewer epochs (fit.epochs)",
-         "more training data, or stronger augmentation", "a smaller backbone")),
+        'a training set too small for the model',
+        'more epochs than the data supports',
+    ),
     "unmixed_batches": (
-        ("rows stored grouped by label (one class folder after another): the local shuffle buffer "
-         "cannot mix them, so each batch holds one or two classes",),
-        ("write the training rows in random order (python -m medsight_ray.data import does; "
-         "'python -m medsight_ray.data check --data URI' warns of the order)",
-         "raise fit.shuffle_buffer above the longest run of one label")),
+        'rows stored grouped by label (one class folder after another): the local shuffle buffer cannot mix '
+        'them, so each batch holds one or two classes',
+    ),
     "diverging_loss": (
-        ("a learning rate too high for this data and batch size",
-         "batches of one or two classes (rows stored grouped by label; 'python -m medsight_ray.data check' "
-         "warns), so each step pulls the model toward another class",
-         "no warmup"),
-        ("lower the learning rate 10x", "warm up (optim.scheduler=cosine with optim.warmup_fraction=0.1)",
-         "write the training rows in random order (the importers do)")),
+        'a learning rate too high for this data and batch size',
+        "batches of one or two classes (rows stored grouped by label; 'python -m medsight_ray.data check' "
+        'warns), so each step pulls the model toward another class',
+        'no warmup',
+    ),
     "not_learning": (
-        ("learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)",
-         "the trained parts cannot change the output"),
-        ("raise the backbone lr 10x and the head lr 5-10x (seed 001's fix)", "check which parts the stage trains")),
+        'learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)',
+        'the trained parts cannot change the output',
+    ),
     "loss_falls_metric_flat": (
-        ("the loss optimises something other than the metric (e.g. the localisation term dominates)",
-         "a loss a trivial prediction satisfies (BCE alone on mostly empty masks, seed 004)",
-         "labels not aligned with images"),
-        ("rebalance loss.alpha/loss.beta", "for segmentation, add Dice to BCE",
-         "check label alignment with 'python -m medsight_ray.data check --data URI'")),
+        'the loss optimises something other than the metric (e.g. the localisation term dominates)',
+        'a loss a trivial prediction satisfies (BCE alone on mostly empty masks, seed 004)',
+        'labels not aligned with images',
+    ),
     "class_collapse": (
-        ("focal loss on top of heavy class weights starves the majority classes (seed 003)",
-         "minority oversampled in every batch", "MixUp on tiny batches"),
-        ("drop focal loss: use CE with label smoothing 0.05", "clamp class weights to [0.75, 1.5]",
-         "disable MixUp (mixup_prob=0)", "sample the minority 1 batch in 3 (class fraction 0.33)",
-         "use batch size >= 16")),
+        'focal loss on top of heavy class weights starves the majority classes (seed 003)',
+        'minority oversampled in every batch',
+        'MixUp on tiny batches',
+    ),
     "prediction_collapse": (
-        ("BCE alone on mostly empty masks: predicting nothing is cheap (seed 004)",
-         "rows without annotation given empty masks"),
-        ("add Dice to BCE (e.g. 0.4 BCE + 0.4 Dice + 0.2 focal)",
-         "mark unannotated rows has_segmentation=false instead of empty masks")),
+        'BCE alone on mostly empty masks: predicting nothing is cheap (seed 004)',
+        'rows without annotation given empty masks',
+    ),
     "prototype_collapse": (
-        ("contrastive temperature too low (seed 001: tau 0.1)", "prototype lr too high", "identical initialisation"),
-        ("raise tau toward 0.5", "lower the prototype lr", "check stage 1's CAMs localise (energy_ratio > 1)")),
+        'contrastive temperature too low (seed 001: tau 0.1)',
+        'prototype lr too high',
+        'identical initialisation',
+    ),
     "inverted_localisation": (
-        ("a localisation loss that rewards CAM outside the boxes (a truly flipped sign)",
-         "a learning rate far too high (the demo's lr 1.0 trial ends here)",
-         "boxes not moved with flipped images", "x and y swapped in the boxes"),
-        ("check the loss with the gradient-direction test (a step must raise the CAM inside the box)",
-         "lower the learning rate 10x",
-         "check box normalisation and augmentation with 'python -m medsight_ray.data check --data URI'")),
+        'a localisation loss that rewards CAM outside the boxes (a truly flipped sign)',
+        "a learning rate far too high (the demo's lr 1.0 trial ends here)",
+        'boxes not moved with flipped images',
+        'x and y swapped in the boxes',
+    ),
 }
 
 

@@ -12,7 +12,14 @@ from medsight_ray.report import document
 from medsight_ray.report.document import Block
 from medsight_ray.report.figures import health_timeline, importance_bars, metric_curves
 from medsight_ray.report.importance import param_importances
-from medsight_ray.report.summary import console_summary, edge_warnings, fatal_rules, health_class
+from medsight_ray.report.summary import (
+    console_summary,
+    edge_warnings,
+    fatal_rules,
+    healed,
+    health_class,
+    lineages,
+)
 from medsight_ray.stages.targets import check_targets
 
 REPORT_DIR = "report"
@@ -85,6 +92,28 @@ def _diagnosis_blocks(sections: list[dict[str, Any]]) -> list[Block]:
             ("table", ["stage", "trial", "rule", "severity", "epoch", "evidence", "remedies"], rows)]
 
 
+def _remedy_blocks(sections: list[dict[str, Any]]) -> list[Block]:
+    """Each lineage: the diagnosed trial, then every remedy trial with the diagnosis it
+    answered, the exact config changes, and its outcome."""
+    rows = []
+    for section in sections:
+        key = section["primary_metric"]
+        for chain in lineages(section):
+            for trial in chain[1:]:
+                lineage = trial["lineage"]
+                rows.append([section["stage"], lineage["root"], lineage["attempt"], lineage["parent"],
+                             f"{lineage['rule']} @ {lineage['epoch']}", ", ".join(lineage["overrides"]),
+                             trial["trial_id"], "healed" if healed(trial) else health_class(trial),
+                             _fmt((trial.get("best") or {}).get(key))])
+    if not rows:
+        return []
+    return [("h", 1, "Remedies"),
+            ("p", "A trial stopped by a fatal diagnosis was followed by a remedy trial: its config with the "
+                  "diagnosis' remedy applied (health/remedies.py). Healed: it ran without a fatal diagnosis."),
+            ("table", ["stage", "lineage", "attempt", "after trial", "diagnosis", "changes", "remedy trial",
+                       "outcome", "best metric"], rows)]
+
+
 def concept_checkpoint(summary: dict[str, Any]) -> str | None:
     """The best concept model of the sweep: the final model when the last stage tuned is
     a concept stage, else the best checkpoint of any concept stage."""
@@ -117,6 +146,7 @@ def build_report(directory: str | Path, cams: int = 4) -> dict[str, Path]:
         timeline = health_timeline(sections, out / "health-timeline.png")
         blocks += [("h", 1, "Health timeline"), ("img", timeline.name, "which rule fired when, per trial")]
     blocks += _diagnosis_blocks(sections)
+    blocks += _remedy_blocks(sections)
     stopped = {r for s in sections for t in s["trials"] for r in fatal_rules(t)}
     if stopped:
         blocks.append(("p", f"Rules that stopped trials: {', '.join(sorted(stopped))}."))

@@ -69,7 +69,17 @@ def health_timeline(sections: list[dict[str, Any]], path: Path) -> Path:
             ax.plot(diag.get("epoch", 0), y, "x" if fatal else "^", color="#d62728" if fatal else "#ff7f0e", ms=8)
             ax.annotate(diag["rule"], (diag.get("epoch", 0), y), xytext=(5, -3), textcoords="offset points",
                         fontsize=7)
-    ax.set_yticks(range(len(rows)), [f"{stage.split('/')[-1]} {t['trial_id'][:8]}" for stage, t in rows], fontsize=7)
+    # A remedy trial is linked to the trial whose diagnosis it answers: an arrow from that
+    # trial's stop to the remedy's row, and "<- parent" in its label.
+    row_of = {t["trial_id"]: y for y, (_, t) in enumerate(rows)}
+    for y, (_, trial) in enumerate(rows):
+        lineage = trial.get("lineage") or {}
+        if lineage.get("parent") in row_of:
+            ax.annotate("", xy=(0.5, y), xytext=(lineage.get("epoch", 1), row_of[lineage["parent"]]),
+                        arrowprops={"arrowstyle": "->", "color": "#1f77b4", "lw": 1})
+    labels = [f"{stage.split('/')[-1]} {t['trial_id'][:8]}"
+              + (f" <- {t['lineage']['parent'][:8]}" if t.get("lineage") else "") for stage, t in rows]
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set(xlabel="epoch", title="health timeline: which rule fired when")
     _legend(ax, seen)

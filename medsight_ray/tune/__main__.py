@@ -57,8 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
               "--print-config", "--verbose", "--remedies")
-    # A sweep explores: a diagnosed trial is followed by its remedy unless told otherwise.
-    p.set_defaults(remedies=2)
     p.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
     p.add_argument("--storage", metavar="URI", help="Ray storage for trials and checkpoints (path or URI; default OUT)")
     p.add_argument("--samples", type=int, help="trials per stage (default: the space's num_samples)")
@@ -176,7 +174,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent,
                                    seed=args.seed if args.seed is not None else 0,
                                    asha=not args.no_asha, overrides=tuple(overrides),
-                                   remedies=flags.remedies(args)))
+                                   # A sweep explores: a diagnosed trial is followed by its cure.
+                                   remedies=flags.remedies(args, default=2)))
               for space, overrides, samples in plan]
     # Every key and value is checked first: a typo costs no data check and no Ray start.
     configs = {space.stage.name: (base_config(space, options), {p.key: f"sampled: {p.describe()}"

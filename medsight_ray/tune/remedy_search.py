@@ -20,8 +20,9 @@ summary, the console and the report read it from the trial itself, also after a 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -157,28 +158,29 @@ class RemedySearcher(Searcher):
         self.inner.add_evaluated_point(*args, **kwargs)
 
     def get_state(self) -> dict[str, Any]:
-        """Own state and the inner searcher's (through its own ``save``)."""
+        """Own state (JSON-ready) and the inner searcher's, saved by its own ``save``."""
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "inner.pkl")
+            path = os.path.join(tmp, "inner")
             self.inner.save(path)
             with open(path, "rb") as fh:
-                inner = fh.read()
-        return {"suggested": self.suggested, "queue": self.queue, "configs": self.configs, "live": self.live,
-                "remedy_ids": self.remedy_ids, "unhealed": self.unhealed, "inner": inner}
+                inner = base64.b64encode(fh.read()).decode()
+        return {"suggested": self.suggested, "queue": self.queue, "configs": self.configs,
+                "live": sorted(self.live), "remedy_ids": sorted(self.remedy_ids), "unhealed": self.unhealed,
+                "inner": inner}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        inner = state.pop("inner")
-        self.__dict__.update(state)
+        self.suggested, self.queue, self.configs = state["suggested"], state["queue"], state["configs"]
+        self.live, self.remedy_ids, self.unhealed = set(state["live"]), set(state["remedy_ids"]), state["unhealed"]
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "inner.pkl")
+            path = os.path.join(tmp, "inner")
             with open(path, "wb") as fh:
-                fh.write(inner)
+                fh.write(base64.b64decode(state["inner"]))
             self.inner.restore(path)
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.get_state(), fh)
+        with open(checkpoint_path, "w") as fh:
+            json.dump(self.get_state(), fh, default=str)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.set_state(pickle.load(fh))
+        with open(checkpoint_path) as fh:
+            self.set_state(json.load(fh))

@@ -11,6 +11,7 @@ from torch import nn
 from medsight_ray.fit.loop import entropy, random_batch_entropy
 from medsight_ray.health.config import HealthConfig
 from medsight_ray.health.monitor import HealthMonitor
+from medsight_ray.stages.registry import get_stage
 from tests.unit.fit.test_accumulation import _Shard, _trainer
 
 COUNTS = [40, 13, 33, 13]  # the cataract data's 41/13/33/13 %
@@ -50,10 +51,12 @@ def test_unmixed_batches_stop_the_run_at_the_first_epoch() -> None:
     """Measured on the real digits stored grouped by class: batch label mix 0.33, F1
     0.12 -> 0.42 in 4 epochs; with the rows shuffled the same recipe is healthy. Every
     epoch on such batches is wasted, so the rule stops the run with the cure."""
-    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro", get_stage("grading").config_cls())
     (d,) = monitor.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.12}, {"f1_macro": 0.3})
+    # The remedy words come from the changes: a buffer that mixes, then the data itself.
+    assert d.remedies[0] == "mix the batches with a larger shuffle buffer (fit.shuffle_buffer 256 -> 4096)"
     assert (d.rule, d.severity, d.epoch) == ("unmixed_batches", "fatal", 1)
-    assert "random order" in d.remedies[0] and monitor.should_stop()
+    assert "random order" in " ".join(d.remedies) and monitor.should_stop()
     quiet = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert quiet.on_epoch(0, {"train/loss": 1.0, "train/label_mix": 0.93}, {"f1_macro": 0.3}) == []
 

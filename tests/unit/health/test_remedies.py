@@ -128,9 +128,11 @@ def test_a_remedy_the_config_already_holds_is_skipped() -> None:
     assert first is not None and first.changed(broken) == {"loss.name": "ce", "mixup_prob": 0.0}
     second = next_remedy(steps, broken, tried=1)
     assert second is not None and second.changed(broken) == {"fit.batch_size": 32}
-    # On the default recipe the balance remedy changes nothing: skipped.
-    on_default = next_remedy(plan("class_collapse", {}, default, default), default)
-    assert on_default is not None and "loss.name" not in on_default.changed(default)
+    # On the default recipe the balance remedy changes nothing: skipped. A class never
+    # predicted gets even sampling; a collapse onto one class has only advice left.
+    starved = next_remedy(plan("class_collapse", {"starved_classes": ["d"]}, default, default), default)
+    assert starved is not None and starved.changed(default) == {"sampler.balanced": True}
+    assert next_remedy(plan("class_collapse", {"top_class": "a"}, default, default), default) is None
     assert next_remedy([Advice("fix the data")], default) is None
 
 

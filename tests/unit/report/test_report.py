@@ -163,3 +163,31 @@ def test_cam_overlays_of_a_checkpoint_stored_under_a_uri(synth_dir, tmp_path: Pa
     md = paths["markdown"].read_text()
     assert "CAM overlays of the best concept model" in md and f"file://{tmp_path}/store/ckpt" in md
     assert (paths["markdown"].parent / "cams-0.png").stat().st_size > 1000
+
+
+def _healed_sweep() -> dict:
+    """seedlrs (stopped by not_learning) -> remedy r1 (stopped again) -> remedy r2 (healed)."""
+    sweep = _sweep()
+    trials = sweep["stages"][0]["trials"]
+    first = {"parent": "seedlrs", "root": "seedlrs", "attempt": 1, "rule": "not_learning", "epoch": 3,
+             "remedy": "raise the learning rates to the stage default (optim.lr 0.0001 -> 0.003)",
+             "overrides": ["optim.lr=0.003"]}
+    again = _trial("r1", 3e-3, 1.0, 0.0, "stopped", "health: not_learning", [NOT_LEARNING])
+    trials.append({**again, "lineage": first, "outcome": {"fatal_rules": ["not_learning"]}})
+    second = {**first, "parent": "r1", "attempt": 2, "overrides": ["optim.lr=0.03"]}
+    trials.append({**_trial("r2", 3e-2, 1.0, 0.91), "lineage": second})
+    return sweep
+
+
+def test_each_lineage_reads_trial_diagnosis_changes_outcome_in_console_and_report(tmp_path: Path) -> None:
+    sweep = _healed_sweep()
+    text = console_summary(sweep)
+    assert ("remedy: seedlrs -> not_learning @ epoch 3 -> optim.lr=0.003 -> r1 stopped by not_learning, "
+            "val/auc_macro 0 -> not_learning @ epoch 3 -> optim.lr=0.03 -> r2 healed, val/auc_macro 0.91") in text
+    (tmp_path / "summary.json").write_text(json.dumps(sweep))
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "# Remedies" in md
+    assert "| concepts/concepts | seedlrs | 2 | r1 | not_learning @ 3 | optim.lr=0.03 | r2 | healed | 0.91 |" in md
+    # Without remedy trials, no such section.
+    (tmp_path / "summary.json").write_text(json.dumps(_sweep()))
+    assert "# Remedies" not in build_report(tmp_path)["markdown"].read_text()
