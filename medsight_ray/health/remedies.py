@@ -146,8 +146,9 @@ def _lr_ratio(cfg: Any, default: Any) -> float:
 
 
 def _restore_lr(why: str, cfg: Any, default: Any) -> Remedy:
-    """The stage default's learning rate and group scales."""
-    return Remedy(why, tuple(Change(k, value_of(default, k)) for k in ("optim.lr", *LR_SCALES)))
+    """The stage default's optimiser, learning rate and group scales: a learning rate
+    suited to another optimiser (SGD's is 10-100x Adam's) is no default at all."""
+    return Remedy(why, tuple(Change(k, value_of(default, k)) for k in ("optim.name", "optim.lr", *LR_SCALES)))
 
 
 def lower_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:

@@ -80,6 +80,10 @@ def test_a_learning_rate_orders_of_magnitude_too_high_goes_back_to_the_default()
     first = next_remedy(plan("oversized_updates", {"update_ratio": 4.47}, cfg, default), cfg)
     assert first is not None and first.changed(cfg) == {"optim.lr": pytest.approx(3e-3)}
     assert "optim.lr 1 -> 0.003" in first.words(cfg)
+    # SGD at 1e4 (the zoo's lr_far_too_high): the default is Adam's rate, with Adam.
+    sgd = apply_overrides(default, ["optim.name=sgd", "optim.lr=1e4"])
+    back = next_remedy(plan("exploding_gradients", {}, sgd, default), sgd)
+    assert back is not None and back.changed(sgd) == {"optim.name": "adamw", "optim.lr": pytest.approx(3e-3)}
 
 
 def test_a_learning_rate_near_the_default_moves_by_what_the_weight_change_asks() -> None:
