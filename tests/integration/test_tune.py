@@ -184,3 +184,41 @@ def test_a_diagnosed_trial_is_followed_by_its_remedy_trial_which_heals(synth_dir
     assert remedy["status"] == "completed" and not remedy["outcome"]["fatal_rules"]
     assert stage["best"]["trial_id"] == remedy["trial_id"]
     assert f"remedy: {broken['trial_id']} -> {rule} @ epoch 1 -> optim.lr=0.003 -> {remedy['trial_id']} healed" in text
+
+
+def test_a_remedy_queued_before_the_driver_was_killed_runs_after_the_resume(synth_dir, tmp_path: Path,
+                                                                            capsys) -> None:
+    """SIGKILL the driver once Tune has saved the searcher's state with the remedy in it
+    (queued, or suggested and not finished); --resume runs the remedy trial to its end."""
+    import ray
+
+    (tmp_path / "space.yaml").write_text(REMEDY_SPACE)
+    out = tmp_path / "sweep"
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medsight_ray.tune", "--space", str(tmp_path / "space.yaml"), "--data",
+         str(synth_dir("grading", rows=90)), "--out", str(out), "--no-asha"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    experiment = out / "grading-grading"
+
+    def remedy_saved() -> bool:
+        return any("_lineage" in p.read_text(errors="replace") for p in experiment.glob("searcher-state-*.pkl"))
+
+    try:
+        _wait_for(remedy_saved, 300, "a saved searcher state with the remedy", proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "summary.json").exists()
+    # Killed before the remedy trial ended: at most the stopped trial wrote its result.
+    assert len(list(experiment.glob("*/stage_result.json"))) <= 1
+
+    code, text = _run(capsys, "--resume", "--out", str(out))
+    assert code == 0, text[-3000:]
+    (stage,) = json.loads((out / "summary.json").read_text())["stages"]
+    broken, remedy = sorted(stage["trials"], key=lambda t: t["lineage"] is not None)
+    assert broken["outcome"]["fatal_rules"] and broken["lineage"] is None
+    assert remedy["lineage"]["root"] == broken["trial_id"] and remedy["config"]["optim.lr"] == pytest.approx(0.003)
+    assert remedy["status"] == "completed" and stage["best"]["trial_id"] == remedy["trial_id"]
