@@ -172,10 +172,10 @@ def heal(stage: Stage, cfg: Any, data: Any, storage: str, name: str, init: str |
         metric = result.best.get(f"val/{stage.primary_metric}")
         diagnosis, remedy, advice = next_attempt(result.outcome.diagnoses, cfg, default, tried)
         if result.outcome.stop_reason != "health" or diagnosis is None:
-            lineage.append(Attempt(attempt, result.status, metric))
+            lineage.append(Attempt(attempt, result.status, metric, result.epochs_run))
             return result, lineage
         remedy = remedy if attempt < remedies else None
-        lineage.append(Attempt(attempt, result.status, metric, diagnosis["rule"], diagnosis["epoch"],
+        lineage.append(Attempt(attempt, result.status, metric, result.epochs_run, diagnosis["rule"], diagnosis["epoch"],
                                remedy.words(cfg) if remedy else None,
                                tuple(remedy.overrides(cfg)) if remedy else (), tuple(a.text for a in advice)))
         if remedy is None:

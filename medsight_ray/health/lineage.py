@@ -29,11 +29,13 @@ class Attempt:
         advice: what the diagnosis advised that is not a config change.
         metric: the attempt's best primary metric.
         status: how the attempt ended (``completed``, ``stopped``, ``errored``).
+        epochs_run: epochs the attempt trained (its compute, in trial-epochs).
     """
 
     attempt: int
     status: str
     metric: float | None = None
+    epochs_run: int = 0
     rule: str | None = None
     epoch: int | None = None
     remedy: str | None = None
@@ -42,7 +44,8 @@ class Attempt:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"attempt": self.attempt, "status": self.status, "metric": self.metric, "rule": self.rule,
+        return {"attempt": self.attempt, "status": self.status, "metric": self.metric,
+                "epochs_run": self.epochs_run, "rule": self.rule,
                 "epoch": self.epoch, "remedy": self.remedy, "overrides": list(self.overrides),
                 "advice": list(self.advice)}
 

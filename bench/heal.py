@@ -1,0 +1,262 @@
+"""Do the remedies heal? Every pathology-zoo entry, with every rule on, and its cure.
+
+    python bench/heal.py [--seeds 3] [--out bench/results/heal] [--match TEXT] [--no-sweep]
+
+Healable entries are those whose cause is in the stage's own config. For each, and each
+seed (the training seed and the synthetic data's seed both vary):
+
+* **Remedies**: the entry's broken recipe trained as ``python -m medsight_ray.train
+  --remedies 2`` does (:func:`medsight_ray.train.heal`): a stopped run is trained again
+  with its diagnosis' remedy, up to 2 times.
+* **Healed** means the lineage's last run was not stopped by a fatal diagnosis and its
+  best primary metric reaches the bar: the stage target (``stages/targets.py``), or the
+  healthy default config's metric on the same data less 0.02 where that is lower (a
+  stage without a target, data whose noise caps every recipe).
+* **A plain sweep** of the same budget (1 + 2 trials; TPE + ASHA + health stop, no
+  remedies) over the stage's own space in ``tune_spaces/``, starting from the broken
+  config (its first trial), the entry's other settings fixed: which reaches a healthy
+  config first, in trial-epochs?
+
+Entries whose cause is the data, an earlier stage or a bug in code are run once per seed
+with remedies on and listed with the advice they got, counted apart. Each run is
+written to ``OUT/runs/<key>.json`` as it ends, so an interrupted bench resumes. The table
+goes to stdout, the summary to ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from medsight_ray.raylocal import set_local_env
+
+set_local_env()
+
+ROOT = Path(__file__).resolve().parent.parent
+REMEDIES = 2
+#: How far below the healthy default's metric on the same data a healed run may end.
+REFERENCE_SLACK = 0.02
+
+
+def cause_kind(entry: Any) -> str:
+    """Where the entry's cause lies: ``config`` (healable), ``data``, ``code`` or ``earlier stage``."""
+    if entry.fault:
+        return "code"
+    if entry.earlier_fault:
+        return "earlier stage"
+    if entry.data_fault:
+        return "data"
+    return "config"
+
+
+def primary_target(stage: Any) -> float | None:
+    """The stage target of its primary metric, if any."""
+    from medsight_ray.stages.targets import STAGE_TARGETS
+
+    key = f"val/{stage.primary_metric}"
+    return next((t for k, t in STAGE_TARGETS.get(f"{stage.task}/{stage.name}", []) if k == key), None)
+
+
+def bar(target: float | None, reference: float | None) -> float:
+    """The metric a healed run must reach: the target, or the reference less the slack
+    where that is lower (or there is no target)."""
+    candidates = [v for v in (target, None if reference is None else reference - REFERENCE_SLACK) if v is not None]
+    return min(candidates) if candidates else float("inf")
+
+
+def _entry_data(entry: Any, out: Path, seed: int) -> str:
+    from medsight_ray.zoo.entries import dataset_for
+
+    return dataset_for(out / "data", entry, data_seed=seed)
+
+
+def run_reference(entry: Any, out: Path, seed: int, data: str) -> float | None:
+    """The stage's default config, the entry's epochs and image size, on the entry's data."""
+    from medsight_ray.config import apply_overrides
+    from medsight_ray.fit.runner import prepare_data, run_stage
+    from medsight_ray.zoo.entries import COMMON, SIZE, stage_of
+
+    stage = stage_of(entry)
+    keep = [o for o in entry.overrides if o.split("=")[0] in ("fit.epochs", "data.image_size")]
+    cfg = apply_overrides(stage.config_cls(), [*COMMON, f"data.image_size={SIZE[entry.task]}", *keep,
+                                               f"fit.seed={seed}"])
+    result = run_stage(stage, cfg, prepare_data(data, entry.task), str(out / "work" / "ray"),
+                       f"reference-{entry.name}-s{seed}")
+    return result.best.get(f"val/{stage.primary_metric}")
+
+
+def run_remedies(entry: Any, out: Path, seed: int, data: str) -> dict[str, Any]:
+    """The broken recipe with ``--remedies 2``: its lineage, trial-epochs and last metric."""
+    from medsight_ray.fit.runner import prepare_data
+    from medsight_ray.train import heal
+    from medsight_ray.zoo.entries import entry_config, stage_of
+
+    stage = stage_of(entry)
+    cfg = entry_config(entry, (f"fit.seed={seed}",))
+    result, lineage = heal(stage, cfg, prepare_data(data, entry.task), str(out / "work" / "ray"),
+                           f"heal-{entry.name}-s{seed}", None, REMEDIES)
+    return {"lineage": [a.to_dict() for a in lineage], "trial_epochs": sum(a.epochs_run for a in lineage),
+            "stopped": result.outcome.stop_reason == "health",
+            "metric": result.best.get(f"val/{stage.primary_metric}")}
+
+
+def _space_for(entry: Any, seed: int) -> str:
+    """The stage's own search space with the broken recipe as its first point and the
+    entry's other settings fixed (YAML text)."""
+    import yaml
+
+    from medsight_ray.config import parse_value
+    from medsight_ray.health.remedies import value_of
+    from medsight_ray.zoo.entries import COMMON, SIZE, entry_config
+
+    space = yaml.safe_load((ROOT / "tune_spaces" / f"{entry.stage}.yaml").read_text())
+    cfg = entry_config(entry, (f"fit.seed={seed}",))
+    searched = set(space["params"])
+    settings = (o.split("=", 1) for o in (*COMMON, f"data.image_size={SIZE[entry.task]}", *entry.overrides,
+                                           f"fit.seed={seed}"))
+    fixed = {k: parse_value(v) for k, v in settings if k not in searched}
+    first = {k: value_of(cfg, k) for k in space["params"]}
+    for key, spec in space["params"].items():
+        # The sweep starts from the broken config: its range must hold the broken value.
+        if spec.get("dist") != "categorical" and isinstance(first[key], (int, float)):
+            spec["low"], spec["high"] = min(spec["low"], first[key]), max(spec["high"], first[key])
+    return yaml.safe_dump({"stage": space["stage"], "num_samples": 1 + REMEDIES, "fixed": fixed,
+                           "params": space["params"], "points_to_evaluate": [first]}, sort_keys=False)
+
+
+def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float) -> dict[str, Any]:
+    """A plain sweep (no remedies) of 1 + REMEDIES trials from the broken config; the
+    trial-epochs spent until the first healthy trial, in trial order."""
+    import ray
+
+    work = out / "work" / f"sweep-{entry.name}-s{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "space.yaml").write_text(_space_for(entry, seed))
+    cmd = [sys.executable, "-m", "medsight_ray.tune", "--space", str(work / "space.yaml"), "--data", data,
+           "--out", str(work / "out"), "--remedies", "0", "--seed", str(seed),
+           "--address", ray.get_runtime_context().gcs_address]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    summary = work / "out" / "summary.json"
+    if not summary.is_file():
+        raise RuntimeError(f"sweep exited {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    (stage,) = json.loads(summary.read_text())["stages"]
+    key, spent, first_healthy = stage["primary_metric"], 0, None
+    trials = []
+    for trial in stage["trials"]:
+        spent += trial["epochs_run"]
+        metric = (trial.get("best") or {}).get(key)
+        ok = (not trial["outcome"].get("fatal_rules") and trial["status"] != "errored"
+              and metric is not None and metric >= healed_at)
+        trials.append({"config": trial["config"], "epochs_run": trial["epochs_run"], "metric": metric,
+                       "fatal_rules": trial["outcome"].get("fatal_rules", []), "healthy": ok})
+        if ok and first_healthy is None:
+            first_healthy = spent
+    return {"trials": trials, "trial_epochs": spent, "trial_epochs_to_healthy": first_healthy}
+
+
+def run_job(entry: Any, out: Path, seed: int, sweep: bool) -> dict[str, Any]:
+    """One entry at one seed: reference, remedies and (for a healable entry) the sweep."""
+    from medsight_ray.zoo.entries import stage_of
+
+    data = _entry_data(entry, out, seed)
+    stage = stage_of(entry)
+    kind = cause_kind(entry)
+    row: dict[str, Any] = {"entry": entry.name, "seed": seed, "stage": f"{entry.task}/{entry.stage}",
+                           "kind": kind, "healable": kind == "config"}
+    row["reference"] = run_reference(entry, out, seed, data) if kind == "config" else None
+    row["bar"] = bar(primary_target(stage), row["reference"])
+    row["remedies"] = run_remedies(entry, out, seed, data)
+    remedied = row["remedies"]
+    row["healed"] = (not remedied["stopped"] and remedied["metric"] is not None and remedied["metric"] >= row["bar"])
+    row["advice"] = sorted({a for attempt in remedied["lineage"] for a in attempt["advice"]})
+    if sweep and kind == "config":
+        row["sweep"] = run_sweep(entry, out, seed, data, row["bar"])
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per entry: runs, healed, attempts and trial-epochs (remedies and sweep)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        e = entries.setdefault(row["entry"], {"kind": row["kind"], "runs": 0, "healed": 0, "attempts": [],
+                                             "remedy_trial_epochs": [], "sweeps": 0, "sweep_healthy": 0,
+                                             "sweep_trial_epochs_to_healthy": [], "first": [], "advice": set()})
+        e["runs"] += 1
+        e["healed"] += bool(row["healed"])
+        e["attempts"].append(len(row["remedies"]["lineage"]) - 1)
+        e["remedy_trial_epochs"].append(row["remedies"]["trial_epochs"])
+        e["advice"].update(row["advice"])
+        sweep = row.get("sweep")
+        if sweep:
+            e["sweeps"] += 1
+            e["sweep_healthy"] += sweep["trial_epochs_to_healthy"] is not None
+            if sweep["trial_epochs_to_healthy"] is not None:
+                e["sweep_trial_epochs_to_healthy"].append(sweep["trial_epochs_to_healthy"])
+            if row["healed"] and sweep["trial_epochs_to_healthy"] is not None:
+                e["first"].append("remedies" if row["remedies"]["trial_epochs"] <= sweep["trial_epochs_to_healthy"]
+                                  else "sweep")
+            elif row["healed"] or sweep["trial_epochs_to_healthy"] is not None:
+                e["first"].append("remedies" if row["healed"] else "sweep")
+    healable = [e for e in entries.values() if e["kind"] == "config"]
+    runs, healed = sum(e["runs"] for e in healable), sum(e["healed"] for e in healable)
+    for e in entries.values():
+        e["advice"] = sorted(e["advice"])
+    return {"entries": entries, "healable_runs": runs, "healed_runs": healed,
+            "heal_rate": healed / runs if runs else None}
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The heal table as text."""
+    head = (f"{'entry':<28} {'cause':<13} {'healed':>7} {'attempts':>8} {'remedy t-ep':>11} "
+            f"{'sweep healthy':>13} {'sweep t-ep':>10}  first")
+    lines = [head, "-" * len(head)]
+    def mean(xs: list[float]) -> str:
+        return f"{statistics.fmean(xs):.1f}" if xs else "-"
+
+    for name, e in summary["entries"].items():
+        swept = f"{e['sweep_healthy']}/{e['sweeps']}" if e["sweeps"] else "-"
+        lines.append(f"{name:<28} {e['kind']:<13} {e['healed']:>3}/{e['runs']:<3} {mean(e['attempts']):>8} "
+                     f"{mean(e['remedy_trial_epochs']):>11} {swept:>13} "
+                     f"{mean(e['sweep_trial_epochs_to_healthy']):>10}  {', '.join(e['first']) or '-'}")
+    if summary["heal_rate"] is not None:
+        lines.append(f"healable runs healed within {REMEDIES} remedies: {summary['healed_runs']}/"
+                     f"{summary['healable_runs']} ({100 * summary['heal_rate']:.0f} %)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", default=str(ROOT / "bench/results/heal"))
+    p.add_argument("--match", default="", help="only entries whose name contains this text")
+    p.add_argument("--no-sweep", action="store_true", help="skip the plain-sweep comparison")
+    args = p.parse_args()
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+    from medsight_ray.raylocal import init_ray
+    from medsight_ray.zoo.entries import ENTRIES
+
+    init_ray()
+    for seed in range(args.seeds):
+        for entry in (e for e in ENTRIES if e.causes and args.match in e.name):
+            path = out / "runs" / f"{entry.name}-s{seed}.json"
+            if path.is_file():
+                continue
+            row = run_job(entry, out, seed, sweep=not args.no_sweep)
+            path.write_text(json.dumps(row, indent=2, default=str))
+            print(f"{entry.name} s{seed}: {'healed' if row['healed'] else 'not healed'} "
+                  f"({row['remedies']['metric']}, bar {row['bar']:.3g})", flush=True)
+    rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    summary = summarise(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
