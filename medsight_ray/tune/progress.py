@@ -17,6 +17,7 @@ from ray.tune import Callback
 from ray.tune.progress_reporter import ProgressReporter
 
 from medsight_ray.console import say
+from medsight_ray.tune.trial import LINEAGE_KEY
 
 #: Trial states in which a trial still runs or will.
 LIVE = ("PENDING", "RUNNING", "PAUSED")
@@ -106,13 +107,21 @@ class SweepProgress(Callback):
         self.epochs = epochs
         self.started = time.perf_counter()
         self.done = 0
+        self.remedies = 0
 
     def _ended(self, trial: Any, how: str) -> None:
-        self.done += 1
+        # A remedy trial comes on top of the samples: counted apart, named with its parent.
+        lineage = (getattr(trial, "config", None) or {}).get(LINEAGE_KEY)
+        if lineage:
+            self.remedies += 1
+            how = f"(remedy of {lineage['parent']}: {', '.join(lineage['overrides'])}) {how}"
+        else:
+            self.done += 1
         elapsed = time.perf_counter() - self.started
         left = max(self.total - self.done, 0)
-        eta = _duration(elapsed / self.done * left) if left else "0s"
-        say(f"-- {self.stage}: trial {trial.trial_id} {how}; {self.done}/{self.total} trials done, "
+        eta = _duration(elapsed / max(self.done + self.remedies, 1) * left) if left else "0s"
+        extra = f" and {self.remedies} remedy trial{'s' if self.remedies > 1 else ''}" if self.remedies else ""
+        say(f"-- {self.stage}: trial {trial.trial_id} {how}; {self.done}/{self.total} trials{extra} done, "
             f"{_duration(elapsed)} elapsed, ETA {eta}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
