@@ -151,28 +151,34 @@ def _restore_lr(why: str, cfg: Any, default: Any) -> Remedy:
     return Remedy(why, tuple(Change(k, value_of(default, k)) for k in ("optim.name", "optim.lr", *LR_SCALES)))
 
 
+#: Factor bounds of a learning-rate move sized from the measured weight change, by
+#: direction: never less than x2 or more than x10 up, x0.5 to x0.01 down.
+LR_MOVES = {"raise": (2.0, 10.0), "lower": (0.01, 0.5)}
+
+
+def _move_lr(direction: str, evidence: Evidence, cfg: Any, default: Any) -> Remedy:
+    """Back to the stage default when ``ORDERS_OFF`` x off it the wrong way; else by the
+    factor that brings the measured per-step weight change (``update_ratio``) to a
+    healthy one, within :data:`LR_MOVES` (x10 or x0.1 unmeasured)."""
+    low, high = LR_MOVES[direction]
+    off = _lr_ratio(cfg, default)
+    if off <= 1 / ORDERS_OFF if direction == "raise" else off >= ORDERS_OFF:
+        return _restore_lr(f"{direction} the learning rate to the stage default", cfg, default)
+    measured = evidence.get("update_ratio")
+    factor = high if direction == "raise" else 0.1
+    if isinstance(measured, (int, float)) and measured > 0 and math.isfinite(measured):
+        factor = min(high, max(low, HEALTHY_UPDATE / measured))
+    return Remedy(f"{direction} the learning rate", (Change("optim.lr", factor=factor),))
+
+
 def lower_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
-    """Back to the default when ``ORDERS_OFF`` x above it; else down by the factor that
-    brings the measured per-step weight change to a healthy one (x0.1 unmeasured)."""
-    if _lr_ratio(cfg, default) >= ORDERS_OFF:
-        return _restore_lr("lower the learning rate to the stage default", cfg, default)
-    ratio = evidence.get("update_ratio")
-    factor = 0.1
-    if isinstance(ratio, (int, float)) and ratio > 0 and math.isfinite(ratio):
-        factor = min(0.5, max(0.01, HEALTHY_UPDATE / ratio))
-    return Remedy("lower the learning rate", (Change("optim.lr", factor=factor),))
+    """A learning rate too high: see :func:`_move_lr`."""
+    return _move_lr("lower", evidence, cfg, default)
 
 
 def raise_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
-    """Back to the default when ``ORDERS_OFF`` x below it (seed 001's 100x too low
-    rates); else up by the factor the measured weight change asks for (x10 unmeasured)."""
-    if _lr_ratio(cfg, default) <= 1 / ORDERS_OFF:
-        return _restore_lr("raise the learning rates to the stage default", cfg, default)
-    ratio = evidence.get("update_ratio")
-    factor = 10.0
-    if isinstance(ratio, (int, float)) and ratio > 0 and math.isfinite(ratio):
-        factor = min(10.0, max(2.0, HEALTHY_UPDATE / ratio))
-    return Remedy("raise the learning rate", (Change("optim.lr", factor=factor),))
+    """A learning rate too low (seed 001's 100x too low rates): see :func:`_move_lr`."""
+    return _move_lr("raise", evidence, cfg, default)
 
 
 def warm_up(evidence: Evidence, cfg: Any, default: Any) -> Remedy:

@@ -80,6 +80,17 @@ def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
 RESUME_SPACE = grading_space(3.0e-2, 1.0e-2)
 
 
+def _kill_when(proc: subprocess.Popen, predicate, timeout: float, what: str) -> None:
+    """SIGKILL the driver's process group once ``predicate`` holds (and whatever happens)."""
+    try:
+        _wait_for(predicate, timeout, what, proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -107,18 +118,15 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
          f"file://{synth_dir('grading', rows=90)}", "--out", str(out), "--storage", f"file://{store}", "--no-asha"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     experiment = store / "grading-grading"
-    try:
-        _wait_for(lambda: list(experiment.glob("*/stage_result.json")), 300, "the first trial finished", proc)
-        (first,) = list(experiment.glob("*/stage_result.json"))
+
+    def saved_after_first_trial() -> bool:
         # Tune saves its experiment state at most every 10 s: wait until it knows the trial ended.
-        _wait_for(lambda: any(p.stat().st_mtime > first.stat().st_mtime
-                              for p in experiment.glob("experiment_state-*.json")), 120,
-                  "the experiment state after the first trial", proc)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        results = list(experiment.glob("*/stage_result.json"))
+        return bool(results) and any(p.stat().st_mtime > results[0].stat().st_mtime
+                                     for p in experiment.glob("experiment_state-*.json"))
+
+    _kill_when(proc, saved_after_first_trial, 420, "the experiment state after the first trial finished")
+    (first,) = list(experiment.glob("*/stage_result.json"))
     assert not (out / "summary.json").exists()
     finished = first.parent
     before = {p.name: p.read_bytes() for p in (finished / "result.json", first)}
@@ -204,13 +212,7 @@ def test_a_remedy_queued_before_the_driver_was_killed_runs_after_the_resume(synt
     def remedy_saved() -> bool:
         return any("_lineage" in p.read_text(errors="replace") for p in experiment.glob("searcher-state-*.pkl"))
 
-    try:
-        _wait_for(remedy_saved, 300, "a saved searcher state with the remedy", proc)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _kill_when(proc, remedy_saved, 300, "a saved searcher state with the remedy")
     assert not (out / "summary.json").exists()
     # Killed before the remedy trial ended: at most the stopped trial wrote its result.
     assert len(list(experiment.glob("*/stage_result.json"))) <= 1

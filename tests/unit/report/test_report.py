@@ -170,7 +170,7 @@ def _healed_sweep() -> dict:
     sweep = _sweep()
     trials = sweep["stages"][0]["trials"]
     first = {"parent": "seedlrs", "root": "seedlrs", "attempt": 1, "rule": "not_learning", "epoch": 3,
-             "remedy": "raise the learning rates to the stage default (optim.lr 0.0001 -> 0.003)",
+             "remedy": "raise the learning rate to the stage default (optim.lr 0.0001 -> 0.003)",
              "overrides": ["optim.lr=0.003"]}
     again = _trial("r1", 3e-3, 1.0, 0.0, "stopped", "health: not_learning", [NOT_LEARNING])
     trials.append({**again, "lineage": first, "outcome": {"fatal_rules": ["not_learning"]}})
