@@ -66,7 +66,9 @@ def edge_warnings(section: dict[str, Any], fraction: float = EDGE_FRACTION) -> l
     The position is measured on a log scale for ``loguniform`` parameters.
     """
     best = section.get("best")
-    if not best:
+    # A remedy trial's values came from a remedy (often the stage default), not from the
+    # search: where they sit in the range says nothing about the range.
+    if not best or best.get("lineage"):
         return []
     out = []
     for spec in _param_specs(section):

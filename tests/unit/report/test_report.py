@@ -80,6 +80,12 @@ def test_edge_of_range_warning(lr: float, beta: float, edges: list[str]) -> None
         assert edge in warning and "widen the range in tune_spaces/concepts.yaml" in warning
 
 
+def test_a_remedy_trial_that_is_best_draws_no_edge_warning() -> None:
+    edge = _trial("edge", 1.1e-4, 1.0, 0.95)
+    assert edge_warnings(_section([edge]))
+    assert edge_warnings(_section([{**edge, "lineage": {"parent": "x", "root": "x", "attempt": 1}}])) == []
+
+
 def test_no_best_no_edge_warning() -> None:
     assert edge_warnings(_section([_trial("b", 1e-4, 0.0, 0.0)], best=None)) == []
 
