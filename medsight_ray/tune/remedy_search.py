@@ -30,6 +30,8 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from medsight_ray.config import apply_overrides, flatten, from_dict, to_dict
+from medsight_ray.console import say
+from medsight_ray.errors import MedsightError
 from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.health.lineage import next_attempt
 from medsight_ray.tune.trial import LINEAGE_KEY, trial_overrides
@@ -150,7 +152,13 @@ class RemedySearcher(Searcher):
         if lineage.get("attempt", 0) >= self.remedies:
             self.unhealed.append({"trial_id": trial_id, **lineage})
             return
-        remedy = self.healer.remedy(trial_id, config, list(lineage.get("tried", [])))
+        try:
+            remedy = self.healer.remedy(trial_id, config, list(lineage.get("tried", [])))
+        except (OSError, MedsightError) as err:
+            # The sweep goes on without this remedy: one unreadable outcome (storage
+            # hiccup, a config the stage now rejects) must not end every other trial.
+            say(f"-- no remedy for trial {trial_id}: {err}")
+            return
         if remedy is not None:
             self.queue.append(remedy)
 

@@ -118,3 +118,16 @@ def test_a_queued_remedy_survives_save_and_restore(tmp_path: Path) -> None:
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored.suggest("r1")[LINEAGE_KEY]["parent"] == "a"
     assert inner.count == 1 and ("complete", "a") in inner.seen  # the inner state came back too
+
+
+class BrokenHealer:
+    def remedy(self, trial_id: str, config: dict[str, Any], tried: list[str]) -> dict[str, Any]:
+        raise OSError("storage unreachable")
+
+
+def test_an_unreadable_outcome_costs_its_remedy_not_the_sweep(capsys) -> None:
+    searcher = RemedySearcher(Inner(), BrokenHealer(), samples=1, remedies=2)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", FATAL)
+    assert "no remedy for trial a: storage unreachable" in capsys.readouterr().out
+    assert searcher.suggest("b") == Searcher.FINISHED
