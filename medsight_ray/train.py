@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             result, lineage = heal(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
                                    previous, args.remedies)
             summary["runs"].append(result.summary())
-            if len(lineage) > 1 or args.remedies:
+            if args.remedies:
                 summary.setdefault("lineages", {})[stage.name] = [a.to_dict() for a in lineage]
             key = f"val/{stage.primary_metric}"
             best = result.best.get(key)

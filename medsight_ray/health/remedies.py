@@ -73,9 +73,8 @@ class Change:
     value: Any = None
     factor: float | None = None
 
-    def target(self, cfg: Any) -> Any:
-        """The key's value after the change, on ``cfg``."""
-        current = value_of(cfg, self.key)
+    def target(self, current: Any) -> Any:
+        """The key's value after the change, from its ``current`` value."""
         return current * self.factor if self.factor is not None else self.value
 
 
@@ -93,10 +92,11 @@ class Remedy:
 
     def changed(self, cfg: Any) -> dict[str, Any]:
         """``{key: new value}`` of the changes that change something on ``cfg``."""
+        flat = flatten(to_dict(cfg))  # once: every change reads the same config
         out: dict[str, Any] = {}
         for change in self.changes:
-            new = change.target(cfg)
-            if not _same(new, value_of(cfg, change.key)):
+            new = change.target(flat[change.key])
+            if not _same(new, flat[change.key]):
                 out[change.key] = new
         return out
 
