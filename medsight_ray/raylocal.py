@@ -25,6 +25,16 @@ LOOPBACK_ENV = {
 }
 
 
+#: Whether :func:`init_ray` started a local Ray in this process (which cannot add nodes).
+_STARTED_LOCAL = False
+
+
+def started_local_ray() -> bool:
+    """Is this process's Ray a local instance it started itself (one machine, no
+    autoscaler), rather than a cluster it joined?"""
+    return _STARTED_LOCAL
+
+
 def set_local_env() -> None:
     """Apply :data:`LOOPBACK_ENV` unless the user set a value; call before importing ray."""
     for key, value in LOOPBACK_ENV.items():
@@ -100,6 +110,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     _loopback_if_imported_early()
     ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=True, **kwargs)
+    global _STARTED_LOCAL
+    _STARTED_LOCAL = True
     return True
 
 
@@ -109,8 +121,10 @@ def stop_local_ray() -> None:
     console)."""
     import ray
 
+    global _STARTED_LOCAL
     if ray.is_initialized():
         ray.shutdown()
+    _STARTED_LOCAL = False
 
 
 @contextlib.contextmanager

@@ -19,6 +19,10 @@ class FitConfig:
         workers: Ray Train workers (data-parallel).
         cpus_per_worker: logical CPUs each worker reserves; keep below the node's
             cores so that Ray Data's decode tasks can run beside the workers.
+        placement: how the workers' placement group spreads over nodes: ``PACK``
+            (Ray's default: as few nodes as fit, so gradients rarely cross the
+            network), ``SPREAD`` (across nodes where it can), ``STRICT_PACK`` (one node
+            or none) or ``STRICT_SPREAD`` (one worker per node, or wait for nodes).
         use_gpu: one GPU per worker; ``None`` = use GPUs if the cluster has any.
         amp: mixed precision on GPU (ignored on CPU).
         grad_clip: max total gradient norm (seeds: 1.0); 0 = no clipping.
@@ -41,6 +45,7 @@ class FitConfig:
     batch_size: int = 32
     workers: int = 1
     cpus_per_worker: float = 1.0
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     use_gpu: bool | None = None
     amp: bool = True
     grad_clip: float = 1.0

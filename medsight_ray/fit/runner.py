@@ -136,20 +136,38 @@ def checkpoint_dir(checkpoint: str) -> str:
 
 
 def check_resources(cfg: Any) -> None:
-    """Fail fast when the cluster cannot hold the requested workers (no autoscaling)."""
+    """Fail fast when the cluster cannot hold the requested workers.
+
+    A local Ray this process started cannot grow, so a shortfall there is an error. A
+    cluster it joined may add nodes (an autoscaler, KubeRay), so there the shortfall is
+    said on the console and the run waits for Ray to place the workers.
+
+    Raises:
+        ConfigError: too few CPUs or GPUs on a local Ray this process started.
+    """
     import ray
+
+    from medsight_ray import console
+    from medsight_ray.raylocal import started_local_ray
 
     total = ray.cluster_resources().get("CPU", 0)
     need = cfg.fit.workers * cfg.fit.cpus_per_worker
-    if need > total:
-        raise ConfigError("the cluster cannot hold the requested workers", where="fit.workers/cpus_per_worker",
-                          expected=f"at most {total:g} CPUs in all (this cluster's total)",
-                          got=f"{cfg.fit.workers} workers x {cfg.fit.cpus_per_worker:g} CPUs = {need:g}",
-                          fix="lower fit.workers or fit.cpus_per_worker, or add nodes")
     gpus = ray.cluster_resources().get("GPU", 0)
-    if cfg.fit.use_gpu and cfg.fit.workers > gpus:
-        raise ConfigError("not enough GPUs", where="fit.use_gpu", expected=f"at most {gpus:g} GPU workers",
-                          got=f"{cfg.fit.workers}")
+    short = None
+    if need > total:
+        short = ConfigError("the cluster cannot hold the requested workers", where="fit.workers/cpus_per_worker",
+                            expected=f"at most {total:g} CPUs in all (this cluster's total)",
+                            got=f"{cfg.fit.workers} workers x {cfg.fit.cpus_per_worker:g} CPUs = {need:g}",
+                            fix="lower fit.workers or fit.cpus_per_worker, or add nodes")
+    elif cfg.fit.use_gpu and cfg.fit.workers > gpus:
+        short = ConfigError("not enough GPUs", where="fit.use_gpu", expected=f"at most {gpus:g} GPU workers",
+                            got=f"{cfg.fit.workers}")
+    if short is None:
+        return
+    if started_local_ray():
+        raise short
+    console.say(f"waiting for nodes: {short.what} now ({short.got}; {short.expected}); the run starts when "
+                "the cluster adds them")
 
 
 def storage_path(storage: str) -> str:
@@ -201,7 +219,8 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         fit_loop,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=cfg.fit.workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cfg.fit.cpus_per_worker}),
+                                     resources_per_worker={"CPU": cfg.fit.cpus_per_worker},
+                                     placement_strategy=cfg.fit.placement),
         datasets=datasets,
         dataset_config=EvalExactDataConfig(),
         run_config=RunConfig(

@@ -137,3 +137,10 @@ class SweepProgress(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._ended(trial, "errored (see the log)")
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Its driver died (a lost node, or Train out of worker-group restarts): Tune runs
+        # it again, and Ray Train resumes the run from its last checkpoint.
+        epoch = (trial.last_result or {}).get("epoch", 0)
+        say(f"-- {self.stage}: trial {trial.trial_id} failed after epoch {epoch} (see the log); restart "
+            f"{trial.num_failures} of {trial.max_failures} resumes it from its last checkpoint")

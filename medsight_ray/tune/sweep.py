@@ -37,6 +37,10 @@ class SweepOptions:
         health_stop: end a trial at its first fatal diagnosis (the ``HealthStopper``).
         remedies: remedy trials per lineage after a fatal diagnosis (0 = none;
             :mod:`medsight_ray.tune.remedy_search`).
+        trial_failures: restarts of a trial whose driver died (its node was lost, or
+            Train gave up after ``fit.max_failures`` worker-group restarts). A restart
+            reruns the trial's driver, and Ray Train resumes its run from the run's last
+            checkpoint (same name and storage), so at most the epoch in flight is lost.
     """
 
     samples: int | None = None
@@ -47,6 +51,7 @@ class SweepOptions:
     overrides: tuple[str, ...] = ()
     health_stop: bool = True
     remedies: int = 0
+    trial_failures: int = 1
 
 
 @dataclass
@@ -181,6 +186,7 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         max_concurrent_trials=options.max_concurrent),
             run_config=tune.RunConfig(
                 name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,
+                failure_config=tune.FailureConfig(max_failures=options.trial_failures),
                 progress_reporter=StatusTable(f"{stage.task}/{stage.name}", [p.key for p in space.params]),
                 callbacks=[SweepProgress(f"{stage.task}/{stage.name}", options.samples or space.num_samples,
                                          epochs)]),

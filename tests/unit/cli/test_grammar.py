@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from medsight_ray import flags, predict, train
+from medsight_ray import flags, localcluster, predict, train
 from medsight_ray.data import __main__ as data_cli
 from medsight_ray.report import __main__ as report_cli
 from medsight_ray.tune import __main__ as tune_cli
@@ -23,7 +23,7 @@ from medsight_ray.zoo import __main__ as zoo_cli
 
 ROOT = Path(__file__).resolve().parents[3]
 ENTRY_POINTS = {"train": train, "tune": tune_cli, "zoo": zoo_cli, "data": data_cli, "report": report_cli,
-                "predict": predict}
+                "predict": predict, "localcluster": localcluster}
 #: What a command shares with the others: compared flag by flag.
 COMPARED = ("type", "nargs", "const", "choices", "metavar", "dest")
 

@@ -20,3 +20,16 @@ def test_a_remedy_trial_is_named_with_its_parent_and_counted_apart(capsys) -> No
     first, second = capsys.readouterr().out.strip().splitlines()
     assert "trial a1 stopped by health at epoch 1; 1/2 trials done" in first
     assert "trial b2 (remedy of a1: optim.lr=0.003) completed 2 epochs; 1/2 trials and 1 remedy trial done" in second
+
+
+def test_a_restarted_trial_is_announced_and_not_counted_as_done(capsys) -> None:
+    """A trial whose driver died (its node was lost) is restarted by Tune: the console says
+    so, with the epoch it got to, and the trial still counts as running."""
+    progress = SweepProgress("grading/grading", total=2, epochs=4)
+    lost = SimpleNamespace(trial_id="c3", config={}, last_result={"epoch": 2}, num_failures=1, max_failures=1)
+    progress.on_trial_recover(0, [], lost)
+    progress.on_trial_complete(0, [], SimpleNamespace(trial_id="c3", config={}, last_result={"epoch": 4}))
+    restart, done = capsys.readouterr().out.strip().splitlines()
+    assert "trial c3 failed after epoch 2" in restart
+    assert "restart 1 of 1 resumes it from its last checkpoint" in restart
+    assert "trial c3 completed 4 epochs; 1/2 trials done" in done
