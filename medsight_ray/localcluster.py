@@ -173,15 +173,26 @@ class LocalCluster:
             # The fake provider refuses to start without RAY_FAKE_CLUSTER; a 1 s update
             # interval (default 5 s) makes nodes come and go promptly.
             env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-        self._spawn("head", [
-            self._bin("ray"), "start", "--head", "--block", f"--port={self.port}",
-            f"--num-cpus={self.head_cpus}", f"--object-store-memory={self.object_store_mb * MIB}",
-            f"--dashboard-host={LOOPBACK}", f"--dashboard-port={self.dashboard_port}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
-            "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
-            f"--temp-dir={self.root / 'ray'}", *autoscaler,
-        ], env)
-        self.wait_for_nodes(1, timeout)
+        for attempt in (1, 2):
+            self._spawn("head", [
+                self._bin("ray"), "start", "--head", "--block", f"--port={self.port}",
+                f"--num-cpus={self.head_cpus}", f"--object-store-memory={self.object_store_mb * MIB}",
+                f"--dashboard-host={LOOPBACK}", f"--dashboard-port={self.dashboard_port}",
+                f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+                "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
+                f"--temp-dir={self.root / 'ray'}", *autoscaler,
+            ], env)
+            try:
+                self.wait_for_nodes(1, timeout)
+                return self
+            except RuntimeError:
+                head = self.processes.pop("head")
+                if attempt == 2 or head.poll() is None:
+                    raise
+                # On a loaded machine the head's Ray Client server can time out waiting
+                # for its own node's record, and `ray start --block` then stops the head
+                # (measured while two other Ray instances trained). Start it once more.
+                self._kill_leftovers()
         return self
 
     def add_node(self, spec: NodeSpec, wait: bool = True, timeout: float = 90.0) -> None:
@@ -252,7 +263,6 @@ class LocalCluster:
     def stop(self, grace: float = 20.0) -> None:
         """Stop every node this cluster started (workers first, then the head) and anything
         still running under its directory; remove the directory unless ``keep_logs``."""
-        import psutil
 
         for name in [n for n in self.processes if n != "head"] + ["head"]:
             proc = self.processes.get(name)
@@ -263,16 +273,21 @@ class LocalCluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
-        # Whatever survived its node (a worker whose raylet was SIGKILLed, a straggling
-        # agent, a node the autoscaler started): every process of this cluster names its
-        # directory or its GCS address on its command line.
+        self._kill_leftovers()
+        if not self.keep_logs:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_leftovers(self) -> None:
+        """Kill whatever survived its node (a worker whose raylet was SIGKILLed, a
+        straggling agent, a node the autoscaler started): every process of this cluster
+        names its directory or its GCS address on its command line."""
+        import psutil
+
         ours = re.compile(rf"{re.escape(str(self.root))}|{re.escape(LOOPBACK)}:{self.port}(?!\d)")
         for proc in psutil.process_iter(["pid", "cmdline"]):
             with contextlib.suppress(psutil.Error):
                 if proc.pid != os.getpid() and ours.search(" ".join(proc.info["cmdline"] or [])):
                     proc.kill()
-        if not self.keep_logs:
-            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         try:

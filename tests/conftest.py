@@ -45,6 +45,33 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture()
+def vindr_images(tmp_path: Path) -> tuple[Path, Path]:
+    """The real DICOM under half the CSV's image ids, a PNG of it under the rest."""
+    import shutil
+
+    import pandas as pd
+    from PIL import Image
+
+    from medsight_ray.data.images import read_dicom
+
+    frame = pd.read_csv(FIXTURES / "vindr_sample.csv")
+    ids = list(dict.fromkeys(frame.image_id))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    png = Image.fromarray(read_dicom(FIXTURES / "cxr_small.dcm"))
+    for i, image_id in enumerate(ids):
+        if i % 2:
+            shutil.copy(FIXTURES / "cxr_small.dcm", folder / f"{image_id}.dcm")
+        else:
+            png.save(folder / f"{image_id}.png")
+    # The boxes refer to the original VinDr images (about 2-3k pixels a side).
+    sizes = frame.groupby("image_id")[["x_max", "y_max"]].max().fillna(1000) + 200
+    sizes = sizes.rename(columns={"x_max": "width", "y_max": "height"}).astype(int).reset_index()
+    sizes.to_csv(tmp_path / "sizes.csv", index=False)
+    return folder, tmp_path / "sizes.csv"
+
+
 rewrite_dataset = datafaults.rewrite_dataset  # tests edit copies of datasets as the zoo does
 
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from medsight_ray.data.importers.decode import decoded_rows
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.splits import assign_splits
 from medsight_ray.data.store import DatasetWriter
@@ -51,9 +52,12 @@ def write_items(
     val_fraction: float,
     test_fraction: float,
     seed: int,
+    parallel: bool = False,
 ) -> DatasetInfo:
     """Split ``items`` by patient and write one row per item, in an order drawn from
-    ``seed``; returns the final info.
+    ``seed``; returns the final info. With ``parallel``, rows are decoded by Ray Data
+    tasks (:mod:`medsight_ray.data.importers.decode`) and written here in the same
+    order, so the dataset is the serial import's, row for row.
 
     Why a random order: training streams each file in storage order through a local
     shuffle buffer of a few hundred rows, and Ray Data shuffles whole files, not rows. Rows
@@ -68,8 +72,7 @@ def write_items(
     patients = [patient_of(item) for item in items]
     split_of = assign_splits(patients, val_fraction, test_fraction, seed)
     writer = DatasetWriter(out, info)
-    for item, pid in zip(items, patients):
-        row = make_row(item)
+    for row, pid in zip(decoded_rows(items, make_row, parallel), patients):
         row["patient_id"] = pid
         row["split"] = split_of[pid]
         writer.write([row])

@@ -27,6 +27,7 @@ def import_class_folders(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
+    parallel: bool = False,
 ) -> DatasetInfo:
     """Write ``root``'s class folders as a ``grading`` dataset at ``out``."""
     if not root.is_dir():
@@ -55,4 +56,4 @@ def import_class_folders(
         return {"image_id": f"{path.parent.name}/{path.stem}", "image": encode_png(image), "label": label}
 
     return write_items(out, info, items, lambda it: patient_from_name(it[0].stem, patient_regex),
-                       make_row, val_fraction, test_fraction, seed)
+                       make_row, val_fraction, test_fraction, seed, parallel)

@@ -32,6 +32,7 @@ def import_pairs(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
+    parallel: bool = False,
 ) -> DatasetInfo:
     """Write matching image/mask files as a ``segmentation`` dataset at ``out``."""
     image_by_stem = {p.stem: p for p in image_files(images)}
@@ -72,4 +73,4 @@ def import_pairs(
         }
 
     return write_items(out, info, sorted(image_by_stem), lambda s: patient_from_name(s, patient_regex),
-                       make_row, val_fraction, test_fraction, seed)
+                       make_row, val_fraction, test_fraction, seed, parallel)

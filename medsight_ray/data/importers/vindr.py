@@ -132,6 +132,7 @@ def import_vindr(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
+    parallel: bool = False,
     concept_names: tuple[str, ...] | None = None,
 ) -> tuple[DatasetInfo, dict[str, int]]:
     """Write VinDr-CXR annotations and images as a ``concepts`` dataset at ``out``.
@@ -225,7 +226,7 @@ def import_vindr(
     info = DatasetInfo("concepts", "L", tuple(concept_names), target_names,
                        source=f"medsight_ray import vindr {csv.name} min_votes={min_votes} iou={iou}")
     info = write_items(out, info, list(records.values()), lambda r: meta[r.image_id][2] or r.image_id,
-                       make_row, val_fraction, test_fraction, seed)
+                       make_row, val_fraction, test_fraction, seed, parallel)
     return info, counts
 
 

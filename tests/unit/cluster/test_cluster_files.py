@@ -150,3 +150,21 @@ def test_grafana_dashboard_shows_every_exported_metric() -> None:
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     used = set(re.findall(r"ray_medsight_[a-z_]+", exprs))
     assert used == set(PROMETHEUS_NAMES)
+
+
+def test_the_fake_multinode_yaml_mirrors_aws_with_cpu_only_stand_ins() -> None:
+    """Same worker node types as aws.yaml; each stand-in advertises its instance's CPUs
+    and a marker per GPU, never a GPU (which would turn fit.use_gpu on); loopback only."""
+    fake, aws = _launcher("fake_multinode.yaml"), _launcher("aws.yaml")
+    assert fake["provider"]["type"] == "fake_multinode"
+    assert fake["provider"]["gcs_address"].startswith("127.0.0.1:")
+    workers = {k: v for k, v in fake["available_node_types"].items() if k != fake["head_node_type"]}
+    aws_workers = {k: v for k, v in aws["available_node_types"].items() if k != aws["head_node_type"]}
+    assert workers.keys() == aws_workers.keys()
+    for name, node in workers.items():
+        assert "GPU" not in node["resources"]
+        assert node["resources"]["CPU"] == aws_workers[name]["resources"]["CPU"]
+        assert node["resources"]["a10g_standin"] == aws_workers[name]["resources"]["GPU"]
+        assert node["min_workers"] == 0 and node["max_workers"] <= aws_workers[name]["max_workers"]
+    assert 0 < fake["idle_timeout_minutes"] < 1
+    assert "0.0.0.0" not in (CLUSTER / "fake_multinode.yaml").read_text()

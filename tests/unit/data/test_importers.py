@@ -53,26 +53,6 @@ def test_merge_rule_clusters_overlapping_boxes_of_different_radiologists() -> No
     assert len(merge_boxes(marks, iou=0.4, min_votes=2)) == 1
 
 
-@pytest.fixture()
-def vindr_images(tmp_path: Path) -> tuple[Path, Path]:
-    """The real DICOM under half the CSV's image ids, a PNG of it under the rest."""
-    frame = pd.read_csv(CSV)
-    ids = list(dict.fromkeys(frame.image_id))
-    folder = tmp_path / "images"
-    folder.mkdir()
-    png = Image.fromarray(read_dicom(DICOM))
-    for i, image_id in enumerate(ids):
-        if i % 2:
-            shutil.copy(DICOM, folder / f"{image_id}.dcm")
-        else:
-            png.save(folder / f"{image_id}.png")
-    # The boxes refer to the original VinDr images (about 2-3k pixels a side).
-    sizes = frame.groupby("image_id")[["x_max", "y_max"]].max().fillna(1000) + 200
-    sizes = sizes.rename(columns={"x_max": "width", "y_max": "height"}).astype(int).reset_index()
-    sizes.to_csv(tmp_path / "sizes.csv", index=False)
-    return folder, tmp_path / "sizes.csv"
-
-
 def test_vindr_import_on_real_annotations(vindr_images, tmp_path: Path) -> None:
     folder, sizes = vindr_images
     info, counts = import_vindr(CSV, folder, tmp_path / "out", image_size=64, sizes=sizes, val_fraction=0.3)
