@@ -34,7 +34,7 @@ def _writes(p: argparse.ArgumentParser) -> None:
 
 def _decodes(p: argparse.ArgumentParser) -> None:
     """The flags of an import: where its images are decoded."""
-    flags.add(p, "--address")
+    flags.add(p, "--address", "--verbose")
     p.add_argument("--serial", action="store_true",
                    help="decode in this process, one image after another, without Ray (default: in parallel with "
                         "Ray Data on every core of the cluster; the output is the same, row for row)")
@@ -106,9 +106,14 @@ def _run_import(args: argparse.Namespace) -> str:
     """Run the import; unless ``--serial``, its images are decoded on Ray (joined or local)."""
     if args.serial:
         return _import(args)
+    import tempfile
+
+    from medsight_ray import console
     from medsight_ray.raylocal import ray_for_run
 
-    with ray_for_run(args.address, None):
+    # Ray's own output goes to a log beside, not into, the dataset being written.
+    with console.session(Path(tempfile.mkdtemp(prefix="medsight_import_")), args.verbose) as log, \
+            ray_for_run(args.address, log):
         return _import(args)
 
 

@@ -94,7 +94,7 @@ def test_losing_a_node_mid_epoch_restarts_the_stage_from_its_last_checkpoint(clu
     proc = _train(cluster, data, out, "fit.epochs=3", "fit.cpus_per_worker=1", "fit.placement=STRICT_SPREAD",
                   "fit.max_failures=1")
     deadline = time.monotonic() + 240
-    while not list((out / "ray").glob("*/checkpoint_*")):  # epoch 1 reported
+    while not any(p.is_dir() for p in (out / "ray").glob("*/checkpoint_*")):  # epoch 1 reported
         assert proc.poll() is None and time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.2)
     names = _node_names(cluster)
@@ -149,7 +149,7 @@ def test_a_sweep_job_runs_trials_on_different_nodes_and_survives_losing_a_trial_
          "--max-concurrent", "2", "--no-asha", "--remedies", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
-    while len(list((out / "storage" / "train").glob("*/checkpoint_*"))) < 2:  # both trials reported epoch 1
+    while sum(p.is_dir() for p in (out / "storage" / "train").glob("*/checkpoint_*")) < 2:  # both at epoch 1
         assert job.poll() is None and time.monotonic() < deadline, job.stdout.read()[-3000:] if job.poll() else "slow"
         time.sleep(0.3)
     from ray.util.state import list_actors

@@ -73,9 +73,12 @@ def decoded_rows(items: Sequence[Item], make_row: Callable[[Item], dict], parall
     """
     rows = _rows_with_ray(items, make_row) if parallel else (make_row(item) for item in items)
     started = last = time.monotonic()
+    since = 0
     for done, row in enumerate(rows, start=1):
         now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_S or done == len(items):
+        if done == len(items):  # the whole import's rate, start-up included
             console.say(f"decoded {done}/{len(items)} images ({done / max(now - started, 1e-9):.1f}/s)")
-            last = now
+        elif now - last >= PROGRESS_EVERY_S:  # the rate since the last line
+            console.say(f"decoded {done}/{len(items)} images ({(done - since) / (now - last):.1f}/s)")
+            last, since = now, done
         yield row
