@@ -11,7 +11,6 @@ write this product's layout, so the driver writes).
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -28,36 +27,42 @@ BLOCK_ITEMS = 16
 PROGRESS_EVERY_S = 5.0
 
 
-def _decode_one(make_row: Callable[[Any], dict], blob: bytes) -> bytes:
-    """One item's row, pickled; the product's own error (a bad image names its file)
-    travels back as data, so the driver raises it as it is, not wrapped by Ray."""
-    try:
-        return pickle.dumps(make_row(pickle.loads(blob)))
-    except MedsightError as err:
-        return pickle.dumps((_ERROR, type(err), err.what, err.where, err.expected, err.got, err.fix))
-
-
-_ERROR = "medsight_ray.decode.error"
+def _decode_batch(items: Sequence[Any], make_row: Callable[[Any], dict],
+                  positions: np.ndarray) -> dict[str, list]:
+    """The rows of the items at ``positions``; the product's own error (a bad image names
+    its file) travels back as data in the ``error`` column, so the driver raises it as it
+    is, not wrapped by Ray."""
+    rows: list[dict | None] = []
+    errors: list[dict | None] = []
+    for at in positions:
+        try:
+            rows.append(make_row(items[int(at)]))
+            errors.append(None)
+        except MedsightError as err:
+            rows.append(None)
+            errors.append({"kind": type(err).__name__, "what": err.what, "where": err.where,
+                           "expected": err.expected, "got": err.got, "fix": err.fix})
+    return {"row": rows, "error": errors}
 
 
 def _rows_with_ray(items: Sequence[Any], make_row: Callable[[Any], dict]) -> Iterator[dict]:
     import ray
 
+    from medsight_ray import errors
+
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-
-    def decode(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"row": np.array([_decode_one(make_row, blob) for blob in batch["item"]], dtype=object)}
-
-    blobs = [{"item": pickle.dumps(item)} for item in items]
-    ds = ray.data.from_items(blobs, override_num_blocks=max(1, -(-len(items) // BLOCK_ITEMS)))
-    ds = ds.map_batches(decode, batch_size=BLOCK_ITEMS, batch_format="numpy")
-    for batch in ds.iter_batches(batch_size=BLOCK_ITEMS, batch_format="numpy"):
-        for blob in batch["row"]:
-            row = pickle.loads(blob)
-            if isinstance(row, tuple) and row[:1] == (_ERROR,):
-                kind, what, where, expected, got, fix = row[1:]
-                raise kind(what, where=where, expected=expected, got=got, fix=fix)
+    # The items travel with the function (Ray serialises it once per task); rows come
+    # back as Arrow structs, which the dataset writer converts as it converts any row.
+    ds = ray.data.from_items([{"at": i} for i in range(len(items))],
+                             override_num_blocks=max(1, -(-len(items) // BLOCK_ITEMS)))
+    ds = ds.map_batches(lambda batch: _decode_batch(items, make_row, batch["at"]), batch_size=BLOCK_ITEMS,
+                        batch_format="numpy")
+    for batch in ds.iter_batches(batch_size=BLOCK_ITEMS, batch_format="pyarrow"):
+        for row, error in zip(batch.column("row").to_pylist(), batch.column("error").to_pylist()):
+            if error is not None:
+                kind = getattr(errors, error.pop("kind"), MedsightError)
+                raise kind(error.pop("what"), **error)
             yield row
 
 
