@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m medsight_ray.tune
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 clean:
 	rm -rf $(VENV) medsight_results .pytest_cache
