@@ -45,10 +45,6 @@ points_to_evaluate: [{{optim.lr: 0.001}}, {{optim.lr: 0.003}}]
 """
 
 
-def _names(cluster: LocalCluster) -> dict[str, str]:
-    return {cluster.node_record(n)["node_id"]: n for n in cluster.processes if n != "head"}
-
-
 def _alive(cluster: LocalCluster, prefix: str) -> list[str]:
     """Node ids of the alive actors whose class name starts with ``prefix``."""
     from ray.util.state import list_actors
@@ -86,7 +82,7 @@ def run(cluster: LocalCluster, kind: str, data: Path, out: Path, epochs: int, fa
             time.sleep(0.1)
         epoch1 = time.monotonic()
         time.sleep(2.0)
-        names = _names(cluster)
+        names = cluster.node_names()
         victim = next(names[n] for n in _alive(cluster, victim_of) if n in names)
         killed = time.monotonic()
         cluster.kill_node(victim)

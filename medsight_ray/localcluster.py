@@ -85,8 +85,8 @@ def node_env(python: str = sys.executable) -> dict[str, str]:
     the environment the cluster was started from."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Forced, not defaulted as for a driver: loopback-only is what this cluster is.
     env.update(LOOPBACK_ENV)
-    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     env.setdefault("RAY_AUTH_MODE", "token")
     # A driver's RAY_ADDRESS must not make a node join another cluster.
     env.pop("RAY_ADDRESS", None)
@@ -137,6 +137,8 @@ class LocalCluster:
         self.port = port or free_port()
         self.dashboard_port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
+        #: Nodes lost on purpose (:meth:`kill_node`): their exit is not an error.
+        self.killed: set[str] = set()
         self.keep_logs = False
 
     @property
@@ -237,7 +239,7 @@ class LocalCluster:
             if len(self.alive_nodes()) >= count:
                 return
             for name, proc in self.processes.items():
-                if proc.poll() is not None and name not in getattr(self, "_killed", set()):
+                if proc.poll() is not None and name not in self.killed:
                     raise RuntimeError(f"node {name} exited with {proc.returncode}: {self.log_tail(name)}")
             time.sleep(0.5)
         raise RuntimeError(f"{count} nodes not alive after {timeout:.0f} s; head: {self.log_tail('head')}")
@@ -251,11 +253,15 @@ class LocalCluster:
         """What a worker node wrote when it came up: ``node_id`` and ``raylet_pid``."""
         return json.loads((self.root / "nodes" / f"{name}.json").read_text())
 
+    def node_names(self) -> dict[str, str]:
+        """Ray node id -> name of every worker node this cluster started."""
+        return {self.node_record(name)["node_id"]: name for name in self.processes if name != "head"}
+
     def kill_node(self, name: str) -> str:
         """Lose worker node ``name`` as a spot instance is lost: SIGKILL its raylet (its
         watcher then kills the rest of the node). Returns the Ray node id it had."""
         record = self.node_record(name)
-        self._killed = getattr(self, "_killed", set()) | {name}
+        self.killed.add(name)
         with contextlib.suppress(ProcessLookupError):
             os.kill(record["raylet_pid"], signal.SIGKILL)
         return str(record["node_id"])
@@ -263,7 +269,6 @@ class LocalCluster:
     def stop(self, grace: float = 20.0) -> None:
         """Stop every node this cluster started (workers first, then the head) and anything
         still running under its directory; remove the directory unless ``keep_logs``."""
-
         for name in [n for n in self.processes if n != "head"] + ["head"]:
             proc = self.processes.get(name)
             if proc is not None and proc.poll() is None:
@@ -387,9 +392,8 @@ def up(args: argparse.Namespace, command: Sequence[str]) -> int:
             cluster.add_node(NodeSpec(f"worker-{index}", args.node_cpus, args.object_store_mb))
         print(f"cluster up: {1 + args.nodes} nodes at {cluster.address}, dashboard {cluster.dashboard_url}",
               flush=True)
-        for name in cluster.processes:
-            if name != "head":
-                print(f"  {name}: node {cluster.node_record(name)['node_id'][:12]}", flush=True)
+        for node_id, name in cluster.node_names().items():
+            print(f"  {name}: node {node_id[:12]}", flush=True)
         if not command:
             print("Ctrl-C stops it.", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
@@ -404,8 +408,8 @@ def up(args: argparse.Namespace, command: Sequence[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` is the command to run, never a flag of ours.
-    command = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = build_parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, command = build_parser().parse_args(argv[:split]), argv[split + 1:]
     if args.command == "node":
         return run_node(args.address, args.name, args.cpus, args.object_store_mb, json.loads(args.resources),
                         args.root)
@@ -416,10 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     return up(args, command)
 
 
-def cli() -> None:
-    """Console entry point."""
-    exit_on_error(lambda: main())()
-
+cli = exit_on_error(main)
 
 if __name__ == "__main__":
     cli()

@@ -42,10 +42,6 @@ def _train_workers(cluster: LocalCluster) -> dict[str, dict]:
     return {a.actor_id: {"node": a.node_id, "state": a.state} for a in actors}
 
 
-def _node_names(cluster: LocalCluster) -> dict[str, str]:
-    return {cluster.node_record(n)["node_id"]: n for n in cluster.processes if n != "head"}
-
-
 def _train(cluster: LocalCluster, data: Path, out: Path, *sets: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "medsight_ray.train", "--task", "grading", "--data", str(data), "--out", str(out),
             "--address", cluster.address, "--workers", "2", "--seed", "0"]
@@ -97,7 +93,7 @@ def test_losing_a_node_mid_epoch_restarts_the_stage_from_its_last_checkpoint(clu
     while not any(p.is_dir() for p in (out / "ray").glob("*/checkpoint_*")):  # epoch 1 reported
         assert proc.poll() is None and time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.2)
-    names = _node_names(cluster)
+    names = cluster.node_names()
     first = {k: w for k, w in _train_workers(cluster).items() if k not in before and w["state"] == "ALIVE"}
     victim = next(names[w["node"]] for w in first.values() if w["node"] in names)
     cluster.kill_node(victim)
@@ -154,7 +150,7 @@ def test_a_sweep_job_runs_trials_on_different_nodes_and_survives_losing_a_trial_
         time.sleep(0.3)
     from ray.util.state import list_actors
 
-    names = _node_names(cluster)
+    names = cluster.node_names()
     actors = list_actors(address=cluster.dashboard_url, filters=[("state", "=", "ALIVE")], limit=10000)
     drivers = [a.node_id for a in actors if a.class_name.startswith("ImplicitFunc")]
     workers = {k: w for k, w in _train_workers(cluster).items() if k not in before and w["state"] == "ALIVE"}
