@@ -247,8 +247,8 @@ class OverfittingConfig(RuleConfig):
         rising_epochs: consecutive epochs the validation loss must have risen, each
             above the one before (a one-epoch spike that falls back is BatchNorm or
             sampling noise on a small split).
-        min_skill: skill ((metric - chance) / (1 - chance)) the lowest-loss epoch must
-            have had: a model overfits what it has learned. Measured on 40 training
+        min_skill: skill ((metric - chance) / (1 - chance)) some epoch before the climb
+            must have had: a model overfits what it has learned. Measured on 40 training
             images: the validation loss of the untrained model climbed 1.3 -> 7.7 in 4
             epochs (F1 at chance, eval-mode BatchNorm on batches of 8), then fell to 1.2
             with F1 0.69 by epoch 10.
@@ -356,11 +356,16 @@ class InvertedLocalisationConfig(RuleConfig):
         grace: epochs before the rule may fire.
         alive_energy: mean CAM activation outside the boxes below which the CAMs are dead,
             not inverted (sigmoid units, 0 to 1).
+        min_update: the run's largest epoch weight change per step (``train/update_ratio``)
+            below which training has not moved the CAMs from their random start; the
+            same scale as ``not_learning.max_update`` (measured: seed 001's stage-1
+            rates 1.5e-6 to 2e-5 a step; the sign-flipped box loss 0.011-0.014).
     """
 
     threshold: float = 1.0
     grace: int = 1
     alive_energy: float = 0.05
+    min_update: float = 2e-4
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,8 @@ class ZooEntry:
         overrides: config overrides of the recipe (settings a user could write).
         knobs: synthetic-data knobs of the entry's own dataset.
         truth: the pathology, measured on the metric history of a run with the monitor
-            off; True when it is there. Applied to each prefix of the history, its first
-            True epoch is the pathology's onset; the entry is verified when it has one.
+            off; True when it is there. The entry is verified when it holds on the whole
+            run; its onset is where it began to hold for good (:func:`onset`).
         fault: a stage class in :mod:`medsight_ray.zoo.faults` to train instead of the
             product's stage (a bug in someone's code).
         earlier_fault: the same, for the earlier stage this one starts from.
@@ -263,11 +263,17 @@ def check_configs(names: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> N
 
 
 def onset(entry: ZooEntry, history: History) -> int | None:
-    """The first epoch (1-based) at which the entry's ground truth holds on the history."""
-    for epoch in range(1, len(history) + 1):
-        if entry.truth(history[:epoch]):
-            return epoch
-    return None
+    """The pathology's onset on a run with the monitor off: the first epoch (1-based)
+    from which the entry's ground truth holds on every longer prefix of the history,
+    through the end; None when it does not hold at the end. A run that heals itself had
+    nothing worth stopping: every segmentation net predicts no foreground at first,
+    and one that went on to Dice 0.61 by itself is not seed 004's collapse."""
+    if not history or not entry.truth(history):
+        return None
+    epoch = len(history)
+    while epoch > 1 and entry.truth(history[:epoch - 1]):
+        epoch -= 1
+    return epoch
 
 
 def fired_rules(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -294,7 +300,7 @@ def run_entry(entry: ZooEntry, out: Path, data: str, *, verify: bool = False, ex
     if verify and entry.causes:
         plain = run_stage(stage, apply_overrides(cfg, ["health.enabled=false"]), prepared, str(out / "ray"),
                           f"{name}-truth", init)
-        # Verified when the ground truth held at some epoch (a run may recover later).
+        # Verified when the ground truth holds at the end of the run.
         first_onset = onset(entry, plain.history) if plain.history else 1
         truth = first_onset is not None
     result = run_stage(stage, cfg, prepared, str(out / "ray"), name, init)

@@ -22,3 +22,14 @@ def test_overfitting_truth_needs_the_metric_off_its_best_while_the_train_set_is_
     assert onset(entry, _history([0.3, 0.6, 0.5, 0.5, 0.5, 0.5], [1.3, 1.0, 0.9, 0.8, 0.8, 0.7])) is None
     # A dip that recovers is not overfitting: the last 3 epochs must all stand below.
     assert onset(entry, _history([0.3, 0.6, 0.5, 0.5, 0.59, 0.58], [1.3, 1.0, 0.4, 0.3, 0.2, 0.1])) is None
+
+
+def test_a_run_that_heals_itself_is_not_a_pathology_and_onset_is_where_it_held_for_good() -> None:
+    """Measured: BCE on 95 % empty masks, monitor off, one seed: Dice 0, 0, then 0.35 and
+    0.61. It holds the truth (Dice < 0.1) at epochs 1-2 and heals; another seed's Dice
+    0, 0.149, 0.02, 0.011 collapses for good from epoch 3."""
+    (entry,) = select_entries(("bce_on_empty_masks",))
+    assert onset(entry, [{"val/dice": d} for d in (0.0, 0.0, 0.354, 0.614)]) is None
+    assert onset(entry, [{"val/dice": d} for d in (0.0, 0.149, 0.02, 0.011)]) == 3
+    assert onset(entry, [{"val/dice": d} for d in (0.0, 0.0, 0.0, 0.0)]) == 1
+    assert onset(entry, []) is None
