@@ -104,6 +104,11 @@ def run(cluster: LocalCluster, kind: str, data: Path, out: Path, epochs: int, fa
     histories = ([summary["runs"][0]["history"]] if kind == "train"
                  else [t["history"] for t in summary["stages"][0]["trials"]])
     record["histories"] = histories
+    # Each run's worker-group starts (1-based epoch each started at): [1, 2] is a restart
+    # that resumed from epoch 1's checkpoint, [1, 1] one that started over.
+    outcomes = ([summary["runs"][0]["outcome"]] if kind == "train"
+                else [t["outcome"] for t in summary["stages"][0]["trials"]])
+    record["group_starts"] = [[g["from_epoch"] for g in o.get("workers", [])] for o in outcomes]
     record["restarted"] = "resumes it from its last checkpoint" in output or kind == "train"
     if fault:  # capacity back for what follows
         cluster.add_node(NodeSpec(f"{victim}-replacement", cpus=5, object_store_mb=128))

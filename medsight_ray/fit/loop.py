@@ -26,7 +26,7 @@ from medsight_ray.console import emit
 from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, read_json, save_checkpoint
-from medsight_ray.fit.distributed import gather_arrays, mean_across, world
+from medsight_ray.fit.distributed import all_gather, gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
 from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.fit.stage import Context, Stage, resolve_stage
@@ -142,6 +142,9 @@ class _Trainer:
         self.best = -math.inf
         self.stale = 0
         self._resume(ray.train.get_checkpoint())
+        # Where this worker group runs, in the record (a restart appends its own group).
+        self.outcome = self.outcome.placed(self.start_epoch + 1, all_gather(
+            {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}))
         self.wrapped = self._wrap()
         self.label = f"[{self.stage.task}/{self.stage.name}{' ' + config['label'] if config.get('label') else ''}]"
         if self.rank == 0:

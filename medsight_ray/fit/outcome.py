@@ -36,6 +36,9 @@ class Outcome:
         stop_epoch, stop_step: 1-based epoch and optimiser step of the stop (step 0 =
             at the end of the epoch).
         error: the error's first line, when errored.
+        workers: where the run's worker group ran: one entry per start of the group (the
+            first, and each restart after a lost worker or node), with the 1-based epoch
+            it started at (``from_epoch``) and each rank's ``node_id`` and ``node_ip``.
     """
 
     status: Status = "running"
@@ -46,6 +49,13 @@ class Outcome:
     stop_epoch: int | None = None
     stop_step: int | None = None
     error: str | None = None
+    workers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def placed(self, from_epoch: int, nodes: list[dict[str, Any]]) -> Outcome:
+        """The record after a worker group started at 1-based ``from_epoch`` with rank
+        ``i`` on ``nodes[i]`` (``node_id``, ``node_ip``)."""
+        group = {"from_epoch": from_epoch, "ranks": [{"rank": i, **n} for i, n in enumerate(nodes)]}
+        return replace(self, workers=(*self.workers, group))
 
     def after_epoch(self, epoch: int, diagnoses: list[dict[str, Any]], last_epoch: int,
                     early_stop: bool) -> Outcome:
@@ -91,13 +101,14 @@ class Outcome:
         """JSON-ready form."""
         data = asdict(self)
         data["fatal_rules"], data["diagnoses"] = list(self.fatal_rules), list(self.diagnoses)
+        data["workers"] = list(self.workers)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         """Inverse of :meth:`to_dict`."""
         return cls(**{**data, "fatal_rules": tuple(data.get("fatal_rules", ())),
-                      "diagnoses": tuple(data.get("diagnoses", ()))})
+                      "diagnoses": tuple(data.get("diagnoses", ())), "workers": tuple(data.get("workers", ()))})
 
 
 def read_outcome(directory: str | Path) -> Outcome | None:

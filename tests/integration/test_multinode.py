@@ -70,6 +70,12 @@ def test_a_stage_spreads_its_workers_over_nodes_and_learns_as_on_one_node(cluste
                                          f"fit.placement={placement}"), out)
         nodes[placement] = {w["node"] for k, w in _train_workers(cluster).items() if k not in before}
     assert len(nodes["STRICT_SPREAD"]) == 2 and len(nodes["STRICT_PACK"]) == 1
+    # The run's summary records each worker's node, as Ray placed it.
+    for placement, run in runs.items():
+        (group,) = run["outcome"]["workers"]
+        assert group["from_epoch"] == 1 and [r["rank"] for r in group["ranks"]] == [0, 1]
+        assert {r["node_id"] for r in group["ranks"]} == nodes[placement]
+        assert {r["node_ip"] for r in group["ranks"]} == {"127.0.0.1"}
     spread, packed = runs["STRICT_SPREAD"]["history"], runs["STRICT_PACK"]["history"]
     assert [h["epoch"] for h in spread] == [h["epoch"] for h in packed] == [1, 2]
     for a, b in zip(spread, packed):
@@ -78,6 +84,17 @@ def test_a_stage_spreads_its_workers_over_nodes_and_learns_as_on_one_node(cluste
     # And both learned: the loss fell and the AUC is far above chance (0.5).
     for history in (spread, packed):
         assert history[-1]["train/loss"] < history[0]["train/loss"] and history[-1]["val/auc_macro"] > 0.7
+
+
+def _registered_checkpoints(out: Path) -> list[dict]:
+    """The checkpoints Ray Train's controller has registered for the run under ``out``
+    (its checkpoint manager's snapshot; a checkpoint directory appears before that)."""
+    for snapshot in (out / "ray").glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            return json.loads(snapshot.read_text()).get("checkpoint_results", [])
+        except ValueError:  # being written
+            return []
+    return []
 
 
 def test_losing_a_node_mid_epoch_restarts_the_stage_from_its_last_checkpoint(cluster, synth_dir, tmp_path) -> None:
@@ -90,7 +107,8 @@ def test_losing_a_node_mid_epoch_restarts_the_stage_from_its_last_checkpoint(clu
     proc = _train(cluster, data, out, "fit.epochs=3", "fit.cpus_per_worker=1", "fit.placement=STRICT_SPREAD",
                   "fit.max_failures=1")
     deadline = time.monotonic() + 240
-    while not any(p.is_dir() for p in (out / "ray").glob("*/checkpoint_*")):  # epoch 1 reported
+    # Epoch 1's checkpoint registered (not only written): a restart resumes from it.
+    while not _registered_checkpoints(out):
         assert proc.poll() is None and time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.2)
     names = cluster.node_names()
@@ -104,6 +122,13 @@ def test_losing_a_node_mid_epoch_restarts_the_stage_from_its_last_checkpoint(clu
     restarted = {k: w for k, w in _train_workers(cluster).items() if k not in before and k not in first}
     assert len(restarted) == 2  # a new group of 2 finished the run, on the nodes left
     assert cluster.node_record(victim)["node_id"] not in {w["node"] for w in restarted.values()}
+    # The summary records both groups: the first from epoch 1 with a rank on the lost
+    # node, the restart from epoch 2 (epoch 1's checkpoint) on the nodes left.
+    first_group, second_group = run["outcome"]["workers"]
+    assert first_group["from_epoch"] == 1 and second_group["from_epoch"] == 2
+    lost = cluster.node_record(victim)["node_id"]
+    assert lost in {r["node_id"] for r in first_group["ranks"]}
+    assert {r["node_id"] for r in second_group["ranks"]} == {w["node"] for w in restarted.values()}
     # Capacity back for the tests that follow.
     cluster.add_node(NodeSpec(f"{victim}-replacement", cpus=5, object_store_mb=128))
 

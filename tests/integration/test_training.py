@@ -122,6 +122,9 @@ def test_cli_trains_writes_summary_and_predicts(synth_dir, tmp_path: Path, capsy
     assert run["status"] == "completed" and run["epochs_run"] == 1
     assert run["history"][0]["fit/torch_threads"] == 2  # the worker reserves 0.5 CPU, so Ray alone would give 1
     assert {"val/dice", "val/pred_mean", "val/target_mean"} <= set(run["final"])
+    # Where the one worker ran: a Ray node id (56 hex digits) on loopback.
+    ((rank,),) = [g["ranks"] for g in run["outcome"]["workers"]]
+    assert rank["rank"] == 0 and len(bytes.fromhex(rank["node_id"])) == 28 and rank["node_ip"] == "127.0.0.1"
     assert Path(summary["final_model"]).is_file()
     pred = subprocess.run([sys.executable, "-m", "medsight_ray.predict", "--checkpoint", summary["final_model"],
                            "--image", str(FIXTURES / "nuclei/images/tile_00.png"), "--out", str(tmp_path / "p")],

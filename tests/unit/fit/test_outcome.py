@@ -81,3 +81,17 @@ def test_a_restored_monitor_keeps_its_streaks_and_diagnoses() -> None:
     assert "class_collapse" in [d.rule for d in restored.on_epoch(3, {"train/loss": 0.3}, _collapsed())]
     fresh = HealthMonitor(cfg, "grading/grading", "f1_macro")
     assert fresh.on_epoch(3, {"train/loss": 0.3}, _collapsed()) == []
+
+
+def test_each_worker_group_start_is_recorded_with_its_nodes_and_survives_the_checkpoint() -> None:
+    a, b = {"node_id": "aa", "node_ip": "10.0.0.1"}, {"node_id": "bb", "node_ip": "10.0.0.2"}
+    first = Outcome().placed(1, [a, b]).after_epoch(1, [], last_epoch=3, early_stop=False)
+    # The node of rank 1 was lost in epoch 2; the restarted group resumes from epoch 1's checkpoint.
+    restarted = first.placed(2, [a, {"node_id": "cc", "node_ip": "10.0.0.3"}])
+    assert [g["from_epoch"] for g in restarted.workers] == [1, 2]
+    assert [r["node_id"] for r in restarted.workers[0]["ranks"]] == ["aa", "bb"]
+    assert [(r["rank"], r["node_id"]) for r in restarted.workers[1]["ranks"]] == [(0, "aa"), (1, "cc")]
+    assert Outcome.from_dict(json.loads(json.dumps(restarted.to_dict()))) == restarted
+    # A record written before workers were recorded still reads.
+    old = {k: v for k, v in first.to_dict().items() if k != "workers"}
+    assert Outcome.from_dict(old).workers == ()
