@@ -10,6 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+
+def redact(uri: str) -> str:
+    """``uri`` without the keys of its user part (``s3://KEY:SECRET@bucket`` → ``s3://bucket``)
+    and without its query (endpoint options): what a log or an error may show."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
 
 
 class MedsightError(Exception):

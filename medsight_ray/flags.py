@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import flatten, format_config, load_yaml
-from medsight_ray.errors import ConfigError
+from medsight_ray.errors import ConfigError, redact
 
 RESULTS = Path("medsight_results")
 
@@ -87,8 +87,25 @@ def add(parser: argparse.ArgumentParser | Any, *flags: str, **changes: Any) -> N
 
 
 def default_out(args: argparse.Namespace, command: str) -> Path:
-    """``--out``, else ``medsight_results/<command>-<YYYYmmdd-HHMMSS>``."""
+    """``--out``, else ``medsight_results/<command>-<YYYYmmdd-HHMMSS>``: a local directory.
+
+    Raises:
+        ConfigError: ``--out`` is a URI (``Path`` would fold ``s3://b`` into a local
+            ``s3:/b``); only ``data`` writes to object storage (:func:`out_location`).
+    """
+    if args.out and "://" in args.out:
+        raise ConfigError("--out must be a local directory for this command", where=f"--out {redact(args.out)}",
+                          expected="a local directory (the console log and summary are written there)",
+                          got="a URI", fix="give a local --out (tune stores trials and checkpoints at --storage URI)")
     return Path(args.out) if args.out else RESULTS / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def out_location(args: argparse.Namespace, command: str) -> str:
+    """``--out`` as given when it is a URI (``s3://``, ``gs://``, ``file://``), else
+    :func:`default_out` as a string: where a command that writes only a dataset writes."""
+    if args.out and "://" in args.out:
+        return str(args.out)
+    return str(default_out(args, command))
 
 
 def shorthands(args: argparse.Namespace) -> list[str]:

@@ -69,20 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="convert a real dataset layout")
     kinds = imp.add_subparsers(dest="kind", required=True)
     vindr = kinds.add_parser("vindr", help="VinDr-CXR CSV + PNG/DICOM images -> concepts")
-    vindr.add_argument("--csv", required=True, type=Path)
-    vindr.add_argument("--images", required=True, type=Path)
+    vindr.add_argument("--csv", required=True, metavar="FILE|URI", help="the annotations CSV")
+    vindr.add_argument("--images", required=True, metavar="DIR|URI", help="the folder of PNG/DICOM images")
     vindr.add_argument("--image-size", type=int, default=512)
     vindr.add_argument("--min-votes", type=int, default=1, help="radiologists needed to keep a finding")
     vindr.add_argument("--iou", type=float, default=0.4, help="IoU to merge boxes of different radiologists")
-    vindr.add_argument("--image-labels", type=Path, help="VinDr image_labels CSV for the global labels")
-    vindr.add_argument("--sizes", type=Path, help="CSV image_id,width,height of the original images")
+    vindr.add_argument("--image-labels", metavar="FILE|URI", help="VinDr image_labels CSV for the global labels")
+    vindr.add_argument("--sizes", metavar="FILE|URI", help="CSV image_id,width,height of the original images")
     vindr.add_argument("--concepts", default="observed",
                        help="'observed' (VinDr findings in the CSV), 'vindr22', or a comma-separated list")
     vindr.add_argument("--skip-missing", action="store_true", help="import only images present (counted)")
     _writes(vindr)
     _decodes(vindr)
     folders = kinds.add_parser("folders", help="one folder per class -> grading")
-    folders.add_argument("--root", required=True, type=Path)
+    folders.add_argument("--root", required=True, metavar="DIR|URI", help="the folder of class folders")
     folders.add_argument("--classes", help="comma-separated class order (default: sorted folder names)")
     folders.add_argument("--image-size", type=int, default=224)
     folders.add_argument("--mode", choices=("L", "RGB"), default="RGB")
@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _writes(folders)
     _decodes(folders)
     pairs = kinds.add_parser("pairs", help="image/mask pairs -> segmentation")
-    pairs.add_argument("--images", required=True, type=Path)
-    pairs.add_argument("--masks", required=True, type=Path)
+    pairs.add_argument("--images", required=True, metavar="DIR|URI", help="the folder of images")
+    pairs.add_argument("--masks", required=True, metavar="DIR|URI", help="the folder of masks (same file names)")
     pairs.add_argument("--image-size", type=int, default=128)
     pairs.add_argument("--mode", choices=("L", "RGB"), default="L")
     pairs.add_argument("--patient-regex", help="regex whose group 1 is the patient id in a file name")
@@ -102,8 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Each import's inputs: flag destination -> a folder (True) or a file (False).
+INPUTS = {"vindr": {"csv": False, "images": True, "image_labels": False, "sizes": False},
+          "folders": {"root": True}, "pairs": {"images": True, "masks": True}}
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every input of the import is there (local or on object storage), before Ray starts.
+
+    Raises:
+        DataError: an input is missing or of the wrong kind; names its flag and location.
+    """
+    from medsight_ray.data.location import Location
+    from medsight_ray.errors import DataError
+
+    for dest, folder in INPUTS[args.kind].items():
+        where = getattr(args, dest)
+        if where is None:
+            continue
+        location = Location.of(where)
+        if not (location.is_dir() if folder else location.is_file()):
+            flag = "--" + dest.replace("_", "-")
+            found = "a folder" if location.is_dir() else "a file" if location.is_file() else "nothing there"
+            raise DataError(f"{flag} names no {'folder' if folder else 'file'}", where=f"{flag} {location}",
+                            expected="a folder" if folder else "a file", got=found)
+
+
 def _run_import(args: argparse.Namespace) -> str:
     """Run the import; unless ``--serial``, its images are decoded on Ray (joined or local)."""
+    check_inputs(args)
     if args.serial:
         return _import(args)
     import tempfile
@@ -171,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     set_local_env()
     args = build_parser().parse_args(argv)
     if args.command in ("synth", "import"):
-        args.out = str(flags.default_out(args, "data"))
+        args.out = flags.out_location(args, "data")
     if args.command == "dryrun":
         return _run_dryrun(args)
     if args.command == "synth":

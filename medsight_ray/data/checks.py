@@ -24,7 +24,7 @@ import pyarrow as pa
 from medsight_ray.data.images import decode_image
 from medsight_ray.data.schema import SPLITS, DatasetInfo
 from medsight_ray.data.store import DatasetFiles, iter_batches, list_dataset, read_footer, read_info
-from medsight_ray.errors import DataError
+from medsight_ray.errors import DataError, redact
 
 #: At most this many examples are kept per problem code; the count is kept in full.
 EXAMPLES_PER_CODE = 5
@@ -97,7 +97,7 @@ class CheckReport:
 
     def format(self) -> str:
         """A readable report."""
-        lines = [f"dataset {self.uri}"]
+        lines = [f"dataset {redact(self.uri)}"]
         if self.info is not None:
             lines.append(f"  task {self.info.task}, images {self.info.image_mode}, source: {self.info.source}")
         if self.rows_per_split:

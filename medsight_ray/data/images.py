@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medsight_ray.data.location import Location
 from medsight_ray.errors import DataError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -50,7 +51,7 @@ def resize(array: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize((size, size), method))
 
 
-def read_dicom(path: Path) -> np.ndarray:
+def read_dicom(path: Path | Location) -> np.ndarray:
     """Read a DICOM radiograph as uint8 (H, W), bright = dense, as a radiologist views it.
 
     Applies the modality and VOI LUTs when present, inverts ``MONOCHROME1`` (where
@@ -60,7 +61,7 @@ def read_dicom(path: Path) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(str(path))
+        ds = pydicom.dcmread(io.BytesIO(Location.of(path).read_bytes()))
         pixels = ds.pixel_array
     except Exception as err:  # pydicom raises many types for a broken file
         raise DataError(
@@ -78,13 +79,14 @@ def read_dicom(path: Path) -> np.ndarray:
     return (arr * 255 + 0.5).astype(np.uint8)
 
 
-def read_image_file(path: Path, mode: str) -> np.ndarray:
-    """Read a PNG/JPEG/DICOM file as uint8 in ``mode`` (``L`` or ``RGB``)."""
+def read_image_file(path: Path | Location, mode: str) -> np.ndarray:
+    """Read a PNG/JPEG/DICOM file (local, or a :class:`Location` on object storage) as
+    uint8 in ``mode`` (``L`` or ``RGB``)."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         gray = read_dicom(path)
         return gray if mode == "L" else np.repeat(gray[..., None], 3, axis=2)
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(Location.of(path).read_bytes())) as img:
             return np.asarray(img.convert(mode))
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(

@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from medsight_ray.data.schema import METADATA_KEY, SPLITS, DatasetInfo
-from medsight_ray.errors import DataError
+from medsight_ray.errors import DataError, redact
 
 _FILE_RE = re.compile(r"^(train|val|test)-\d{5}\.parquet$")
 
@@ -51,7 +51,7 @@ def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
         return pafs.FileSystem.from_uri(text)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
         raise DataError(
-            "cannot open this location", where=text,
+            "cannot open this location", where=redact(text),
             expected="a local path or a file://, s3:// or gs:// URI", got=str(err),
         ) from None
 
@@ -66,13 +66,13 @@ def list_dataset(uri: str | Path) -> DatasetFiles:
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         raise DataError(
-            "dataset directory does not exist", where=str(uri),
+            "dataset directory does not exist", where=redact(str(uri)),
             expected="a directory written by 'python -m medsight_ray.data synth' or 'import'",
             got="nothing at that path",
         )
     if info.type != pafs.FileType.Directory:
         raise DataError(
-            "dataset location is not a directory", where=str(uri),
+            "dataset location is not a directory", where=redact(str(uri)),
             expected="a directory of {split}-NNNNN.parquet files", got="a file",
         )
     entries = fs.get_file_info(pafs.FileSelector(root, recursive=False))
@@ -85,7 +85,7 @@ def list_dataset(uri: str | Path) -> DatasetFiles:
     if not by_split:
         others = sorted(e.base_name for e in entries)[:5]
         raise DataError(
-            "no dataset files found", where=str(uri),
+            "no dataset files found", where=redact(str(uri)),
             expected="files named train-00000.parquet, val-00000.parquet, ...",
             got=f"{len(entries)} other entries {others}" if entries else "an empty directory",
             fix="create one with 'python -m medsight_ray.data synth' or 'import'",
@@ -168,7 +168,7 @@ class DatasetWriter:
                     self.fs.delete_file(stale.path)
         except OSError as err:
             raise DataError(
-                "output directory is not writable", where=str(out),
+                "output directory is not writable", where=redact(str(out)),
                 expected="a writable directory", got=str(err),
             ) from None
         self.info = info

@@ -10,6 +10,7 @@ from typing import TypeVar
 import numpy as np
 
 from medsight_ray.data.importers.decode import decoded_rows
+from medsight_ray.data.location import Location
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.splits import assign_splits
 from medsight_ray.data.store import DatasetWriter
@@ -19,12 +20,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".di
 Item = TypeVar("Item")
 
 
-def image_files(folder: Path) -> list[Path]:
+def image_files(folder: Location) -> list[Location]:
     """Image files directly in ``folder``, sorted by name."""
     if not folder.is_dir():
         raise DataError("folder does not exist", where=str(folder), expected="a folder of images",
                         got="no such directory")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
 def patient_from_name(stem: str, regex: str | None) -> str:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from medsight_ray.data.images import encode_png, read_image_file, resize
 from medsight_ray.data.importers.common import image_files, patient_from_name, write_items
+from medsight_ray.data.location import Location
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import DataError
 
 
 def import_class_folders(
-    root: Path,
+    root: str | Path | Location,
     out: str | Path,
     classes: list[str] | None = None,
     image_size: int = 224,
@@ -29,7 +30,8 @@ def import_class_folders(
     seed: int = 0,
     parallel: bool = False,
 ) -> DatasetInfo:
-    """Write ``root``'s class folders as a ``grading`` dataset at ``out``."""
+    """Write ``root``'s class folders (a local folder or a URI) as a ``grading`` dataset at ``out``."""
+    root = Location.of(root)
     if not root.is_dir():
         raise DataError("class-folder root does not exist", where=str(root),
                         expected="a folder with one sub-folder per class", got="no such directory")
@@ -40,7 +42,7 @@ def import_class_folders(
         raise DataError("class folders do not match", where=str(root),
                         expected=f"at least two class folders, including {names}",
                         got=f"folders {found}" + (f", missing {missing}" if missing else ""))
-    items: list[tuple[Path, int]] = []
+    items: list[tuple[Location, int]] = []
     for index, name in enumerate(names):
         files = image_files(root / name)
         if not files:
@@ -50,7 +52,7 @@ def import_class_folders(
     info = DatasetInfo("grading", mode, class_names=tuple(names),
                        source=f"medsight_ray import folders {root}")
 
-    def make_row(item: tuple[Path, int]) -> dict:
+    def make_row(item: tuple[Location, int]) -> dict:
         path, label = item
         image = resize(read_image_file(path, mode), image_size)
         return {"image_id": f"{path.parent.name}/{path.stem}", "image": encode_png(image), "label": label}

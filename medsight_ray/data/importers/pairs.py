@@ -17,13 +17,14 @@ import numpy as np
 
 from medsight_ray.data.images import encode_png, read_image_file, resize
 from medsight_ray.data.importers.common import image_files, patient_from_name, write_items
+from medsight_ray.data.location import Location
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.errors import DataError
 
 
 def import_pairs(
-    images: Path,
-    masks: Path,
+    images: str | Path | Location,
+    masks: str | Path | Location,
     out: str | Path,
     image_size: int = 128,
     mode: str = "L",
@@ -34,7 +35,8 @@ def import_pairs(
     seed: int = 0,
     parallel: bool = False,
 ) -> DatasetInfo:
-    """Write matching image/mask files as a ``segmentation`` dataset at ``out``."""
+    """Write matching image/mask files (local folders or URIs) as a ``segmentation`` dataset at ``out``."""
+    images, masks = Location.of(images), Location.of(masks)
     image_by_stem = {p.stem: p for p in image_files(images)}
     mask_by_stem = {p.stem: p for p in image_files(masks)}
     orphans = sorted(set(mask_by_stem) - set(image_by_stem))

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medsight_ray.data.images import DICOM_SUFFIXES, encode_png, read_dicom, read_image_file, resize
 from medsight_ray.data.importers.common import write_items
+from medsight_ray.data.location import Location
 from medsight_ray.data.schema import VINDR_CONCEPTS, VINDR_TARGETS, DatasetInfo
 from medsight_ray.errors import DataError
 
@@ -48,7 +50,7 @@ NO_FINDING = "No finding"
 @dataclass
 class _Image:
     image_id: str
-    path: Path
+    path: Location
     boxes: dict[int, list[tuple[str, np.ndarray]]] = field(default_factory=dict)  # concept -> [(rad, box)]
     targets: dict[str, set[str]] = field(default_factory=dict)  # target name -> raters
 
@@ -82,11 +84,16 @@ def merge_boxes(marks: list[tuple[str, np.ndarray]], iou: float, min_votes: int)
     return [np.mean([b for _, b in c], axis=0) for c in clusters if len({r for r, _ in c}) >= min_votes]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _table(path: Location, what: str, **kwargs: Any) -> pd.DataFrame:
+    """A CSV file as a frame, or a clear error when there is no such file."""
     if not path.is_file():
-        raise DataError("annotation CSV does not exist", where=str(path), expected="VinDr-CXR annotations CSV",
-                        got="no such file")
-    frame = pd.read_csv(path, dtype={"image_id": str, "class_name": str, "rad_id": str})
+        raise DataError(f"{what} does not exist", where=str(path), expected=what, got="no such file")
+    with path.open() as fh:
+        return pd.read_csv(fh, **kwargs)
+
+
+def _read_csv(path: Location) -> pd.DataFrame:
+    frame = _table(path, "VinDr-CXR annotations CSV", dtype={"image_id": str, "class_name": str, "rad_id": str})
     missing = [c for c in CSV_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError("annotation CSV lacks columns", where=str(path),
@@ -94,40 +101,41 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _find_images(folder: Path, ids: list[str]) -> tuple[dict[str, Path], list[str]]:
+def _find_images(folder: Location, ids: list[str]) -> tuple[dict[str, Location], list[str]]:
     if not folder.is_dir():
         raise DataError("image folder does not exist", where=str(folder), expected="a folder of PNG/DICOM images",
                         got="no such directory")
-    by_stem: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
+    by_stem: dict[str, Location] = {}
+    for p in folder.iterdir():
         if p.suffix.lower() in (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES):
             by_stem.setdefault(p.stem, p)
     return {i: by_stem[i] for i in ids if i in by_stem}, [i for i in ids if i not in by_stem]
 
 
-def _image_meta(path: Path) -> tuple[int, int, str | None]:
+def _image_meta(path: Location) -> tuple[int, int, str | None]:
     """(width, height, patient id or None) of an image file, without decoding PNG pixels."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         import pydicom
 
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        with path.open() as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
         pid = str(ds.get("PatientID", "")).strip() or None
         return int(ds.Columns), int(ds.Rows), pid
     from PIL import Image
 
-    with Image.open(path) as img:
+    with path.open() as fh, Image.open(fh) as img:
         return img.size[0], img.size[1], None
 
 
 def import_vindr(
-    csv: Path,
-    images: Path,
+    csv: str | Path | Location,
+    images: str | Path | Location,
     out: str | Path,
     image_size: int = 512,
     min_votes: int = 1,
     iou: float = 0.4,
-    image_labels: Path | None = None,
-    sizes: Path | None = None,
+    image_labels: str | Path | Location | None = None,
+    sizes: str | Path | Location | None = None,
     skip_missing: bool = False,
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
@@ -148,6 +156,7 @@ def import_vindr(
         the dataset info, and counts: ``images``, ``skipped_missing`` (images in the
         CSV without a file, only with ``skip_missing``), ``boxes``.
     """
+    csv, images = Location.of(csv), Location.of(images)
     frame = _read_csv(csv)
     if concept_names is None:
         seen = {n.lower() for n in frame["class_name"].unique()}
@@ -168,9 +177,9 @@ def import_vindr(
                             "(the count skipped is reported)")
     size_override: dict[str, tuple[int, int]] = {}
     if sizes is not None:
-        sz = pd.read_csv(sizes, dtype={"image_id": str})
+        sz = _table(Location.of(sizes), "image sizes CSV", dtype={"image_id": str})
         size_override = {r.image_id: (int(r.width), int(r.height)) for r in sz.itertuples()}
-    label_votes = _read_image_labels(image_labels) if image_labels is not None else {}
+    label_votes = _read_image_labels(Location.of(image_labels)) if image_labels is not None else {}
 
     records: dict[str, _Image] = {i: _Image(i, p) for i, p in found.items()}
     meta: dict[str, tuple[int, int, str | None]] = {}
@@ -230,9 +239,9 @@ def import_vindr(
     return info, counts
 
 
-def _read_image_labels(path: Path) -> dict[str, dict[str, int]]:
+def _read_image_labels(path: Location) -> dict[str, dict[str, int]]:
     """VinDr ``image_labels_*.csv``: image id -> global label -> number of raters marking it."""
-    frame = pd.read_csv(path, dtype={"image_id": str})
+    frame = _table(path, "VinDr image-label CSV", dtype={"image_id": str})
     missing = [t for t in VINDR_TARGETS if t not in frame.columns] + (["image_id"] if "image_id" not in frame else [])
     if missing:
         raise DataError("image-label CSV lacks columns", where=str(path),

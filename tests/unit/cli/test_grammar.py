@@ -125,3 +125,17 @@ def test_set_wins_over_shorthands_and_seed_sets_the_training_seed(command: str, 
     assert "fit.workers: 2 " in text and "fit.seed: 7 " in text
     assert module.main([*base, "--workers", "2", "--set", "fit.workers=3"]) == 0
     assert "fit.workers: 3 " in capsys.readouterr().out
+
+
+def test_out_is_a_uri_only_where_a_dataset_is_written_and_keys_are_never_shown() -> None:
+    """``Path`` folds ``s3://b/x`` into the local ``s3:/b/x``: a URI --out must reach the
+    dataset writer as given, and be refused where the command writes local files."""
+    from medsight_ray.errors import ConfigError, redact
+
+    uri = "s3://KEY:SECRET@bucket/data?endpoint_override=host:9000&scheme=http"
+    assert flags.out_location(argparse.Namespace(out=uri), "data") == uri
+    assert flags.out_location(argparse.Namespace(out="local/dir"), "data") == "local/dir"
+    with pytest.raises(ConfigError, match="must be a local directory") as err:
+        flags.default_out(argparse.Namespace(out=uri), "train")
+    assert "s3://bucket/data" in str(err.value) and "SECRET" not in str(err.value)
+    assert redact(uri) == "s3://bucket/data" and redact("/a/b") == "/a/b"

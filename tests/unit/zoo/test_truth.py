@@ -33,3 +33,15 @@ def test_a_run_that_heals_itself_is_not_a_pathology_and_onset_is_where_it_held_f
     assert onset(entry, [{"val/dice": d} for d in (0.0, 0.149, 0.02, 0.011)]) == 3
     assert onset(entry, [{"val/dice": d} for d in (0.0, 0.0, 0.0, 0.0)]) == 1
     assert onset(entry, []) is None
+
+
+def test_seed003s_truth_is_accuracy_below_the_majority_class_at_the_end() -> None:
+    """Measured, monitor off: the majority class (36 of 81) never predicted, accuracy
+    0.17 -> 0.38, macro F1 0.07 -> 0.29 (above the best constant class's 0.15 from
+    epoch 3 on): broken for good from epoch 1, though F1 beat chance."""
+    (entry,) = select_entries(("seed003_broken_recipe",))
+    support = {"No Cataract": 36, "Immature Cataract": 14, "Mature Cataract": 20, "IOL Inserted": 11}
+    broken = [{"val/accuracy": a, "details": {"support": support}} for a in (0.173, 0.136, 0.21, 0.333, 0.321, 0.383)]
+    assert onset(entry, broken) == 2
+    healed = broken[:4] + [{"val/accuracy": a, "details": {"support": support}} for a in (0.52, 0.61)]
+    assert onset(entry, healed) is None

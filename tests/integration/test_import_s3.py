@@ -1,0 +1,117 @@
+"""``data import`` reads its inputs from and writes its dataset to ``s3://``, tested
+offline against a local S3-compatible server (moto's, on 127.0.0.1): the rows equal
+those of the same import from and to local folders. ``gs://`` goes through the same
+pyarrow filesystem layer (``FileSystem.from_uri``) but has no local stand-in here, so
+it is untested.
+
+The URIs carry the server's endpoint and keys (``s3://KEY:SECRET@bucket/key?
+endpoint_override=HOST:PORT&scheme=http``), which is how a MinIO or other S3-compatible
+store is named: they travel with the filesystem into Ray Data's tasks, whose processes
+have no AWS settings of their own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from moto.server import ThreadedMotoServer
+
+from medsight_ray.data.checks import check_dataset
+from medsight_ray.data.importers.folders import import_class_folders
+from medsight_ray.data.importers.pairs import import_pairs
+from medsight_ray.data.importers.vindr import import_vindr
+from medsight_ray.data.schema import METADATA_KEY, DatasetInfo
+from tests.conftest import FIXTURES
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "medsight-test"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Callable[[str], str]]:
+    """A local S3 server with an empty bucket; gives the URI of a key in it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+
+    def uri(key: str) -> str:
+        return f"s3://testing:testing@{BUCKET}/{key}?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+
+    fs, _ = pafs.FileSystem.from_uri(uri("") + "&allow_bucket_creation=true")
+    fs.create_dir(BUCKET)
+    yield uri
+    server.stop()
+
+
+def _upload(s3: Callable[[str], str], local: Path, key: str) -> str:
+    fs, path = pafs.FileSystem.from_uri(s3(key))
+    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    return s3(key)
+
+
+def _dataset(uri: str) -> tuple[dict[str, list[dict]], DatasetInfo]:
+    """Every file's rows, by file name, and the dataset info of its footer."""
+    fs, root = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+    files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(root)) if i.path.endswith(".parquet"))
+    rows, infos = {}, set()
+    for path in files:
+        with fs.open_input_file(path) as fh:
+            parquet = pq.ParquetFile(fh)
+            rows[path.rsplit("/", 1)[1]] = parquet.read().to_pylist()
+            infos.add(parquet.metadata.metadata[METADATA_KEY])
+    (info,) = infos
+    return rows, DatasetInfo.from_json(info)
+
+
+def test_folders_from_s3_to_s3_in_parallel_equal_the_local_import(s3, tmp_path) -> None:
+    source = _upload(s3, FIXTURES / "digits4", "in/digits4")
+    import_class_folders(source, s3("out/digits4"), image_size=32, mode="L", seed=3, parallel=True)
+    import_class_folders(FIXTURES / "digits4", tmp_path / "local", image_size=32, mode="L", seed=3)
+    remote, remote_info = _dataset(s3("out/digits4"))
+    local, local_info = _dataset(str(tmp_path / "local"))
+    assert remote.keys() == local.keys() and remote == local
+    # The footers differ only in where the images came from, and name it without the keys.
+    assert remote_info.source == f"medsight_ray import folders s3://{BUCKET}/in/digits4"
+    assert {**remote_info.__dict__, "source": ""} == {**local_info.__dict__, "source": ""}
+    assert check_dataset(s3("out/digits4")).ok
+
+
+def test_pairs_and_vindr_read_their_inputs_from_s3(s3, vindr_images, tmp_path) -> None:
+    images = _upload(s3, FIXTURES / "nuclei" / "images", "in/nuclei/images")
+    masks = _upload(s3, FIXTURES / "nuclei" / "masks", "in/nuclei/masks")
+    import_pairs(images, masks, tmp_path / "pairs-s3", image_size=32, seed=3, parallel=True)
+    import_pairs(FIXTURES / "nuclei" / "images", FIXTURES / "nuclei" / "masks", tmp_path / "pairs", image_size=32,
+                 seed=3)
+    assert _dataset(str(tmp_path / "pairs-s3"))[0] == _dataset(str(tmp_path / "pairs"))[0]
+    folder, sizes = vindr_images  # real DICOMs and PNGs; the DICOM headers are read by byte range
+    csv = _upload(s3, FIXTURES / "vindr_sample.csv", "in/vindr/annotations.csv")
+    remote_images = _upload(s3, folder, "in/vindr/images")
+    remote_sizes = _upload(s3, sizes, "in/vindr/sizes.csv")
+    info, counts = import_vindr(csv, remote_images, tmp_path / "vindr-s3", image_size=32, sizes=remote_sizes,
+                                val_fraction=0.3, seed=3)
+    local_info, local_counts = import_vindr(FIXTURES / "vindr_sample.csv", folder, tmp_path / "vindr",
+                                            image_size=32, sizes=sizes, val_fraction=0.3, seed=3)
+    assert counts == local_counts and counts["boxes"] > 0
+    assert _dataset(str(tmp_path / "vindr-s3"))[0] == _dataset(str(tmp_path / "vindr"))[0]
+
+
+def test_the_cli_imports_from_and_to_s3_and_names_a_missing_input_before_starting(s3, tmp_path) -> None:
+    source = _upload(s3, FIXTURES / "digits4", "cli/digits4")
+    run = subprocess.run([sys.executable, "-m", "medsight_ray.data", "import", "folders", "--root", source,
+                          "--out", s3("cli/out"), "--image-size", "32", "--mode", "L", "--serial"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "OK: usable for training" in run.stdout and "testing:testing" not in run.stdout + run.stderr
+    missing = subprocess.run([sys.executable, "-m", "medsight_ray.data", "import", "folders", "--root",
+                              s3("cli/nothing"), "--out", str(tmp_path / "o")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"--root s3://{BUCKET}/cli/nothing" in missing.stderr and "names no folder" in missing.stderr
+    assert "testing:testing" not in missing.stderr and not (tmp_path / "o").exists()
