@@ -7,10 +7,10 @@ On a local multi-node cluster (:mod:`medsight_ray.localcluster`: a head of 2 CPU
 trial drivers run, and two worker nodes of 3 CPUs, where each trial's Train worker, taking
 2 CPUs, runs), a grading sweep of 2 trials × 3 epochs runs with 1, then 2, trials at once.
 Every second the bench sums the resident memory (RSS) of the head node's processes by
-role: Ray's own (GCS, raylet, dashboard and its agents, the job's driver) and the
-per-trial actors (``ImplicitFunc``: the trial's driver; ``TrainController``;
-``SplitCoordinator`` and the rest of Ray Data's coordination). It reports the peak of each,
-the head's total, the growth per concurrent trial, and the checkpoint bytes a trial keeps
+role (GCS, raylet, dashboard and its agents, the sweep's driver), and of the per-trial
+actors on every node (``ImplicitFunc``: the trial's driver; ``TrainController``;
+``SplitCoordinator``: Ray Data's), since Ray places those where CPUs are free. It reports
+the peak of each, the growth per concurrent trial, and the checkpoint bytes a trial keeps
 (``fit.keep_checkpoints`` best plus the latest).
 """
 
@@ -54,27 +54,41 @@ def _role(name: str, cmdline: str) -> str:
     return "Ray agents and monitors"
 
 
-def head_processes(cluster: LocalCluster) -> list:
-    """The head's processes: its `ray start` process's tree (GCS, raylet, agents, the
-    workers its raylet started) and the sweep's driver."""
+#: The actors each running trial adds, wherever Ray places them (its driver, Ray Train's
+#: controller, Ray Data's split coordinator); on aws.yaml's head they sit beside Ray's own.
+PER_TRIAL = ("ImplicitFunc", "TrainController", "SplitCoordinator")
+
+
+def node_processes(cluster: LocalCluster, name: str) -> list:
+    """A node's processes: its process's tree (for the head: GCS, raylet, dashboard,
+    agents and the workers its raylet started)."""
     import psutil
 
-    head = psutil.Process(cluster.processes["head"].pid)
-    return [head, *head.children(recursive=True)]
+    root = psutil.Process(cluster.processes[name].pid)
+    return [root, *root.children(recursive=True)]
 
 
 def sample(cluster: LocalCluster, stop: threading.Event, peaks: dict[str, float], driver: list) -> None:
+    """Every second: RSS of the head's processes by role, plus the sweep's driver (it
+    runs where ``ray job submit`` puts it: the head), and of the per-trial actors on
+    every node; keeps each figure's peak."""
     import psutil
 
     while not stop.is_set():
         by_role: dict[str, float] = defaultdict(float)
-        for proc in head_processes(cluster) + driver:
-            try:
-                name, cmd = proc.name(), " ".join(proc.cmdline())
-                by_role[_role(name, cmd)] += proc.memory_info().rss / 2**20
-            except psutil.Error:
-                continue
-        by_role["head total"] = sum(by_role.values())
+        for node in cluster.processes:
+            for proc in node_processes(cluster, node) + (driver if node == "head" else []):
+                try:
+                    role = _role(proc.name(), " ".join(proc.cmdline()))
+                    mib = proc.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                if role in PER_TRIAL:
+                    by_role[f"per-trial actors (all nodes): {role}"] += mib
+                elif node == "head":
+                    by_role[role] += mib
+        by_role["head, without per-trial actors"] = sum(v for k, v in by_role.items() if not k.startswith("per-"))
+        by_role["per-trial actors, total"] = sum(v for k, v in by_role.items() if k.startswith("per-trial actors ("))
         for role, mib in by_role.items():
             peaks[role] = max(peaks.get(role, 0.0), mib)
         time.sleep(1.0)
@@ -116,7 +130,8 @@ def main() -> None:
                     for d in (out / "train").iterdir() if d.is_dir()]
             results[concurrent] = {"peak_rss_mib": {k: round(v) for k, v in sorted(peaks.items())},
                                    "checkpoint_mib_per_trial": round(max(kept), 1)}
-            print(f"{concurrent} at once: head peak {peaks['head total']:.0f} MiB; "
+            print(f"{concurrent} at once: head peak {peaks['head, without per-trial actors']:.0f} MiB, "
+                  f"per-trial actors {peaks['per-trial actors, total']:.0f} MiB; "
                   f"checkpoints {max(kept):.1f} MiB a trial", flush=True)
     roles = sorted({r for v in results.values() for r in v["peak_rss_mib"]})
     print(f"\n{'peak RSS on the head, MiB':<30}" + "".join(f"{f'{c} at once':>12}" for c in results))

@@ -7,6 +7,9 @@
     import folders --root DIR [--out DIR] [--seed N] [--address ADDR | --serial] [...]
     import pairs   --images DIR --masks DIR [--out DIR] [--seed N] [--address ADDR | --serial] [...]
 
+An import's FILE and DIR inputs, and its ``--out``, may be ``s3://``, ``gs://`` or
+``file://`` URIs as well as local paths.
+
 The flags are the grammar every entry point shares (:mod:`medsight_ray.flags`): ``--out``
 is the dataset written (default ``medsight_results/data-<time>``), ``--seed`` seeds
 everything random (the synthetic draw and the patient split). Exit codes: 0 success,
