@@ -1,5 +1,5 @@
 """More than one node, on this machine: a stage across nodes, a lost node, a sweep job
-across nodes whose trial driver's node is lost.
+across nodes whose trial driver's node is lost, an import decoded across nodes.
 
 One local multi-node cluster for the module (:class:`medsight_ray.localcluster.LocalCluster`:
 a head with no CPUs, so that every driver and worker runs on a worker node, and three
@@ -87,6 +87,23 @@ def test_a_stage_spreads_its_workers_over_nodes_and_learns_as_on_one_node(cluste
     # And both learned: the loss fell and the AUC is far above chance (0.5).
     for history in (spread, packed):
         assert history[-1]["train/loss"] < history[0]["train/loss"] and history[-1]["val/auc_macro"] > 0.7
+
+
+def test_an_import_decoded_across_nodes_writes_the_serial_import_byte_for_byte(cluster, tmp_path) -> None:
+    """``data import --address`` on the cluster (its decode tasks on the worker nodes: the
+    head has no CPUs) writes exactly the files of the one-process import. The nodes add
+    no cores on this machine, so this shows correctness, not speed."""
+    from medsight_ray.data.importers.folders import import_class_folders
+    from tests.conftest import FIXTURES
+
+    import_class_folders(FIXTURES / "digits4", tmp_path / "serial", image_size=32, mode="L", seed=3)
+    run = subprocess.run([sys.executable, "-m", "medsight_ray.data", "import", "folders", "--root",
+                          str(FIXTURES / "digits4"), "--out", str(tmp_path / "cluster"), "--image-size", "32",
+                          "--mode", "L", "--seed", "3", "--address", cluster.address],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    files = {p.name: p.read_bytes() for p in sorted((tmp_path / "serial").glob("*.parquet"))}
+    assert files and files == {p.name: p.read_bytes() for p in sorted((tmp_path / "cluster").glob("*.parquet"))}
 
 
 def _registered_runs(runs: Path) -> int:
