@@ -135,7 +135,8 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             best = result.best.get(key)
             console.say(f"== {stage.task}/{stage.name}: {result.status} after {result.epochs_run} epochs; best {key} "
                         + (f"{best:.4f}" if isinstance(best, float) else "-")
-                        + (f" (error: {result.error})" if result.error else ""))
+                        + (f" (error: {result.error})" if result.error else "")
+                        + (f"; {result.outcome.placement()}" if result.outcome.placement() else ""))
             if result.status == "errored" or result.checkpoint is None:
                 summary["failed"] = f"{stage.name}: {result.error or 'no checkpoint'}"
                 break

@@ -85,6 +85,18 @@ class Outcome:
             return self
         return replace(self, status="stopped", stop_reason="scheduler", stop_epoch=self.epochs_run, stop_step=0)
 
+    def placement(self) -> str:
+        """Where the run ran, in words, when that is news: more than one node, or a
+        worker group restarted (e.g. ``2 workers on 2 nodes; restarted from epoch 2``);
+        "" for one group on one node."""
+        if not self.workers:
+            return ""
+        ranks = self.workers[-1]["ranks"]
+        nodes = {r["node_id"] for r in ranks}
+        parts = [f"{len(ranks)} worker{'s' * (len(ranks) > 1)} on {len(nodes)} nodes"] if len(nodes) > 1 else []
+        parts += [f"restarted from epoch {g['from_epoch']}" for g in self.workers[1:]]
+        return "; ".join(parts)
+
     def describe(self) -> str | None:
         """The stop reason in words (None when the run completed or still runs)."""
         if self.stop_reason == "health":

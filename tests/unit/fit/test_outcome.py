@@ -92,6 +92,8 @@ def test_each_worker_group_start_is_recorded_with_its_nodes_and_survives_the_che
     assert [r["node_id"] for r in restarted.workers[0]["ranks"]] == ["aa", "bb"]
     assert [(r["rank"], r["node_id"]) for r in restarted.workers[1]["ranks"]] == [(0, "aa"), (1, "cc")]
     assert Outcome.from_dict(json.loads(json.dumps(restarted.to_dict()))) == restarted
+    assert restarted.placement() == "2 workers on 2 nodes; restarted from epoch 2"
+    assert Outcome().placed(1, [a, {**a}]).placement() == ""  # one group on one node: no news
     # A record written before workers were recorded still reads.
     old = {k: v for k, v in first.to_dict().items() if k != "workers"}
     assert Outcome.from_dict(old).workers == ()
