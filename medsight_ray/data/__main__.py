@@ -116,19 +116,21 @@ def check_inputs(args: argparse.Namespace) -> None:
     Raises:
         DataError: an input is missing or of the wrong kind; names its flag and location.
     """
+    import pyarrow.fs as pafs
+
     from medsight_ray.data.location import Location
     from medsight_ray.errors import DataError
 
+    kinds = {pafs.FileType.Directory: "a folder", pafs.FileType.File: "a file"}
     for dest, folder in INPUTS[args.kind].items():
         where = getattr(args, dest)
         if where is None:
             continue
         location = Location.of(where)
-        if not (location.is_dir() if folder else location.is_file()):
+        wanted, found = "a folder" if folder else "a file", kinds.get(location.type(), "nothing there")
+        if found != wanted:
             flag = "--" + dest.replace("_", "-")
-            found = "a folder" if location.is_dir() else "a file" if location.is_file() else "nothing there"
-            raise DataError(f"{flag} names no {'folder' if folder else 'file'}", where=f"{flag} {location}",
-                            expected="a folder" if folder else "a file", got=found)
+            raise DataError(f"{flag} names no {wanted[2:]}", where=f"{flag} {location}", expected=wanted, got=found)
 
 
 def _run_import(args: argparse.Namespace) -> str:

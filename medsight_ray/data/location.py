@@ -90,16 +90,17 @@ class Location:
         """The folder holding this location."""
         return Location(self.fs, posixpath.dirname(self.path.rstrip("/")), posixpath.dirname(self.shown.rstrip("/")))
 
-    def _type(self) -> pafs.FileType:
+    def type(self) -> pafs.FileType:
+        """File, folder or nothing (``NotFound``)."""
         return self.kind if self.kind is not None else self.fs.get_file_info(self.path).type
 
     def is_dir(self) -> bool:
         """A folder (for object storage: a prefix that holds objects)."""
-        return self._type() == pafs.FileType.Directory
+        return self.type() == pafs.FileType.Directory
 
     def is_file(self) -> bool:
         """A file."""
-        return self._type() == pafs.FileType.File
+        return self.type() == pafs.FileType.File
 
     def iterdir(self) -> list[Location]:
         """The files and folders directly inside, sorted by name."""
