@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.raylocal import set_local_env
+from medsight_ray.tune.sweep import ASHA_GRACE_EPOCHS
 
 set_local_env()
 
@@ -270,9 +271,17 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for r in zoo.values():
         variant = f"{r['name']} ({r['label'].split('-')[1]})"
         e = per_entry.setdefault(variant, {"runs": 0, "verified": 0, "detected": 0, "correct": 0, "stopped": 0,
-                                           "first_fatal": {}, "latency_epochs": []})
+                                           "verified_named_and_stopped": 0, "from_epoch_1": 0,
+                                           "from_epoch_1_named_in_grace": 0, "first_fatal": {},
+                                           "latency_epochs": []})
         e["runs"] += 1
         e["verified"] += bool(r["pathology_verified"])
+        named = r["first_fatal"] in causes[r["name"]] and bool(r["stopped"])
+        e["verified_named_and_stopped"] += bool(r["pathology_verified"]) and named
+        if r["pathology_verified"] and r["onset_epoch"] == 1:
+            # Present from the first epoch: named before ASHA could end the trial unnamed.
+            e["from_epoch_1"] += 1
+            e["from_epoch_1_named_in_grace"] += named and r["first_fatal_epoch"] <= ASHA_GRACE_EPOCHS
         e["detected"] += r["first_fatal"] is not None
         # Judged against the entry's causes as they are now (a run records them as they were).
         e["correct"] += r["first_fatal"] in causes[r["name"]]
@@ -294,13 +303,23 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     per_seed = {s: {"zoo_runs": sum(_seed(k) == s for k in zoo),
                     "zoo_correct_and_stopped": sum(_seed(k) == s and r["first_fatal"] in causes[r["name"]]
                                                    and r["stopped"] for k, r in zoo.items()),
+                    "zoo_verified": sum(_seed(k) == s and bool(r["pathology_verified"]) for k, r in zoo.items()),
+                    "zoo_verified_named_and_stopped": sum(
+                        _seed(k) == s and bool(r["pathology_verified"]) and r["first_fatal"] in causes[r["name"]]
+                        and bool(r["stopped"]) for k, r in zoo.items()),
                     "healthy_runs": sum(_seed(k) == s for k in healthy),
                     "sweep_trials": sum(len(r["trials"]) for k, r in rows.items()
                                         if k.startswith("sweep-") and _seed(k) == s),
                     "alarms": sum(_seed(a["run"]) == s for a in alarms)} for s in seeds}
     invisible = [{"run": k, "truth": r["pathology_verified"], "fired": r["fired"],
                   "final_metric": r["final_metric"]} for k, r in hidden.items()]
-    return {"entries": per_entry, "invisible_faults": invisible, "healthy_runs": len(healthy), "alarms": alarms,
+    verified = sum(e["verified"] for e in per_entry.values())
+    return {"entries": per_entry, "invisible_faults": invisible,
+            "verified_runs": verified,
+            "verified_named_and_stopped": sum(e["verified_named_and_stopped"] for e in per_entry.values()),
+            "from_epoch_1": sum(e["from_epoch_1"] for e in per_entry.values()),
+            "from_epoch_1_named_in_grace": sum(e["from_epoch_1_named_in_grace"] for e in per_entry.values()),
+            "healthy_runs": len(healthy), "alarms": alarms,
             "false_alarm_upper_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
             "false_stops": false_stops,
             "false_stop_upper_95": clopper_pearson_upper(false_stops, len(healthy)) if healthy else None,
@@ -310,13 +329,19 @@ def summarise(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(summary: dict[str, Any]) -> str:
-    head = f"{'entry':<46} {'runs':>4} {'truth':>5} {'correct':>7} {'stopped':>7} {'latency':>7}  first fatal"
+    head = (f"{'entry':<46} {'runs':>4} {'truth':>5} {'correct':>7} {'stopped':>7} {'ok/truth':>8} "
+            f"{'latency':>7}  first fatal")
     lines = [head, "-" * len(head)]
     for name, e in sorted(summary["entries"].items()):
         lat = statistics.median(e["latency_epochs"]) if e["latency_epochs"] else "-"
         firsts = ", ".join(f"{k} x{v}" for k, v in sorted(e["first_fatal"].items()))
-        lines.append(f"{name:<46} {e['runs']:>4} {e['verified']:>5} {e['correct']:>7} {e['stopped']:>7} "
+        ok = f"{e['verified_named_and_stopped']}/{e['verified']}"
+        lines.append(f"{name:<46} {e['runs']:>4} {e['verified']:>5} {e['correct']:>7} {e['stopped']:>7} {ok:>8} "
                      f"{lat!s:>7}  {firsts}")
+    lines.append(f"runs whose ground truth held: {summary['verified_runs']}, named with a correct cause and "
+                 f"stopped: {summary['verified_named_and_stopped']}; present from epoch 1: "
+                 f"{summary['from_epoch_1']}, named by epoch {ASHA_GRACE_EPOCHS} (ASHA's grace): "
+                 f"{summary['from_epoch_1_named_in_grace']}")
     for f in summary["invisible_faults"]:
         lines.append(f"  not expected to be seen: {f['run']}: truth {f['truth']}, "
                      f"fired {_rules(f['fired'], 'nothing')}")
@@ -333,9 +358,30 @@ def table(summary: dict[str, Any]) -> str:
     lines.append(f"median latency after onset: {summary['latency_epochs_median']} epochs, "
                  f"{summary['latency_steps_median']} steps")
     for s, v in summary["per_seed"].items():
-        lines.append(f"  seed {s}: zoo {v['zoo_correct_and_stopped']}/{v['zoo_runs']} correct and stopped, "
+        lines.append(f"  seed {s}: zoo {v['zoo_correct_and_stopped']}/{v['zoo_runs']} correct and stopped "
+                     f"({v['zoo_verified_named_and_stopped']}/{v['zoo_verified']} of those whose truth held), "
                      f"alarms {v['alarms']}/{v['healthy_runs']} healthy runs "
                      f"(a sweep of {v['sweep_trials']} trials among them: its healthy ones)")
+    return "\n".join(lines)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The zoo, per-seed and alarm tables as Markdown (for BENCHMARKS.md)."""
+    lines = ["| entry | runs | ground truth held | named with a correct cause and stopped (of those) | "
+             "first fatal rule | median latency after onset, epochs |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, e in sorted(summary["entries"].items()):
+        lat = statistics.median(e["latency_epochs"]) if e["latency_epochs"] else "–"
+        firsts = ", ".join(f"{k} ×{v}" for k, v in sorted(e["first_fatal"].items()))
+        lines.append(f"| {name} | {e['runs']} | {e['verified']} | {e['verified_named_and_stopped']} | {firsts} "
+                     f"| {lat} |")
+    lines += ["", "| seed | zoo runs whose truth held | named and stopped | healthy runs | alarms |",
+              "| --- | --- | --- | --- | --- |"]
+    for s, v in summary["per_seed"].items():
+        lines.append(f"| {s} | {v['zoo_verified']} | {v['zoo_verified_named_and_stopped']} | "
+                     f"{v['healthy_runs']} | {v['alarms']} |")
+    lines += ["", "| alarm on a healthy run | rules (epoch:step) |", "| --- | --- |"]
+    lines += [f"| {a['run']} | " + ", ".join(f"{d['rule']} {d['epoch']}:{d['step']}" for d in a["fired"]) + " |"
+              for a in summary["alarms"]] or ["| none | |"]
     return "\n".join(lines)
 
 
@@ -347,6 +393,7 @@ def main() -> None:
     p.add_argument("--match", default="", help="run only jobs whose key contains this text")
     p.add_argument("--real", default=str(ROOT.parent / "shared/realdata"))
     p.add_argument("--summary-only", action="store_true", help="summarise the runs already in OUT; run nothing")
+    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown too")
     args = p.parse_args()
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -383,6 +430,8 @@ def main() -> None:
     summary = {**summarise(rows), "code": code, "stale_records": sorted(set(every) - set(rows))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(table(summary))
+    if args.markdown:
+        print("\n" + markdown(summary))
     sys.stdout.flush()
 
 

@@ -1,6 +1,6 @@
 """Do the remedies heal? Every pathology-zoo entry, with every rule on, and its cure.
 
-    python bench/heal.py [--seeds 3] [--out bench/results/heal] [--match TEXT] [--no-sweep]
+    python bench/heal.py [--seeds 3] [--seed K] [--out bench/results/heal] [--match TEXT] [--no-sweep]
 
 Healable entries are those whose cause is in the stage's own config. For each, and each
 seed (the training seed and the synthetic data's seed both vary):
@@ -232,6 +232,8 @@ def table(summary: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=None,
+                   help="run only this seed (processes each running one seed share --out)")
     p.add_argument("--out", default=str(ROOT / "bench/results/heal"))
     p.add_argument("--match", default="", help="only entries whose name contains this text")
     p.add_argument("--no-sweep", action="store_true", help="skip the plain-sweep comparison")
@@ -243,7 +245,7 @@ def main() -> None:
     from medsight_ray.zoo.entries import ENTRIES
 
     init_ray()
-    for seed in range(args.seeds):
+    for seed in range(args.seeds) if args.seed is None else (args.seed,):
         for entry in (e for e in ENTRIES if e.causes and args.match in e.name):
             path = out / "runs" / f"{entry.name}-s{seed}.json"
             if path.is_file():

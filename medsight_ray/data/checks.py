@@ -197,6 +197,9 @@ class _RowChecker:
         self.label_sums: dict[str, np.ndarray] = {}
         self.class_counts: dict[str, Counter] = defaultdict(Counter)
         self.empty_masks: Counter = Counter()
+        # Labelled masks per split, and those with any foreground pixel.
+        self.labelled_masks: Counter = Counter()
+        self.foreground_masks: Counter = Counter()
         self.unlabelled = 0
         self.labels_without_box = 0
         # Storage order of the labels, per split: changes between consecutive rows and
@@ -339,8 +342,10 @@ class _RowChecker:
             self.report.errors.add(Problem("mask_not_binary", self.where(path, index, image_id, "mask"),
                                            "mask is not binary", expected="values {0, 255} (or {0, 1})",
                                            got=f"{len(values)} distinct values, e.g. {values[:5].tolist()}"))
-        if has and not mask.any():
-            self.empty_masks[split] += 1
+        if has:
+            self.labelled_masks[split] += 1
+            self.foreground_masks[split] += bool(mask.any())
+            self.empty_masks[split] += not mask.any()
         if has is False and mask.any():
             self.report.warnings.add(Problem("mask_without_flag", self.where(path, index, image_id, "mask"),
                                              "non-empty mask marked has_segmentation=false; it will be ignored"))
@@ -405,6 +410,24 @@ class _RowChecker:
                 report.warnings.add(Problem("unlabelled_rows", "column 'has_segmentation'",
                                             f"{self.unlabelled} rows have no segmentation; they are excluded "
                                             "from the loss, not treated as empty"))
+            self._foreground()
+
+    def _foreground(self) -> None:
+        """An error for a train or val split whose labelled masks are all empty.
+
+        Dice over a split with no foreground is 0/0 while the model predicts nothing and
+        0 once it predicts anything: it cannot tell one epoch or trial from another, so
+        no checkpoint or configuration can be chosen by it. A train split with no
+        foreground teaches only "predict nothing".
+        """
+        for split in ("train", "val"):
+            labelled = self.labelled_masks[split]
+            if labelled and not self.foreground_masks[split]:
+                self.report.errors.add(Problem(
+                    f"no_{split}_foreground", f"split '{split}' column 'mask'",
+                    f"no {split} mask has a foreground pixel, so Dice on it is undefined (0/0) or 0 in every "
+                    "epoch", expected=f"at least one {split} row with a non-empty mask",
+                    got=f"0 of {labelled} labelled {split} masks"))
 
     def _label_order(self, split: str) -> None:
         """Warn when ``split`` is stored grouped by label.

@@ -322,6 +322,11 @@ class PredictionCollapseConfig(RuleConfig):
         growth: factor by which the predicted share grew over the last epoch at or
             above which the model is still learning to predict foreground (measured:
             weak-signal segmentation 0.0016 -> 0.008; seed 004's collapse 0.0009 -> 0.0001).
+        settled_fraction: train loss over the loss at the start below which the loss
+            has settled and no longer grows the foreground: growth or a new best then
+            no longer excuses the collapse (0.1 = an order of magnitude down; measured:
+            seed 004's recipe at 0.02-0.04, a healthy weak-signal run growing its
+            foreground 3x an epoch at 0.20).
         grace: epochs before the rule may fire.
         patience: consecutive epochs the collapse must hold.
     """
@@ -329,6 +334,7 @@ class PredictionCollapseConfig(RuleConfig):
     threshold: float = 0.25
     loss_fraction: float = 0.5
     growth: float = 2.0
+    settled_fraction: float = 0.1
     grace: int = 1
     patience: int = 2
 

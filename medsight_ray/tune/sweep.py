@@ -22,6 +22,10 @@ from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.stopper import HealthStopper
 from medsight_ray.tune.trial import LINEAGE_KEY, RESULT_FILE, stage_trial, trial_overrides
 
+#: Epochs every trial runs before ASHA may end it: a pathology present from the first
+#: epoch must be named within them, or ASHA ends the trial unnamed.
+ASHA_GRACE_EPOCHS = 2
+
 
 @dataclass(frozen=True)
 class SweepOptions:
@@ -174,7 +178,7 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
 
             healer = Healer(stage.task, stage.name, to_dict(base), static["storage"])
             searcher = RemedySearcher(searcher, healer, samples, options.remedies)
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(2, epochs),
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(ASHA_GRACE_EPOCHS, epochs),
                                   reduction_factor=2) if options.asha else None
         tuner = tune.Tuner(
             trainable,

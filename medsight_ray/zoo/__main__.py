@@ -4,8 +4,10 @@
 
 Prints a table (the first fatal rule, whether it names a correct cause, stopped, the
 ground truth, and every rule that fired at epoch:step) and writes
-``OUT/zoo.json``; the full output goes to ``OUT/logs/``. ``--verify`` first runs each
-pathological entry with the monitor off and checks the pathology in its metric.
+``OUT/zoo.json``; the full output goes to ``OUT/logs/``. Each entry trains once with
+every rule warning only, and is stopped where its fatal rules would have stopped it
+(the run is deterministic). ``--verify`` also checks each pathology in its metric
+history to the end of the run.
 ``--data`` (repeatable, one per task) uses your own dataset for the healthy entries of
 its task. ``--config`` and ``--set`` change every entry's config (after the entry's own
 recipe); ``--seed`` sets every entry's training seed. Exit code 0 when every entry's
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --data names one dataset per task here, so it repeats.
     flags.add(p, "--data", data={"repeat": True})
     flags.add(p, "--out", "--config", "--set", "--seed", "--address", "--verbose")
-    p.add_argument("--verify", action="store_true", help="first show each pathology with the monitor off")
+    p.add_argument("--verify", action="store_true", help="check each pathology in its metric history")
     p.add_argument("--only", action="append", default=[], metavar="NAME[,NAME...]",
                    help="run only these entries (repeat or separate with commas)")
     return p

@@ -17,6 +17,7 @@ from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import load_model_file
 from medsight_ray.fit.runner import init_from, prepare_data, run_stage
 from medsight_ray.stages.registry import get_stage, pipeline
+from medsight_ray.zoo.entries import fired_rules, product_stop, warn_only
 from tests.conftest import FIXTURES, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -169,12 +170,24 @@ def test_a_learning_rate_far_too_high_is_named_at_epoch_1_before_ashas_first_run
     without a diagnosis. The cure it names is a lower learning rate."""
     stage = get_stage("concepts", "concepts")
     data = prepare_data(str(synth_dir("concepts", rows=160)), "concepts")
-    result = run_stage(stage, _cfg(stage, "fit.epochs=3", "optim.lr=1.0"), data, str(tmp_path), "dead")
+    cfg = _cfg(stage, "fit.epochs=3", "optim.lr=1.0")
+    result = run_stage(stage, cfg, data, str(tmp_path), "dead")
     assert result.outcome.stop_reason == "health" and result.outcome.stop_epoch == 1
     first = result.outcome.diagnoses[0]
     assert (first["rule"], first["epoch"]) == ("oversized_updates", 1)
     assert first["evidence"]["update_ratio"] > 1.0
     assert first["remedies"][0].startswith("lower the learning rate")
+    # The zoo trains once with every rule warning only and cuts the run where the fatal
+    # rules would have stopped it: the same diagnoses as this stopped run, on the same
+    # epoch-1 metrics (the run is deterministic and the monitor only watches).
+    watched = run_stage(stage, warn_only(cfg), data, str(tmp_path), "watched")
+    assert watched.outcome.stop_reason is None and watched.outcome.epochs_run == 3
+    cut = product_stop(fired_rules(watched.outcome.diagnoses), lambda rule: getattr(cfg.health, rule).fatal)
+    assert cut == fired_rules(result.outcome.diagnoses)
+    def signals(entry: dict) -> dict:
+        return {k: v for k, v in entry.items() if k.startswith(("train/", "val/"))}
+
+    assert signals(watched.history[0]) == signals(result.history[0])
 
 
 def test_the_console_shows_people_what_to_act_on_and_the_log_keeps_the_rest(synth_dir, tmp_path: Path) -> None:

@@ -90,6 +90,10 @@ BAD_CASES = {
                   "mask_size", ["32x32", "8x8"]),
     "mask_not_binary": ("segmentation", _edit_rows(_first(lambda r: r.update(
         mask=encode_png(np.arange(32 * 32, dtype=np.uint8).reshape(32, 32))))), "mask_not_binary", ["not binary"]),
+    # Every val mask empty: Dice on val is 0/0 while the model predicts nothing.
+    "no_val_foreground": ("segmentation", _edit_rows(
+        lambda rows: [{**r, "mask": encode_png(np.zeros((32, 32), np.uint8))} for r in rows], only="val"),
+                          "no_val_foreground", ["split 'val'", "0 of", "non-empty mask"]),
     "duplicate_id": ("grading", _edit_rows(lambda rows: [rows[0], {**rows[1], "image_id": rows[0]["image_id"]}]
                                            + rows[2:]), "duplicate_id", ["appears twice"]),
     "patient_leak": ("grading", _leak, "patient_leak", ["more than one split", "['train', 'val']"]),
