@@ -350,6 +350,9 @@ class _Trainer:
             self._set_epoch_parts(epoch)
             start = time.perf_counter()
             train = self.train_epoch(train_shard)
+            # An epoch training only part of what the last epoch trains is a warm-up,
+            # which the health rules do not judge (HealthMonitor).
+            train["fit/warmup"] = float(self.parts != self.stage.trainable_parts(self.cfg, self.cfg.fit.epochs - 1))
             train_s = time.perf_counter() - start
             metrics = self.validate(val_shard)
             extra = {**train, "time/epoch_s": time.perf_counter() - start, "time/train_s": train_s}

@@ -108,12 +108,19 @@ class HealthMonitor:
             # A fatal step rule halted this epoch: the verdict is in, and signals of a
             # truncated epoch would only add second opinions to the stop reason.
             return []
+        # Epochs that trained only part of what later epochs train (a frozen backbone's
+        # head-only start, ``fit/warmup``) are a warm-up, not the model: the epoch rules
+        # neither judge them nor read them, and each rule's grace counts from their end
+        # (measured: a head on a frozen random backbone called every image one class at
+        # chance AUC for its 2-3 frozen epochs, then reached F1 0.67-0.78 once unfrozen).
+        judged_history = [h for h in self.history if not h["train"].get("fit/warmup")]
         for name, rule_fn in EPOCH_RULES.items():
             rule = self._rule(name)
             if not rule.enabled or self.fired(name):
                 continue
-            judged = epoch + 1 > rule.grace and self.state.steps >= rule.min_steps
-            found = rule_fn(rule, self.history) if judged else None
+            judged = (len(judged_history) > rule.grace and self.state.steps >= rule.min_steps
+                      and judged_history and judged_history[-1] is self.history[-1])
+            found = rule_fn(rule, judged_history) if judged else None
             self._streaks[name] = self._streaks.get(name, 0) + 1 if found else 0
             if found and self._streaks[name] >= rule.patience:
                 self._fire(name, *found, step=0)

@@ -712,6 +712,68 @@ def test_segmentation_growing_its_foreground_out_of_an_empty_start_is_not_a_coll
     assert fired == [("prediction_collapse", 6)]  # epochs 5 and 6: shares up < 2x, no new best
 
 
+def _seg_run(pred: list[float], target: float, dice: list[float], losses: list[float], start: float,
+             steps: int = 6) -> list[tuple[str, int]]:
+    """Script a segmentation run: (rule, epoch) of every diagnosis."""
+    monitor = HealthMonitor(HealthConfig(), "segmentation/segmentation", "dice")
+    fired = []
+    for i, (p, d, loss) in enumerate(zip(pred, dice, losses)):
+        _steps(monitor, [1.0] * steps)
+        fired += [(x.rule, x.epoch) for x in monitor.on_epoch(i, {"train/loss": loss, "train/loss_start": start},
+                                                              _seg(p, target, d))]
+    return fired
+
+
+def test_a_settled_loss_leaves_no_gradient_to_grow_out_of_a_collapse() -> None:
+    """Measured, seed 004's recipe (BCE alone, 95 % empty masks), data seed 2: the loss
+    fell to 0.02 of its start by epoch 3, Dice 0 -> 0 -> 0.056 -> 0.069 with 3-4 % of
+    the true foreground predicted. Each of epochs 3-4 set a new best, which excused the
+    collapse and the run ended unnamed; with the loss settled, it is named at epoch 3."""
+    pred, target = [0.0, 0.0, 0.000105, 0.00013], 0.00363
+    dice, losses = [0.0, 0.0, 0.056, 0.0689], [0.3279, 0.0289, 0.0073, 0.0062]
+    assert _seg_run(pred, target, dice, losses, start=0.393) == [("prediction_collapse", 3)]
+    # Measured, healthy weak-signal segmentation (default BCE + Dice), seed 1: the
+    # foreground grew 0 -> 0.4 % -> 1.2 % -> 21 % of the truth with the loss at 0.27, 0.20
+    # and 0.17 of its start: still learning, so still excused.
+    grow = [0.0, 0.004, 0.012, 0.209]
+    assert _seg_run([g * 0.05 for g in grow], 0.05, [0.0, 0.008, 0.023, 0.346], [0.87, 0.27, 0.20, 0.17],
+                    start=1.0) == []
+
+
+def test_a_metric_that_only_ties_its_best_does_not_excuse_a_climbing_loss() -> None:
+    """A model stuck on one class repeats its F1 exactly, epoch after epoch: that is no
+    improvement, so a training loss climbing back meanwhile is divergence."""
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    fired = _epochs(monitor, [{"f1_macro": 0.145, "chance": 0.145}] * 3, [1.2, 0.8, 1.3])
+    assert "diverging_loss" in fired, fired
+
+
+def test_a_frozen_backbone_warm_up_is_not_judged_and_grace_counts_from_its_end() -> None:
+    """Measured in a grading sweep: a head trained on a frozen random backbone (lr 0.05,
+    2 frozen epochs) called every image one class at chance AUC, and its loss jumped
+    1.42 -> 2.26 the epoch the backbone unfroze; then F1 0.53 (AUC 0.965) and 0.78. It
+    was stopped by class_collapse at epoch 3. Its frozen epochs are a warm-up."""
+    one = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}
+    metrics = [_grading(one, f1=0.116) | {"auc_macro": 0.498}, _grading(one, f1=0.142) | {"auc_macro": 0.5},
+               _grading(one, f1=0.116) | {"auc_macro": 0.596},
+               _grading({"a": 0.3, "b": 0.2, "c": 0.3, "d": 0.2}, f1=0.527) | {"auc_macro": 0.965},
+               _grading({"a": 0.4, "b": 0.13, "c": 0.33, "d": 0.13}, f1=0.775) | {"auc_macro": 0.971}]
+    losses = [1.495, 1.418, 2.261, 0.927, 0.727]
+
+    def run(warmup: int) -> list[str]:
+        return _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), metrics, losses,
+                       [{"fit/warmup": float(i < warmup)} for i in range(len(metrics))])
+
+    assert run(warmup=2) == []
+    assert "class_collapse" in run(warmup=0)
+    # A collapse that outlasts the warm-up is still named, as late after it as a run
+    # without warm-up is after its start (epoch 3: a grace epoch, then 2 collapsed).
+    stuck = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    fired = _epochs(stuck, [_grading(one, f1=0.116) | {"auc_macro": 0.5}] * 5, [1.4] * 5,
+                    [{"fit/warmup": float(i < 2)} for i in range(5)])
+    assert fired[0] == "class_collapse" and stuck.diagnoses[0].epoch == 2 + 3
+
+
 def test_overfitting_needs_skill_before_the_climb_not_at_the_lowest_epoch() -> None:
     """Measured: 200 images, 30 % wrong labels, 30 epochs: the validation loss was lowest
     at epoch 2 (1.238), where the skill was 0.249, one thousandth short of 0.25; F1 then
