@@ -102,6 +102,19 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen) -> N
         time.sleep(0.5)
 
 
+def _terminated_trials(experiment: Path) -> int:
+    """How many trials the experiment state in storage records as ended (0 while none is
+    saved, or while a save is half-written)."""
+    total = 0
+    for path in experiment.glob("experiment_state-*.json"):
+        try:
+            trials = json.loads(path.read_text())["trial_data"]
+            total += sum(json.loads(trial)["status"] == "TERMINATED" for trial, _ in trials)
+        except (ValueError, KeyError, OSError):
+            return 0
+    return total
+
+
 def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_path: Path, capsys) -> None:
     """SIGKILL the tune driver after its first trial finished; ``--resume`` completes the
     sweep, and the finished trial is neither rerun nor altered."""
@@ -120,10 +133,10 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(synth_dir, tmp_p
     experiment = store / "grading-grading"
 
     def saved_after_first_trial() -> bool:
-        # Tune saves its experiment state at most every 10 s: wait until it knows the trial ended.
-        results = list(experiment.glob("*/stage_result.json"))
-        return bool(results) and any(p.stat().st_mtime > results[0].stat().st_mtime
-                                     for p in experiment.glob("experiment_state-*.json"))
+        # Wait until the experiment state in storage records the first trial as ended. Its
+        # contents, not file times: each save uploads the whole driver directory (trial
+        # results included) again, so every file's mtime is that of the last upload.
+        return _terminated_trials(experiment) == 1
 
     _kill_when(proc, saved_after_first_trial, 420, "the experiment state after the first trial finished")
     (first,) = list(experiment.glob("*/stage_result.json"))
