@@ -36,7 +36,7 @@ def replay(history: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
                     if k.startswith("val/") and e.get("objective") and v == e["objective"]), "auc_macro")
     monitor = HealthMonitor(HealthConfig(), "replay", primary)
     for epoch, entry in enumerate(history):
-        train = {k: v for k, v in entry.items() if k.startswith("train/")}
+        train = {k: v for k, v in entry.items() if k.startswith(("train/", "fit/"))}
         metrics = {k[4:]: v for k, v in entry.items() if k.startswith("val/")}
         metrics.update({k: v for k, v in entry.get("details", {}).items() if k != "diagnoses"})
         monitor.begin_epoch(epoch)

@@ -96,12 +96,17 @@ class ChanceConfig(RuleConfig):
             which the run is climbing out of chance and the rule waits (measured: weak-
             signal segmentation, Dice 0.03 -> 0.12 at epoch 3 below the trivial mask's
             0.22, then learning).
+        ranked_auc: macro AUC (where a stage reports one beside a thresholded primary
+            metric, as grading does) at or above which the model has learned to rank the
+            images by class, so a primary metric at chance is its output biases leaning
+            onto one class (``class_collapse``'s case), not a model that learned nothing.
     """
 
     threshold: float = 0.06
     grace: int = 2
     min_rise: float = 0.02
     min_steps: int = 30
+    ranked_auc: float = 0.85
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,10 @@ class LossFallsMetricFlatConfig(RuleConfig):
             metric counts as flat at chance here (0.1 = AUC 0.55).
         min_rise: rise of the primary metric over the last epoch (its units) at or above
             which the metric is not flat.
+        ranked_auc: macro AUC (where reported beside a thresholded primary metric) at or
+            above which the falling loss has taught the model to rank the images by
+            class, so the flat metric is its output biases, not a loss that optimises
+            something else.
     """
 
     threshold: float = 0.2
@@ -221,6 +230,7 @@ class LossFallsMetricFlatConfig(RuleConfig):
     skill_band: float = 0.1
     min_rise: float = 0.02
     min_steps: int = 30
+    ranked_auc: float = 0.85
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,24 @@ def test_chance_is_the_primary_metric_of_a_skill_less_model_on_the_split(primary
     assert _epochs(HealthMonitor(HealthConfig(), "stage", primary), [learning] * 3, [1.0, 0.7, 0.5]) == []
 
 
+def test_a_learned_ranking_behind_an_f1_at_chance_is_left_to_class_collapse() -> None:
+    """Measured, grading (chance F1 0.154): a focal, class-weighted, balanced-sampling
+    trial called every image its worst class for 3 epochs (F1 0.074) while its macro AUC
+    rose 0.68, 0.91, 0.98, then reached F1 0.73. Its loss fell and its F1 sat below
+    chance, but it had learned: neither chance_metric nor loss_falls_metric_flat may
+    name it. A trial of the same sweep stuck at AUC 0.55-0.64 is named by both."""
+    losses = [0.71, 0.47, 0.30]
+    ranked = [{"f1_macro": 0.074, "chance": 0.154, "auc_macro": a} for a in (0.68, 0.91, 0.98)]
+    cfg = with_rule(HealthConfig(), "class_collapse", enabled=False)
+    assert _epochs(HealthMonitor(cfg, "grading/grading", "f1_macro"), ranked, losses) == []
+    stuck = [{"f1_macro": 0.074, "chance": 0.154, "auc_macro": a} for a in (0.55, 0.57, 0.64)]
+    fired = _epochs(HealthMonitor(cfg, "grading/grading", "f1_macro"), stuck, losses)
+    assert set(fired) == {"loss_falls_metric_flat", "chance_metric"}
+    # The bar is a setting: at 0.99 the same learned ranking no longer excuses the F1.
+    strict = with_rule(with_rule(cfg, "chance_metric", ranked_auc=0.99), "loss_falls_metric_flat", ranked_auc=0.99)
+    assert set(_epochs(HealthMonitor(strict, "grading/grading", "f1_macro"), ranked, losses)) == set(fired)
+
+
 def test_loss_falls_while_metric_flat() -> None:
     cfg = with_rule(HealthConfig(), "chance_metric", enabled=False)
     monitor = HealthMonitor(cfg, "concepts/concepts", "auc_macro")
