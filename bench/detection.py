@@ -178,12 +178,10 @@ def run_sweep(seed: int, out: Path, work: Path) -> dict[str, Any]:
 
     import ray
 
-    from medsight_ray.health.rules import EPOCH_RULES, STEP_RULES
-    from medsight_ray.zoo.entries import ZooEntry, dataset_for
+    from medsight_ray.zoo.entries import WARN_ONLY, ZooEntry, dataset_for
 
     data = dataset_for(out / "data", ZooEntry("healthy_grading", "grading", "grading", ()), data_seed=seed)
-    warn_only = [f"health.{rule}.fatal=false" for rule in (*STEP_RULES, *EPOCH_RULES)]
-    sets = [a for kv in (*SWEEP_OVERRIDES, *warn_only) for a in ("--set", kv)]
+    sets = [a for kv in (*SWEEP_OVERRIDES, *WARN_ONLY) for a in ("--set", kv)]
     cmd = [sys.executable, "-m", "medsight_ray.tune", "--space", str(ROOT / SWEEP_SPACE), "--data", data,
            "--out", str(work), "--samples", str(SWEEP_TRIALS), "--no-asha", "--seed", str(seed),
            "--address", ray.get_runtime_context().gcs_address, *sets]

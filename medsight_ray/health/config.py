@@ -13,6 +13,7 @@ against their chance level on the split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class RuleConfig:
     patience: int = 1
     fatal: bool = True
     min_steps: int = 0
+
+    def patience_for(self, evidence: dict[str, Any]) -> int:
+        """Consecutive epochs a finding of an epoch rule with this ``evidence`` must
+        hold before the rule fires: ``patience``, unless the evidence itself is
+        conclusive (a rule's config says when). Step rules count their own streaks."""
+        return self.patience
 
 
 @dataclass(frozen=True)
@@ -338,7 +345,11 @@ class PredictionCollapseConfig(RuleConfig):
             seed 004's recipe at 0.02-0.04, a healthy weak-signal run growing its
             foreground 3x an epoch at 0.20).
         grace: epochs before the rule may fire.
-        patience: consecutive epochs the collapse must hold.
+        patience: consecutive epochs the collapse must hold while the loss has not
+            settled.
+        settled_patience: consecutive epochs the collapse must hold once the loss has
+            settled: one epoch is conclusive, as nothing is left to grow the foreground,
+            so a collapse present from epoch 1 is named at epoch 2, inside ASHA's grace.
     """
 
     threshold: float = 0.25
@@ -347,6 +358,13 @@ class PredictionCollapseConfig(RuleConfig):
     settled_fraction: float = 0.1
     grace: int = 1
     patience: int = 2
+    settled_patience: int = 1
+
+    def patience_for(self, evidence: dict[str, Any]) -> int:
+        """``settled_patience`` when the evidence's train loss is below
+        ``settled_fraction`` × its start, else ``patience``."""
+        settled = evidence["train_loss"] < self.settled_fraction * evidence["train_loss_start"]
+        return self.settled_patience if settled else self.patience
 
 
 @dataclass(frozen=True)

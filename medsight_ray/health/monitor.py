@@ -119,10 +119,10 @@ class HealthMonitor:
             if not rule.enabled or self.fired(name):
                 continue
             judged = (len(judged_history) > rule.grace and self.state.steps >= rule.min_steps
-                      and judged_history and judged_history[-1] is self.history[-1])
+                      and judged_history[-1] is self.history[-1])
             found = rule_fn(rule, judged_history) if judged else None
             self._streaks[name] = self._streaks.get(name, 0) + 1 if found else 0
-            if found and self._streaks[name] >= rule.patience:
+            if found and self._streaks[name] >= rule.patience_for(found[0]):
                 self._fire(name, *found, step=0)
         return self.diagnoses[before:]
 

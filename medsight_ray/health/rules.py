@@ -222,7 +222,7 @@ def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding |
     whose ranking is learned (:func:`_ranked`)."""
     value, best = skill(history[-1]), _best_skill(history)
     if (value is None or best is None or best > cfg.threshold or _rising(history, cfg.min_rise)
-            or _ranked(history, cfg.ranked_auc)):
+            or _ranked(history[-1]["metrics"], cfg.ranked_auc)):
         return None
     return ({"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value},
             f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
@@ -238,15 +238,15 @@ def _rising(history: list[dict[str, Any]], min_rise: float) -> bool:
     return last is not None and before is not None and last - before >= min_rise
 
 
-def _ranked(history: list[dict[str, Any]], ranked_auc: float) -> bool:
-    """The last epoch ranks the images by class (macro AUC at least ``ranked_auc``, where
+def _ranked(metrics: dict[str, Any], ranked_auc: float) -> bool:
+    """One epoch's ``metrics`` rank the images by class (macro AUC at least ``ranked_auc``, where
     the stage reports one beside a thresholded primary metric such as grading's F1): the
     model has learned, and a thresholded metric at chance is its output biases leaning
     onto one class, which ``class_collapse`` judges (measured: a focal, class-weighted,
     balanced-sampling grading trial called every image its worst class for 3 epochs, F1
     0.07 below the constant predictor's 0.15, at AUC 0.68, 0.91, 0.98, then reached F1
     0.73 by epoch 5; the stuck trials of the same sweeps stayed at AUC 0.49-0.64)."""
-    auc = _auc(history[-1]["metrics"])
+    auc = _auc(metrics)
     return auc is not None and auc >= ranked_auc
 
 
@@ -334,7 +334,7 @@ def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[st
         return None
     drop = (first - last) / first
     if (drop > cfg.threshold and value <= cfg.skill_band and not _rising(history, cfg.min_rise)
-            and not _ranked(history, cfg.ranked_auc)):
+            and not _ranked(history[-1]["metrics"], cfg.ranked_auc)):
         return ({"loss_drop": drop, "metric": history[-1]["objective"], "skill": value},
                 f"train loss down > {100 * cfg.threshold:g}% with skill <= {cfg.skill_band:g}")
     return None
@@ -404,9 +404,9 @@ def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str
     hist, support = metrics.get("pred_histogram"), metrics.get("support")
     if not (isinstance(hist, dict) and hist and isinstance(support, dict) and sum(support.values())):
         return None
-    auc = _auc(metrics)
-    if auc is not None and auc >= cfg.ranked_auc:
+    if _ranked(metrics, cfg.ranked_auc):
         return None  # the argmax leans, the ranking does not: a prior shift, not a collapse
+    auc = _auc(metrics)
     top_class, share = max(hist.items(), key=lambda kv: kv[1])
     true_share = support.get(top_class, 0) / sum(support.values())
     if share - true_share >= cfg.threshold:
