@@ -107,6 +107,12 @@ class ChanceConfig(RuleConfig):
             metric, as grading does) at or above which the model has learned to rank the
             images by class, so a primary metric at chance is its output biases leaning
             onto one class (``class_collapse``'s case), not a model that learned nothing.
+        ranking_se: chance-level standard errors of the macro AUC (``auc_se``, where
+            reported) within which of 0.5 the ranking is at chance (2 = about 95 % of
+            the AUCs a model with no skill scores on this split). A ranking at chance in
+            every epoch is at chance whatever a thresholded primary metric says
+            (measured: a grading trial at AUC 0.49-0.53, SE 0.043, with macro F1
+            0.18-0.26 above the constant predictor's 0.15).
     """
 
     threshold: float = 0.06
@@ -114,6 +120,7 @@ class ChanceConfig(RuleConfig):
     min_rise: float = 0.02
     min_steps: int = 30
     ranked_auc: float = 0.85
+    ranking_se: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -292,8 +299,8 @@ class OverfittingConfig(RuleConfig):
 @dataclass(frozen=True)
 class ClassCollapseConfig(RuleConfig):
     """``class_collapse``: predictions that do not follow the true class shares. Either
-    one class takes far more of the predictions than its true share (``threshold``,
-    held ``collapse_epochs`` epochs), or a class with support is (almost) never predicted for
+    one class takes far more of the predictions than its true share (``threshold``, in
+    ``collapse_epochs`` of the last ``collapse_window`` epochs), or a class with support is (almost) never predicted for
     ``starved_epochs`` epochs running, past the point where healthy runs have learned
     it. A correct model on a dataset that is 92 % one class predicts it about 92 % of
     the time and stays quiet. Single-label (multi-class) stages only.
@@ -302,8 +309,13 @@ class ClassCollapseConfig(RuleConfig):
         threshold: predicted share minus true share of the most predicted class that
             counts as a collapse onto it (share units: 0.4 = 40 points).
         grace: epochs that neither fire nor count toward ``collapse_epochs``.
-        collapse_epochs: consecutive epochs after the grace the collapse onto one class
-            must hold.
+        collapse_epochs: epochs after the grace, the last one among them, in which the
+            collapse onto one class must hold.
+        collapse_window: the last judged epochs among which ``collapse_epochs`` must be
+            collapsed (3: two of the last three). A collapse that comes back after one
+            epoch spread out is the same collapse (measured: seed 003's recipe fell onto
+            one class at epochs 2, 4 and 6, a different class each time, AUC 0.53-0.69,
+            and spread out between; two epochs running never came).
         starved_fraction: a class with support is starved when its predicted share is
             below this fraction of its true share (0.1 = a tenth).
         starved_epochs: consecutive epochs (from epoch 1) a class must stay starved.
@@ -318,6 +330,7 @@ class ClassCollapseConfig(RuleConfig):
     threshold: float = 0.4
     grace: int = 1
     collapse_epochs: int = 2
+    collapse_window: int = 3
     starved_fraction: float = 0.1
     starved_epochs: int = 5
     ranked_auc: float = 0.85

@@ -219,14 +219,33 @@ def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding |
     so far: no better than a model that ignores the image (AUC 0.5 for AUC stages, the
     best constant class's F1 for grading, the better trivial mask's Dice for
     segmentation). A run that once had skill and dipped is not stuck at chance, nor is one
-    whose ranking is learned (:func:`_ranked`)."""
+    whose ranking is learned (:func:`_ranked`). Where a macro AUC and its chance-level
+    standard error are reported, a ranking within ``ranking_se`` of those errors of 0.5
+    in every epoch so far is at chance whatever a thresholded primary metric says: labels
+    drawn at random in the true shares beat the constant predictor's F1, so an F1 above
+    it is no skill while the ranking is at chance."""
     value, best = skill(history[-1]), _best_skill(history)
-    if (value is None or best is None or best > cfg.threshold or _rising(history, cfg.min_rise)
-            or _ranked(history[-1]["metrics"], cfg.ranked_auc)):
+    if value is None or best is None:
         return None
-    return ({"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value},
-            f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
-            f"up < {cfg.min_rise:g} in the last epoch")
+    evidence = {"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value}
+    if _ranking_at_chance(cfg, history):
+        m = history[-1]["metrics"]
+        return ({**evidence, "auc_macro": m["auc_macro"], "auc_se": m["auc_se"]},
+                f"macro AUC within {cfg.ranking_se:g} x its chance-level standard error of 0.5 in every epoch")
+    if best > cfg.threshold or _rising(history, cfg.min_rise) or _ranked(history[-1]["metrics"], cfg.ranked_auc):
+        return None
+    return (evidence, f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
+                      f"up < {cfg.min_rise:g} in the last epoch")
+
+
+def _ranking_at_chance(cfg: ChanceConfig, history: list[dict[str, Any]]) -> bool:
+    """Every epoch so far reports a macro AUC within ``ranking_se`` × its chance-level
+    standard error (``auc_se``) of 0.5."""
+    for h in history:
+        auc, se = _auc(h["metrics"]), _finite(h["metrics"].get("auc_se"))
+        if auc is None or se is None or abs(auc - 0.5) > cfg.ranking_se * se:
+            return False
+    return True
 
 
 def _rising(history: list[dict[str, Any]], min_rise: float) -> bool:
@@ -418,8 +437,9 @@ def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str
 def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
     """Predicted class shares against the true shares (``support``): one class predicted
     ``threshold`` more than its true share, with the ranking not learned (macro AUC below
-    ``ranked_auc``), for ``collapse_epochs`` epochs running after the ``grace`` epochs
-    (it may be another class each epoch), or a class with support
+    ``ranked_auc``), in ``collapse_epochs`` of the last ``collapse_window`` epochs after
+    the ``grace`` epochs, the last one included (it may be another class each epoch: a
+    collapse that spreads out for an epoch and comes back is one collapse), or a class with support
     starved (predicted below ``starved_fraction`` of its true share) for
     ``starved_epochs`` epochs running. The grace epochs do not count: a healthy run may
     call every image one class after its first epoch (measured: balanced 4-class
@@ -428,10 +448,11 @@ def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> F
     ``chance_metric`` and ``dead_outputs``: an uncalibrated model with a good ranking
     predicts one thresholded label set for most images (measured: stage 3 at epoch 2,
     89 % one set, AUC 0.74 and rising)."""
-    recent = [_concentrated(cfg, h["metrics"]) for h in history[cfg.grace:][-cfg.collapse_epochs:]]
-    if len(recent) == cfg.collapse_epochs and all(recent):
+    recent = [_concentrated(cfg, h["metrics"]) for h in history[cfg.grace:][-cfg.collapse_window:]]
+    if recent and recent[-1] and sum(map(bool, recent)) >= cfg.collapse_epochs:
         return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share, AUC < "
-                            f"{cfg.ranked_auc:g}, for {cfg.collapse_epochs} epochs")
+                            f"{cfg.ranked_auc:g}, in {cfg.collapse_epochs} of the last "
+                            f"{cfg.collapse_window} epochs")
     streak, starved = _starved_streak(cfg, history)
     if streak >= cfg.starved_epochs:
         m = history[-1]["metrics"]

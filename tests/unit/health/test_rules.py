@@ -293,6 +293,51 @@ def test_a_minority_class_never_predicted_is_named_once_healthy_runs_have_learne
     assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), learned, losses) == []
 
 
+def test_a_ranking_at_chance_is_at_chance_whatever_the_thresholded_metric_says() -> None:
+    """Measured, a grading sweep trial (CE, balanced sampler, MixUp 0.42, backbone lr
+    6.6e-5): macro AUC 0.53, 0.49, 0.49, 0.52 (its chance-level SE on 81 images: 0.043)
+    and the loss at ln 4, while the macro F1 read 0.15, 0.21, 0.18, 0.26, above the
+    constant predictor's 0.15: labels drawn at random in the true shares score that
+    (about 0.24 here), so F1 above the constant predictor is not skill. It went unnamed."""
+    auc, f1 = [0.531, 0.490, 0.486, 0.522], [0.151, 0.209, 0.177, 0.261]
+    runs = [{"f1_macro": f, "chance": 0.1509, "auc_macro": a, "auc_se": 0.0433} for a, f in zip(auc, f1)]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    fired = _epochs(monitor, runs, [1.559, 1.43, 1.393, 1.384])
+    assert fired and fired[0] == "chance_metric" and monitor.diagnoses[0].epoch == 3
+    assert monitor.diagnoses[0].evidence["auc_macro"] == 0.486
+    # A slow starter leaves the band (0.5 ± 2 SE) by epoch 3.
+    slow = [{"f1_macro": f, "chance": 0.1509, "auc_macro": a, "auc_se": 0.0433}
+            for a, f in zip([0.55, 0.57, 0.62, 0.7], [0.15, 0.17, 0.22, 0.3])]
+    assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), slow, [1.38, 1.3, 1.2, 1.1]) == []
+
+
+def test_a_collapse_that_keeps_coming_back_is_named() -> None:
+    """Measured, seed 003's recipe on synthetic data, seed 2, monitor off: the argmax
+    fell onto one class at epochs 1, 2, 4 and 6 (97-100 %, 86 %, 100 %; a different
+    class each time) and spread out between (max share 38 % and 47 %) with the ranking
+    never learned (AUC 0.53-0.69) and accuracy 0.15-0.36 under the majority's 0.39.
+    Two epochs running never happened, so the run went unnamed; two of the last three
+    judged epochs name it at epoch 4."""
+    support = {"a": 30, "b": 11, "c": 24, "d": 11}
+    shares = [{"a": 0.03, "b": 0.0, "c": 0.0, "d": 0.97}, {"a": 0.01, "b": 0.99, "c": 0.0, "d": 0.0},
+              {"a": 0.18, "b": 0.38, "c": 0.25, "d": 0.18}, {"a": 0.86, "b": 0.0, "c": 0.0, "d": 0.14},
+              {"a": 0.47, "b": 0.11, "c": 0.11, "d": 0.32}, {"a": 0.0, "b": 0.0, "c": 0.0, "d": 1.0}]
+    f1 = [0.096, 0.08, 0.334, 0.154, 0.279, 0.063]
+    auc = [0.682, 0.575, 0.607, 0.529, 0.59, 0.691]
+    runs = [{**_grading(h, support, f), "auc_macro": a} for h, f, a in zip(shares, f1, auc)]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    _epochs(monitor, runs, [0.942, 0.855, 0.741, 0.671, 0.611, 0.581])
+    collapse = [d for d in monitor.diagnoses if d.rule == "class_collapse"]
+    assert collapse and collapse[0].epoch == 4
+    # One collapsed epoch between two that spread out is a healthy run's lean, not a
+    # collapse that comes back: a balanced 4-class run at 68 % one class at epoch 2.
+    lean = [shares[0], {"a": 0.3, "b": 0.2, "c": 0.3, "d": 0.2}, {"a": 0.85, "b": 0.05, "c": 0.05, "d": 0.05},
+            {"a": 0.35, "b": 0.15, "c": 0.35, "d": 0.15}, {"a": 0.4, "b": 0.14, "c": 0.32, "d": 0.14}]
+    monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+    assert "class_collapse" not in _epochs(monitor, [{**_grading(h, support, 0.5), "auc_macro": 0.7} for h in lean],
+                                           [1.2, 1.0, 0.9, 0.8, 0.7])
+
+
 def test_an_uncalibrated_multilabel_model_with_a_good_ranking_is_not_collapsed() -> None:
     # Measured: healthy stage 3 at epochs 1-2 called one label set for 86-89 % of the
     # images (the commonest true set: 26 %) while its AUC rose 0.67 -> 0.74.
