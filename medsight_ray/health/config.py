@@ -300,9 +300,9 @@ class OverfittingConfig(RuleConfig):
 class ClassCollapseConfig(RuleConfig):
     """``class_collapse``: predictions that do not follow the true class shares. Either
     one class takes far more of the predictions than its true share (``threshold``, in
-    ``collapse_epochs`` of the last ``collapse_window`` epochs), or a class with support is (almost) never predicted for
-    ``starved_epochs`` epochs running, past the point where healthy runs have learned
-    it. A correct model on a dataset that is 92 % one class predicts it about 92 % of
+    ``collapse_epochs`` of the last ``collapse_window`` epochs), or a class with support
+    is (almost) never predicted for ``starved_epochs`` epochs running, past the point
+    where healthy runs have learned it. A correct model on a dataset that is 92 % one class predicts it about 92 % of
     the time and stays quiet. Single-label (multi-class) stages only.
 
     Attributes:

@@ -258,13 +258,14 @@ def _rising(history: list[dict[str, Any]], min_rise: float) -> bool:
 
 
 def _ranked(metrics: dict[str, Any], ranked_auc: float) -> bool:
-    """One epoch's ``metrics`` rank the images by class (macro AUC at least ``ranked_auc``, where
-    the stage reports one beside a thresholded primary metric such as grading's F1): the
-    model has learned, and a thresholded metric at chance is its output biases leaning
-    onto one class, which ``class_collapse`` judges (measured: a focal, class-weighted,
-    balanced-sampling grading trial called every image its worst class for 3 epochs, F1
-    0.07 below the constant predictor's 0.15, at AUC 0.68, 0.91, 0.98, then reached F1
-    0.73 by epoch 5; the stuck trials of the same sweeps stayed at AUC 0.49-0.64)."""
+    """One epoch's ``metrics`` rank the images by class (macro AUC at least
+    ``ranked_auc``, where the stage reports one beside a thresholded primary metric such
+    as grading's F1): the model has learned, and a thresholded metric at chance is its
+    output biases leaning onto one class, which ``class_collapse`` judges (measured: a
+    focal, class-weighted, balanced-sampling grading trial called every image its worst
+    class for 3 epochs, F1 0.07 below the constant predictor's 0.15, at AUC 0.68, 0.91,
+    0.98, then reached F1 0.73 by epoch 5; the stuck trials of the same sweeps stayed at
+    AUC 0.49-0.64)."""
     auc = _auc(metrics)
     return auc is not None and auc >= ranked_auc
 
@@ -439,8 +440,8 @@ def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> F
     ``threshold`` more than its true share, with the ranking not learned (macro AUC below
     ``ranked_auc``), in ``collapse_epochs`` of the last ``collapse_window`` epochs after
     the ``grace`` epochs, the last one included (it may be another class each epoch: a
-    collapse that spreads out for an epoch and comes back is one collapse), or a class with support
-    starved (predicted below ``starved_fraction`` of its true share) for
+    collapse that spreads out for an epoch and comes back is one collapse), or a class
+    with support starved (predicted below ``starved_fraction`` of its true share) for
     ``starved_epochs`` epochs running. The grace epochs do not count: a healthy run may
     call every image one class after its first epoch (measured: balanced 4-class
     grading, 100 % one class at epoch 1, 68 % at epoch 2 with F1 0.55; seed 003's recipe
