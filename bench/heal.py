@@ -105,13 +105,20 @@ def run_remedies(entry: Any, out: Path, seed: int, data: str) -> dict[str, Any]:
             "metric": result.best.get(f"val/{stage.primary_metric}")}
 
 
-def _space_for(entry: Any, seed: int) -> str:
-    """The stage's own search space with the broken recipe as its first point and the
-    entry's other settings fixed (YAML text)."""
+def _space_for(entry: Any, seed: int) -> tuple[str, bool]:
+    """The stage's own search space, its ranges untouched, with the entry's other settings
+    fixed (YAML text), and whether the broken recipe lies inside it.
+
+    Inside, the broken recipe is the sweep's first point. Outside (an lr of 1e4 against
+    a range up to 0.1), widening the range to hold it would make every draw worse than a
+    user's own sweep; the broken recipe is then trial 1 as run for the remedies (runs
+    are deterministic) and the sweep draws the other trials from the stage's ranges.
+    """
     import yaml
 
     from medsight_ray.config import parse_value
     from medsight_ray.health.remedies import value_of
+    from medsight_ray.tune.space import _param
     from medsight_ray.zoo.entries import COMMON, SIZE, entry_config
 
     space = yaml.safe_load((ROOT / "tune_spaces" / f"{entry.stage}.yaml").read_text())
@@ -121,22 +128,25 @@ def _space_for(entry: Any, seed: int) -> str:
                                            f"fit.seed={seed}"))
     fixed = {k: parse_value(v) for k, v in settings if k not in searched}
     first = {k: value_of(cfg, k) for k in space["params"]}
-    for key, spec in space["params"].items():
-        # The sweep starts from the broken config: its range must hold the broken value.
-        if spec.get("dist") != "categorical" and isinstance(first[key], (int, float)):
-            spec["low"], spec["high"] = min(spec["low"], first[key]), max(spec["high"], first[key])
-    return yaml.safe_dump({"stage": space["stage"], "num_samples": 1 + REMEDIES, "fixed": fixed,
-                           "params": space["params"], "points_to_evaluate": [first]}, sort_keys=False)
+    inside = all(_param("", k, spec).contains(first[k]) for k, spec in space["params"].items())
+    text = yaml.safe_dump({"stage": space["stage"], "num_samples": REMEDIES + inside, "fixed": fixed,
+                           "params": space["params"], "points_to_evaluate": [first] if inside else []},
+                          sort_keys=False)
+    return text, inside
 
 
-def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float) -> dict[str, Any]:
+def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float,
+              broken: dict[str, Any]) -> dict[str, Any]:
     """A plain sweep (no remedies) of 1 + REMEDIES trials from the broken config; the
-    trial-epochs spent until the first healthy trial, in trial order."""
+    trial-epochs spent until the first healthy trial, in trial order. ``broken`` is the
+    broken recipe's own run (the lineage's first attempt), trial 1 where the recipe lies
+    outside the stage's space."""
     import ray
 
     work = out / "work" / f"sweep-{entry.name}-s{seed}"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "space.yaml").write_text(_space_for(entry, seed))
+    text, inside = _space_for(entry, seed)
+    (work / "space.yaml").write_text(text)
     cmd = [sys.executable, "-m", "medsight_ray.tune", "--space", str(work / "space.yaml"), "--data", data,
            "--out", str(work / "out"), "--remedies", "0", "--seed", str(seed),
            "--address", ray.get_runtime_context().gcs_address]
@@ -146,7 +156,10 @@ def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float) -> 
         raise RuntimeError(f"sweep exited {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     (stage,) = json.loads(summary.read_text())["stages"]
     key, spent, first_healthy = stage["primary_metric"], 0, None
-    trials = []
+    trials = [] if inside else [{"config": "the broken recipe (outside the space)", "epochs_run": broken["epochs_run"],
+                                 "metric": broken["metric"], "fatal_rules": [broken["rule"]] if broken["rule"] else [],
+                                 "healthy": False}]
+    spent = 0 if inside else broken["epochs_run"]
     for trial in stage["trials"]:
         spent += trial["epochs_run"]
         metric = (trial.get("best") or {}).get(key)
@@ -156,7 +169,8 @@ def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float) -> 
                        "fatal_rules": trial["outcome"].get("fatal_rules", []), "healthy": ok})
         if ok and first_healthy is None:
             first_healthy = spent
-    return {"trials": trials, "trial_epochs": spent, "trial_epochs_to_healthy": first_healthy}
+    return {"inside_space": inside, "trials": trials, "trial_epochs": spent,
+            "trial_epochs_to_healthy": first_healthy}
 
 
 def run_job(entry: Any, out: Path, seed: int, sweep: bool) -> dict[str, Any]:
@@ -175,7 +189,7 @@ def run_job(entry: Any, out: Path, seed: int, sweep: bool) -> dict[str, Any]:
     row["healed"] = (not remedied["stopped"] and remedied["metric"] is not None and remedied["metric"] >= row["bar"])
     row["advice"] = sorted({a for attempt in remedied["lineage"] for a in attempt["advice"]})
     if sweep and kind == "config":
-        row["sweep"] = run_sweep(entry, out, seed, data, row["bar"])
+        row["sweep"] = run_sweep(entry, out, seed, data, row["bar"], remedied["lineage"][0])
     return row
 
 
