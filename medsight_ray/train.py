@@ -186,7 +186,7 @@ def heal(stage: Stage, cfg: Any, data: Any, storage: str, name: str, init: str |
             return result, lineage
         console.say(f"== {stage.task}/{stage.name}: remedy {attempt + 1}/{remedies} for {diagnosis['rule']}: "
                     f"{remedy.words(cfg)}")
-        tried.append(diagnosis["rule"])
+        tried.append(remedy.why)
         cfg = remedy.apply(cfg)
 
 

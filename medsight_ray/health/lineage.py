@@ -2,7 +2,7 @@
 
 :func:`next_attempt` picks what to try after a stopped run: the remedy of its first
 fatal diagnosis (:mod:`medsight_ray.health.remedies`), skipping remedies the config
-already holds and those this lineage already tried for the same rule. ``train`` and
+already holds and those this lineage already applied. ``train`` and
 ``tune`` both use it, so they heal alike; each :class:`Attempt` is one row of the
 lineage that ``summary.json``, the console and the report show.
 """
@@ -57,12 +57,12 @@ def first_fatal(diagnoses: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | N
 
 
 def next_attempt(diagnoses: Sequence[Mapping[str, Any]], cfg: Any, default: Any,
-                 tried_rules: Sequence[str]) -> tuple[Mapping[str, Any] | None, Remedy | None, list[Advice]]:
+                 tried: Sequence[str]) -> tuple[Mapping[str, Any] | None, Remedy | None, list[Advice]]:
     """What to try after a run that ended with ``diagnoses`` under ``cfg``.
 
     Args:
-        tried_rules: the rule each earlier remedy of this lineage answered, in order: a
-            rule seen before gets its next remedy, not the same one again.
+        tried: the :attr:`Remedy.why` of each remedy this lineage already applied: none
+            is applied twice, whichever diagnosis asks for it again.
 
     Returns:
         (the stopping diagnosis, the remedy to apply or None, the advice to show).
@@ -72,4 +72,4 @@ def next_attempt(diagnoses: Sequence[Mapping[str, Any]], cfg: Any, default: Any,
         return None, None, []
     steps = plan(diagnosis["rule"], diagnosis.get("evidence") or {}, cfg, default)
     advice = [s for s in steps if isinstance(s, Advice)]
-    return diagnosis, next_remedy(steps, cfg, tried=list(tried_rules).count(diagnosis["rule"])), advice
+    return diagnosis, next_remedy(steps, cfg, tried), advice

@@ -17,7 +17,7 @@ not applicable (:meth:`Remedy.applicable`) and is skipped by :func:`next_remedy`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,8 +333,15 @@ def plan(rule: str, evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
     return PLANNERS[rule](evidence, cfg, default)
 
 
-def next_remedy(steps: list[Step], cfg: Any, tried: int = 0) -> Remedy | None:
-    """The first applicable remedy of ``steps`` after the first ``tried`` applicable
-    ones, or None (advice is never applied)."""
-    applicable = [s for s in steps if isinstance(s, Remedy) and s.applicable(cfg)]
-    return applicable[tried] if tried < len(applicable) else None
+def next_remedy(steps: list[Step], cfg: Any, tried: Collection[str] = ()) -> Remedy | None:
+    """The first remedy of ``steps`` that would change ``cfg`` and is not one of
+    ``tried`` (the :attr:`Remedy.why` of each remedy a lineage already applied), or
+    None (advice is never applied).
+
+    A remedy that sets keys drops out by itself once applied (the config holds its
+    values); one that scales a key (the lr x0.1) would apply again, so it is skipped by
+    name. Counting the tried remedies instead would skip twice: the applied remedy is
+    no longer applicable on the remedied config, and the count then passes over the
+    next one.
+    """
+    return next((s for s in steps if isinstance(s, Remedy) and s.why not in tried and s.applicable(cfg)), None)

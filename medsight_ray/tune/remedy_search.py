@@ -94,7 +94,7 @@ class Healer:
         lineage = {"parent": trial_id, "root": parent.get("root", trial_id), "attempt": parent.get("attempt", 0) + 1,
                    "rule": diagnosis["rule"], "epoch": diagnosis["epoch"], "remedy": remedy.words(cfg),
                    "overrides": remedy.overrides(cfg), "advice": [a.text for a in advice],
-                   "tried": [*tried, diagnosis["rule"]]}
+                   "tried": [*tried, remedy.why]}
         return {**trial_overrides(config), **{k: flat[k] for k in changed}, LINEAGE_KEY: lineage}
 
 

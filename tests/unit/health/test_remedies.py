@@ -16,6 +16,7 @@ from medsight_ray.health.remedies import (
     plan,
     value_of,
 )
+from medsight_ray.health.lineage import next_attempt
 from medsight_ray.health.rules import EPOCH_RULES, STEP_RULES
 from medsight_ray.stages.registry import get_stage
 
@@ -130,7 +131,7 @@ def test_a_remedy_the_config_already_holds_is_skipped() -> None:
     steps = plan("class_collapse", {}, broken, default)
     first = next_remedy(steps, broken)
     assert first is not None and first.changed(broken) == {"loss.name": "ce", "mixup_prob": 0.0}
-    second = next_remedy(steps, broken, tried=1)
+    second = next_remedy(steps, broken, tried=[first.why])
     assert second is not None and second.changed(broken) == {"fit.batch_size": 32}
     # On the default recipe the balance remedy changes nothing: skipped. A class never
     # predicted gets even sampling; a collapse onto one class has only advice left.
@@ -144,9 +145,10 @@ def test_overfitting_stops_at_the_best_epoch_then_regularises() -> None:
     default = _default("grading", "grading")
     cfg = apply_overrides(default, ["fit.epochs=30", "loss.label_smoothing=0", "data.hflip=0", "data.intensity=0"])
     steps = plan("overfitting", {"lowest_epoch": 7}, cfg, default)
-    assert next_remedy(steps, cfg).changed(cfg) == {"fit.epochs": 8}
-    assert next_remedy(steps, cfg, tried=1).changed(cfg) == {"data.hflip": 0.5, "data.intensity": 0.1,
-                                                            "loss.label_smoothing": 0.1}
+    first = next_remedy(steps, cfg)
+    assert first is not None and first.changed(cfg) == {"fit.epochs": 8}
+    assert next_remedy(steps, cfg, tried=[first.why]).changed(cfg) == {"data.hflip": 0.5, "data.intensity": 0.1,
+                                                                      "loss.label_smoothing": 0.1}
 
 
 def test_prototype_collapse_raises_the_temperature_toward_one_half() -> None:
@@ -157,3 +159,33 @@ def test_prototype_collapse_raises_the_temperature_toward_one_half() -> None:
     at_half = apply_overrides(default, ["loss.temperature=0.5"])
     skipped = next_remedy(plan("prototype_collapse", {}, at_half, default), at_half)
     assert skipped is not None and skipped.changed(at_half) == {"optim.prototype_lr_scale": pytest.approx(0.1)}
+
+
+def test_a_lineage_takes_the_next_remedy_on_its_remedied_config() -> None:
+    """Seed 003's recipe as a lineage runs it: the balance recipe restored, the run
+    still collapses (batch 2 is left), so the second attempt gets larger batches. The
+    applied remedy no longer changes the remedied config; counting it as tried as
+    well passed over the batch size and sampled the classes evenly instead."""
+    default = _default("grading", "grading")
+    broken = apply_overrides(default, ["loss.name=focal", "mixup_prob=0.5", "fit.batch_size=2",
+                                       "sampler.balanced=true"])
+    evidence = {"starved_classes": ["c"]}
+    first = next_attempt([{"rule": "class_collapse", "severity": "fatal", "epoch": 3, "evidence": evidence}],
+                         broken, default, [])[1]
+    assert first is not None and "sampler.balanced" in first.changed(broken)
+    remedied = first.apply(broken)
+    second = next_attempt([{"rule": "class_collapse", "severity": "fatal", "epoch": 5, "evidence": evidence}],
+                          remedied, default, [first.why])[1]
+    assert second is not None and second.changed(remedied) == {"fit.batch_size": 32}
+
+
+def test_a_scaling_remedy_is_not_applied_twice_in_a_lineage() -> None:
+    """x0.1 on the lr would apply again and again: once tried, the next remedy comes."""
+    default = _default("grading", "grading")
+    cfg = apply_overrides(default, ["optim.lr=0.01"])
+    stop = [{"rule": "exploding_gradients", "severity": "fatal", "epoch": 1, "evidence": {}}]
+    first = next_attempt(stop, cfg, default, [])[1]
+    assert first is not None and first.changed(cfg) == {"optim.lr": pytest.approx(0.001)}
+    lowered = first.apply(cfg)
+    second = next_attempt(stop, lowered, default, [first.why])[1]
+    assert second is not None and second.changed(lowered) == {"optim.warmup_fraction": 0.1}
