@@ -174,9 +174,18 @@ def run_sweep(entry: Any, out: Path, seed: int, data: str, healed_at: float,
 
 
 def run_job(entry: Any, out: Path, seed: int, sweep: bool) -> dict[str, Any]:
-    """One entry at one seed: reference, remedies and (for a healable entry) the sweep."""
+    """One entry at one seed: reference, remedies and (for a healable entry) the sweep.
+
+    Its runs start from nothing: Ray Train resumes a run whose name it finds in storage,
+    so the job's runs left by an interrupted bench are removed first (else the remedies
+    would be judged on the old runs' results)."""
+    import shutil
+
     from medsight_ray.zoo.entries import stage_of
 
+    for stale in (*(out / "work" / "ray").glob(f"*-{entry.name}-s{seed}*"),
+                  out / "work" / f"sweep-{entry.name}-s{seed}"):
+        shutil.rmtree(stale, ignore_errors=True)
     data = _entry_data(entry, out, seed)
     stage = stage_of(entry)
     kind = cause_kind(entry)
