@@ -256,6 +256,29 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _claim(lock: Path) -> bool:
+    """Take the job whose lock file this is, unless a live process holds it: processes
+    sharing ``--out`` then split the jobs (a job's start removes its runs, so two
+    processes on one job would wreck each other's)."""
+    import os
+
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            holder = int(lock.read_text())
+            if holder <= 0:
+                raise ValueError(holder)
+            os.kill(holder, 0)
+            return False  # its holder is alive
+        except (ProcessLookupError, ValueError):
+            lock.write_text(str(os.getpid()))  # left by a process that died
+            return True
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
@@ -279,10 +302,11 @@ def main() -> None:
     todo = sorted(((e, s) for s in seeds for e in chosen), key=lambda es: cause_kind(es[0]) != "config")
     for entry, seed in todo:
         path = out / "runs" / f"{entry.name}-s{seed}.json"
-        if path.is_file():
+        if path.is_file() or not _claim(path.with_suffix(".lock")):
             continue
         row = run_job(entry, out, seed, sweep=not args.no_sweep)
         path.write_text(json.dumps(row, indent=2, default=str))
+        path.with_suffix(".lock").unlink()
         print(f"{entry.name} s{seed}: {'healed' if row['healed'] else 'not healed'} "
               f"({row['remedies']['metric']}, bar {row['bar']:.3g})", flush=True)
     rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
