@@ -231,17 +231,21 @@ def _unmixed(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
 
 
 def _overfitting(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    # Regularising first: it removes a cause and raises the peak (measured on 30 %
+    # noisy labels: the stage's augmentation and smoothing peak at F1 0.70 where the
+    # unregularised recipe peaks at 0.65). Stopping at the best epoch only keeps the
+    # peak the run already had (the best checkpoint keeps it too) and saves the epochs.
     steps: list[Step] = []
-    lowest = evidence.get("lowest_epoch")
-    if isinstance(lowest, int) and lowest > 0:
-        # The run was at its best validation loss there: train that long, a little more.
-        steps.append(Remedy("stop at the best epoch", (Change("fit.epochs", max(2, lowest + 1)),)))
     regularise = [Change(k, value_of(default, k)) for k in ("data.hflip", "data.intensity")
                   if value_of(default, k) > value_of(cfg, k)]
     if _has(cfg, "loss.label_smoothing"):
         regularise.append(Change("loss.label_smoothing", max(0.1, value_of(cfg, "loss.label_smoothing"))))
     if regularise:
         steps.append(Remedy("regularise: augment and smooth the labels", tuple(regularise)))
+    lowest = evidence.get("lowest_epoch")
+    if isinstance(lowest, int) and lowest > 0:
+        # The run was at its best validation loss there: train that long, a little more.
+        steps.append(Remedy("stop at the best epoch", (Change("fit.epochs", max(2, lowest + 1)),)))
     steps.append(Advice("more training data, or a smaller backbone"))
     return steps
 

@@ -141,14 +141,19 @@ def test_a_remedy_the_config_already_holds_is_skipped() -> None:
     assert next_remedy([Advice("fix the data")], default) is None
 
 
-def test_overfitting_stops_at_the_best_epoch_then_regularises() -> None:
+def test_overfitting_regularises_then_stops_at_the_best_epoch() -> None:
+    """Regularising removes the cause and raises the peak; stopping early only keeps it."""
     default = _default("grading", "grading")
     cfg = apply_overrides(default, ["fit.epochs=30", "loss.label_smoothing=0", "data.hflip=0", "data.intensity=0"])
     steps = plan("overfitting", {"lowest_epoch": 7}, cfg, default)
     first = next_remedy(steps, cfg)
-    assert first is not None and first.changed(cfg) == {"fit.epochs": 8}
-    assert next_remedy(steps, cfg, tried=[first.why]).changed(cfg) == {"data.hflip": 0.5, "data.intensity": 0.1,
-                                                                      "loss.label_smoothing": 0.1}
+    assert first is not None and first.changed(cfg) == {"data.hflip": 0.5, "data.intensity": 0.1,
+                                                        "loss.label_smoothing": 0.1}
+    assert next_remedy(steps, cfg, tried=[first.why]).changed(cfg) == {"fit.epochs": 8}
+    # Already regularised: stopping at the best epoch comes first.
+    regular = apply_overrides(default, ["fit.epochs=30", "loss.label_smoothing=0.1"])
+    assert next_remedy(plan("overfitting", {"lowest_epoch": 7}, regular, default), regular).changed(regular) == {
+        "fit.epochs": 8}
 
 
 def test_prototype_collapse_raises_the_temperature_toward_one_half() -> None:
