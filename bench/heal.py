@@ -256,6 +256,24 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """The heal table as Markdown (for BENCHMARKS.md): per entry, runs healed, remedies
+    applied, trial-epochs of the remedies' lineage, and the plain sweep's."""
+    def mean(xs: list[float]) -> str:
+        return f"{statistics.fmean(xs):.1f}" if xs else "–"
+
+    lines = ["| entry | cause | healed | remedies applied (mean) | lineage trial-epochs (mean) | plain sweep "
+             "reached healthy | its trial-epochs to healthy (mean) | first to healthy |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, e in summary["entries"].items():
+        swept = f"{e['sweep_healthy']}/{e['sweeps']}" if e["sweeps"] else "–"
+        firsts = ", ".join(f"{k} ×{e['first'].count(k)}" for k in sorted(set(e["first"]))) or "–"
+        lines.append(f"| {name} | {e['kind']} | {e['healed']}/{e['runs']} | {mean(e['attempts'])} | "
+                     f"{mean(e['remedy_trial_epochs'])} | {swept} | {mean(e['sweep_trial_epochs_to_healthy'])} | "
+                     f"{firsts} |")
+    return "\n".join(lines)
+
+
 def _claim(lock: Path) -> bool:
     """Take the job whose lock file this is, unless a live process holds it: processes
     sharing ``--out`` then split the jobs (a job's start removes its runs, so two
@@ -287,6 +305,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench/results/heal"))
     p.add_argument("--match", default="", help="only entries whose name contains this text")
     p.add_argument("--no-sweep", action="store_true", help="skip the plain-sweep comparison")
+    p.add_argument("--summary-only", action="store_true", help="summarise the runs already in OUT; run nothing")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown too")
     args = p.parse_args()
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -294,13 +314,14 @@ def main() -> None:
     from medsight_ray.raylocal import init_ray
     from medsight_ray.zoo.entries import ENTRIES
 
-    init_ray()
+    if not args.summary_only:
+        init_ray()
     seeds = range(args.seeds) if args.seed is None else (args.seed,)
     chosen = [e for e in ENTRIES if e.causes and args.match in e.name]
     # The healable entries first, every seed: they are the bench's measure; the others
     # only report the advice they got.
     todo = sorted(((e, s) for s in seeds for e in chosen), key=lambda es: cause_kind(es[0]) != "config")
-    for entry, seed in todo:
+    for entry, seed in [] if args.summary_only else todo:
         path = out / "runs" / f"{entry.name}-s{seed}.json"
         if path.is_file() or not _claim(path.with_suffix(".lock")):
             continue
@@ -313,6 +334,8 @@ def main() -> None:
     summary = summarise(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(table(summary))
+    if args.markdown:
+        print("\n" + markdown(summary))
 
 
 if __name__ == "__main__":
