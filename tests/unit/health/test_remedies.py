@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from medsight_ray.config import apply_overrides
+from medsight_ray.health.lineage import next_attempt
 from medsight_ray.health.remedies import (
     PLANNERS,
     Advice,
@@ -16,7 +17,6 @@ from medsight_ray.health.remedies import (
     plan,
     value_of,
 )
-from medsight_ray.health.lineage import next_attempt
 from medsight_ray.health.rules import EPOCH_RULES, STEP_RULES
 from medsight_ray.stages.registry import get_stage
 

@@ -4,18 +4,13 @@ healthy run is listed."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.zoo.benchmod import load_bench
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("detection_bench", ROOT / "bench" / "detection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("detection")
 
 
 def _zoo(name: str, seed: int, verified: bool, first: str | None, epoch: int | None, onset: int | None) -> dict:

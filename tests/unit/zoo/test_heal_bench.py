@@ -4,20 +4,16 @@ broken recipe where that lies inside them, and never widens a range to hold it (
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.zoo.benchmod import ROOT, load_bench
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("heal_bench", ROOT / "bench" / "heal.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("heal")
 
 
 def _entry(name: str) -> Any:
@@ -62,3 +58,24 @@ def test_the_bar_is_the_lower_of_target_and_reference_less_slack() -> None:
     assert abs(bench.bar(0.8, 0.7) - (0.7 - bench.REFERENCE_SLACK)) < 1e-12
     assert abs(bench.bar(None, 0.5) - (0.5 - bench.REFERENCE_SLACK)) < 1e-12
     assert bench.bar(None, None) == float("inf")
+
+
+def test_processes_sharing_out_split_the_jobs(tmp_path: Path) -> None:
+    """A job another live process holds is skipped; one whose holder died is taken over."""
+    import os
+
+    claim = _bench()._claim
+    lock = tmp_path / "entry-s0.lock"
+    assert claim(lock) and lock.read_text() == str(os.getpid())
+    assert not claim(lock)  # held by a live process (this one)
+    lock.write_text(str(_dead_pid()))
+    assert claim(lock) and lock.read_text() == str(os.getpid())
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
