@@ -237,19 +237,21 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "heal_rate": healed / runs if runs else None}
 
 
+def _mean(xs: list[float], none: str) -> str:
+    """The mean to one decimal, or ``none`` for no values."""
+    return f"{statistics.fmean(xs):.1f}" if xs else none
+
+
 def table(summary: dict[str, Any]) -> str:
     """The heal table as text."""
     head = (f"{'entry':<28} {'cause':<13} {'healed':>7} {'attempts':>8} {'remedy t-ep':>11} "
             f"{'sweep healthy':>13} {'sweep t-ep':>10}  first")
     lines = [head, "-" * len(head)]
-    def mean(xs: list[float]) -> str:
-        return f"{statistics.fmean(xs):.1f}" if xs else "-"
-
     for name, e in summary["entries"].items():
         swept = f"{e['sweep_healthy']}/{e['sweeps']}" if e["sweeps"] else "-"
-        lines.append(f"{name:<28} {e['kind']:<13} {e['healed']:>3}/{e['runs']:<3} {mean(e['attempts']):>8} "
-                     f"{mean(e['remedy_trial_epochs']):>11} {swept:>13} "
-                     f"{mean(e['sweep_trial_epochs_to_healthy']):>10}  {', '.join(e['first']) or '-'}")
+        lines.append(f"{name:<28} {e['kind']:<13} {e['healed']:>3}/{e['runs']:<3} {_mean(e['attempts'], '-'):>8} "
+                     f"{_mean(e['remedy_trial_epochs'], '-'):>11} {swept:>13} "
+                     f"{_mean(e['sweep_trial_epochs_to_healthy'], '-'):>10}  {', '.join(e['first']) or '-'}")
     if summary["heal_rate"] is not None:
         lines.append(f"healable runs healed within {REMEDIES} remedies: {summary['healed_runs']}/"
                      f"{summary['healable_runs']} ({100 * summary['heal_rate']:.0f} %)")
@@ -259,17 +261,15 @@ def table(summary: dict[str, Any]) -> str:
 def markdown(summary: dict[str, Any]) -> str:
     """The heal table as Markdown (for BENCHMARKS.md): per entry, runs healed, remedies
     applied, trial-epochs of the remedies' lineage, and the plain sweep's."""
-    def mean(xs: list[float]) -> str:
-        return f"{statistics.fmean(xs):.1f}" if xs else "–"
-
     lines = ["| entry | cause | healed | remedies applied (mean) | lineage trial-epochs (mean) | plain sweep "
              "reached healthy | its trial-epochs to healthy (mean) | first to healthy |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, e in summary["entries"].items():
         swept = f"{e['sweep_healthy']}/{e['sweeps']}" if e["sweeps"] else "–"
         firsts = ", ".join(f"{k} ×{e['first'].count(k)}" for k in sorted(set(e["first"]))) or "–"
-        lines.append(f"| {name} | {e['kind']} | {e['healed']}/{e['runs']} | {mean(e['attempts'])} | "
-                     f"{mean(e['remedy_trial_epochs'])} | {swept} | {mean(e['sweep_trial_epochs_to_healthy'])} | "
+        lines.append(f"| {name} | {e['kind']} | {e['healed']}/{e['runs']} | {_mean(e['attempts'], '–')} | "
+                     f"{_mean(e['remedy_trial_epochs'], '–')} | {swept} | "
+                     f"{_mean(e['sweep_trial_epochs_to_healthy'], '–')} | "
                      f"{firsts} |")
     return "\n".join(lines)
 
@@ -283,17 +283,24 @@ def _claim(lock: Path) -> bool:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        try:
-            holder = int(lock.read_text())
-            if holder <= 0:
-                raise ValueError(holder)
-            os.kill(holder, 0)
-            return False  # its holder is alive
-        except (ProcessLookupError, ValueError):
-            lock.write_text(str(os.getpid()))  # left by a process that died
-            return True
+        holder = lock.read_text().strip()
+        if holder.isdigit() and int(holder) > 0 and _alive(int(holder)):
+            return False
+        lock.write_text(str(os.getpid()))  # left by a process that died
+        return True
     with os.fdopen(fd, "w") as f:
         f.write(str(os.getpid()))
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """True when process ``pid`` exists (signal 0 only checks)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
     return True
 
 
@@ -320,8 +327,9 @@ def main() -> None:
     chosen = [e for e in ENTRIES if e.causes and args.match in e.name]
     # The healable entries first, every seed: they are the bench's measure; the others
     # only report the advice they got.
-    todo = sorted(((e, s) for s in seeds for e in chosen), key=lambda es: cause_kind(es[0]) != "config")
-    for entry, seed in [] if args.summary_only else todo:
+    todo = [] if args.summary_only else sorted(((e, s) for s in seeds for e in chosen),
+                                                key=lambda es: cause_kind(es[0]) != "config")
+    for entry, seed in todo:
         path = out / "runs" / f"{entry.name}-s{seed}.json"
         if path.is_file() or not _claim(path.with_suffix(".lock")):
             continue

@@ -168,9 +168,10 @@ def test_prototype_collapse_raises_the_temperature_toward_one_half() -> None:
 
 def test_a_lineage_takes_the_next_remedy_on_its_remedied_config() -> None:
     """Seed 003's recipe as a lineage runs it: the balance recipe restored, the run
-    still collapses (batch 2 is left), so the second attempt gets larger batches. The
-    applied remedy no longer changes the remedied config; counting it as tried as
-    well passed over the batch size and sampled the classes evenly instead."""
+    still collapses (batch 2 is left), so the second attempt, asked on the remedied
+    config with the applied remedy named as tried, gets larger batches. (The
+    bookkeeping that fed the wrong tried list is tested through ``train.heal`` in
+    ``test_heal_lineage.py``.)"""
     default = _default("grading", "grading")
     broken = apply_overrides(default, ["loss.name=focal", "mixup_prob=0.5", "fit.batch_size=2",
                                        "sampler.balanced=true"])
