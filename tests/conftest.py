@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from medsight_ray.raylocal import set_local_env
 from medsight_ray.zoo import datafaults
@@ -13,6 +18,30 @@ from medsight_ray.zoo import datafaults
 set_local_env()
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _zip(data: bytes, path: Path) -> bytes:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(path.stem, data)
+    return path.read_bytes()
+
+
+#: suffix -> compress(plain bytes, the compressed file's path) -> the compressed file's bytes.
+COMPRESS: dict[str, Callable[[bytes, Path], bytes]] = {
+    ".gz": lambda b, _: gzip.compress(b, mtime=0),
+    ".bz2": lambda b, _: bz2.compress(b),
+    ".xz": lambda b, _: lzma.compress(b),
+    ".zip": _zip,
+    ".zst": lambda b, _: zstandard.ZstdCompressor().compress(b),
+}
+
+
+def compressed(plain: Path, folder: Path, suffix: str) -> Path:
+    """``plain`` compressed by the standard library (or ``zstandard``) into ``folder``,
+    named as ``plain`` plus ``suffix``."""
+    target = folder / (plain.name + suffix)
+    target.write_bytes(COMPRESS[suffix](plain.read_bytes(), target))
+    return target
 
 
 @pytest.fixture(scope="session")

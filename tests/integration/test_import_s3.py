@@ -17,21 +17,26 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
 
 from medsight_ray.data.checks import check_dataset
+from medsight_ray.data.csvfile import COMPRESSIONS, read_csv
 from medsight_ray.data.importers.folders import import_class_folders
 from medsight_ray.data.importers.pairs import import_pairs
-from medsight_ray.data.importers.vindr import import_vindr
+from medsight_ray.data.importers.vindr import CSV_COLUMNS, import_vindr
+from medsight_ray.data.location import Location
 from medsight_ray.data.schema import METADATA_KEY, DatasetInfo
-from tests.conftest import FIXTURES
+from medsight_ray.errors import DataError
+from tests.conftest import COMPRESS, FIXTURES, compressed
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "medsight-test"
+COMPRESSION_NAMES = {suffix: name for name, suffix in COMPRESSIONS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +96,29 @@ def test_pairs_and_vindr_read_their_inputs_from_s3(s3, vindr_images, tmp_path) -
                  seed=3)
     assert _dataset(str(tmp_path / "pairs-s3"))[0] == _dataset(str(tmp_path / "pairs"))[0]
     folder, sizes = vindr_images  # real DICOMs and PNGs; the DICOM headers are read by byte range
-    csv = _upload(s3, FIXTURES / "vindr_sample.csv", "in/vindr/annotations.csv")
+    # Gzipped, as a large annotation CSV often sits in a bucket.
+    csv = _upload(s3, compressed(FIXTURES / "vindr_sample.csv", tmp_path, ".gz"), "in/vindr/annotations.csv.gz")
     remote_images = _upload(s3, folder, "in/vindr/images")
-    remote_sizes = _upload(s3, sizes, "in/vindr/sizes.csv")
+    remote_sizes = _upload(s3, compressed(sizes, tmp_path, ".xz"), "in/vindr/sizes.csv.xz")
     info, counts = import_vindr(csv, remote_images, tmp_path / "vindr-s3", image_size=32, sizes=remote_sizes,
                                 val_fraction=0.3, seed=3)
     local_info, local_counts = import_vindr(FIXTURES / "vindr_sample.csv", folder, tmp_path / "vindr",
                                             image_size=32, sizes=sizes, val_fraction=0.3, seed=3)
     assert counts == local_counts and counts["boxes"] > 0
     assert _dataset(str(tmp_path / "vindr-s3"))[0] == _dataset(str(tmp_path / "vindr"))[0]
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESS))
+def test_every_compression_reads_from_s3_as_from_disk(suffix: str, s3, tmp_path) -> None:
+    plain = FIXTURES / "vindr_train_600.csv"
+    remote = Location.of(_upload(s3, compressed(plain, tmp_path, suffix), f"csv/annotations.csv{suffix}"))
+    frame = read_csv(remote, "annotations", CSV_COLUMNS, dtype={"image_id": str})
+    pd.testing.assert_frame_equal(frame, read_csv(Location.of(plain), "annotations", CSV_COLUMNS,
+                                                  dtype={"image_id": str}))
+    truncated = tmp_path / f"cut.csv{suffix}"
+    truncated.write_bytes(compressed(plain, tmp_path, suffix).read_bytes()[:4000])
+    with pytest.raises(DataError, match=f"cannot be read as a CSV; .* got {COMPRESSION_NAMES[suffix]} data"):
+        read_csv(Location.of(_upload(s3, truncated, f"csv/cut.csv{suffix}")), "annotations", CSV_COLUMNS)
 
 
 def test_the_cli_imports_from_and_to_s3_and_names_a_missing_input_before_starting(s3, tmp_path) -> None:

@@ -32,18 +32,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from medsight_ray.data.csvfile import read_csv
 from medsight_ray.data.images import DICOM_SUFFIXES, encode_png, read_dicom, read_image_file, resize
 from medsight_ray.data.importers.common import write_items
 from medsight_ray.data.location import Location
 from medsight_ray.data.schema import VINDR_CONCEPTS, VINDR_TARGETS, DatasetInfo
 from medsight_ray.errors import DataError
 
-CSV_COLUMNS = ("image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max")
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+CSV_COLUMNS = ("image_id", "class_name", "rad_id", *BOX_COLUMNS)
 NO_FINDING = "No finding"
 
 
@@ -84,21 +85,35 @@ def merge_boxes(marks: list[tuple[str, np.ndarray]], iou: float, min_votes: int)
     return [np.mean([b for _, b in c], axis=0) for c in clusters if len({r for r, _ in c}) >= min_votes]
 
 
-def _table(path: Location, what: str, **kwargs: Any) -> pd.DataFrame:
-    """A CSV file as a frame, or a clear error when there is no such file."""
-    if not path.is_file():
-        raise DataError(f"{what} does not exist", where=str(path), expected=what, got="no such file")
-    with path.open() as fh:
-        return pd.read_csv(fh, **kwargs)
-
-
 def _read_csv(path: Location) -> pd.DataFrame:
-    frame = _table(path, "VinDr-CXR annotations CSV", dtype={"image_id": str, "class_name": str, "rad_id": str})
-    missing = [c for c in CSV_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError("annotation CSV lacks columns", where=str(path),
-                        expected=f"columns {list(CSV_COLUMNS)}", got=f"columns {list(frame.columns)}")
+    """The annotation rows, box coordinates as floats (NaN where a row has no box)."""
+    frame = read_csv(path, "VinDr-CXR annotations CSV", CSV_COLUMNS,
+                     dtype={"image_id": str, "class_name": str, "rad_id": str})
+    for col in BOX_COLUMNS:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        wrong = values.isna() & frame[col].notna()
+        if wrong.any():
+            row = int(wrong.to_numpy().nonzero()[0][0])
+            raise DataError("box coordinate is not a number",
+                            where=f"{path} line {row + 2} column {col!r} (image_id {frame.image_id.iloc[row]})",
+                            expected="a number of pixels, or empty for a row without a box",
+                            got=repr(frame[col].iloc[row]))
+        frame[col] = values.astype(float)
     return frame
+
+
+def _read_sizes(path: Location) -> dict[str, tuple[int, int]]:
+    """``image_id,width,height`` of the original images: image id -> (width, height)."""
+    frame = read_csv(path, "image sizes CSV", ("image_id", "width", "height"), dtype={"image_id": str})
+    wh = frame[["width", "height"]].apply(pd.to_numeric, errors="coerce")
+    bad = ~(wh > 0).all(axis=1) | (wh % 1 != 0).any(axis=1)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError("image size is not a positive whole number of pixels",
+                        where=f"{path} line {row + 2} (image_id {frame.image_id.iloc[row]})",
+                        expected="width and height as positive integers",
+                        got=f"width {frame.width.iloc[row]!r}, height {frame.height.iloc[row]!r}")
+    return {i: (int(w), int(h)) for i, w, h in zip(frame.image_id, wh.width, wh.height, strict=True)}
 
 
 def _find_images(folder: Location, ids: list[str]) -> tuple[dict[str, Location], list[str]]:
@@ -177,8 +192,7 @@ def import_vindr(
                             "(the count skipped is reported)")
     size_override: dict[str, tuple[int, int]] = {}
     if sizes is not None:
-        sz = _table(Location.of(sizes), "image sizes CSV", dtype={"image_id": str})
-        size_override = {r.image_id: (int(r.width), int(r.height)) for r in sz.itertuples()}
+        size_override = _read_sizes(Location.of(sizes))
     label_votes = _read_image_labels(Location.of(image_labels)) if image_labels is not None else {}
 
     records: dict[str, _Image] = {i: _Image(i, p) for i, p in found.items()}
@@ -241,10 +255,6 @@ def import_vindr(
 
 def _read_image_labels(path: Location) -> dict[str, dict[str, int]]:
     """VinDr ``image_labels_*.csv``: image id -> global label -> number of raters marking it."""
-    frame = _table(path, "VinDr image-label CSV", dtype={"image_id": str})
-    missing = [t for t in VINDR_TARGETS if t not in frame.columns] + (["image_id"] if "image_id" not in frame else [])
-    if missing:
-        raise DataError("image-label CSV lacks columns", where=str(path),
-                        expected=f"image_id and {list(VINDR_TARGETS)}", got=f"columns {list(frame.columns)}")
+    frame = read_csv(path, "VinDr image-label CSV", ("image_id", *VINDR_TARGETS), dtype={"image_id": str})
     sums = frame.groupby("image_id")[list(VINDR_TARGETS)].sum()
     return {i: {k: int(v) for k, v in row.items()} for i, row in sums.iterrows()}
