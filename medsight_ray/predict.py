@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medsight_ray import flags
+from medsight_ray import atomicfile, flags
 from medsight_ray.data.images import encode_png, read_image_file, resize
 from medsight_ray.errors import exit_on_error
 from medsight_ray.report.overlay import overlay
@@ -54,10 +54,10 @@ def predict(checkpoint: str | Path, image_path: str | Path, out: str | Path, top
     else:
         prob = torch.sigmoid(outputs["mask_logits"][0, 0])
         mask = (prob >= cfg.threshold).numpy()
-        (out_dir / "mask.png").write_bytes(encode_png(mask.astype(np.uint8) * 255))
+        atomicfile.write_bytes(out_dir / "mask.png", encode_png(mask.astype(np.uint8) * 255))
         overlay(pixels, [("foreground probability", prob.numpy())], out_dir / "overlay.png")
         result.update(mask=str(out_dir / "mask.png"), foreground_share=round(float(mask.mean()), 4))
-    (out_dir / "prediction.json").write_text(json.dumps(result, indent=2))
+    atomicfile.write_text(out_dir / "prediction.json", json.dumps(result, indent=2))
     return result
 
 

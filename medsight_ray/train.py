@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medsight_ray import console, flags
+from medsight_ray import atomicfile, console, flags
 from medsight_ray.config import apply_overrides
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error
 from medsight_ray.fit.stage import Stage
@@ -146,9 +146,10 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             previous = result.checkpoint
     final = summary["runs"][-1]["checkpoint"] if summary["runs"] and "failed" not in summary else None
     if final and "://" not in final:
-        shutil.copy(Path(final) / "model.pt", out / "final_model.pt")
+        with atomicfile.replacing(out / "final_model.pt") as tmp:
+            shutil.copy(Path(final) / "model.pt", tmp)
         summary["final_model"] = str((out / "final_model.pt").resolve())
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomicfile.write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     console.say(f"summary: {out / 'summary.json'}")
     return summary
 

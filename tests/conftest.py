@@ -140,3 +140,33 @@ params:
 points_to_evaluate:
 {points}
 """
+
+
+#: A child process that rewrites the dataset at argv[1] into argv[2] through a
+#: DatasetWriter, four rows a row group, and stops mid-write (files open, half the rows
+#: written) after printing "mid-write", until it is killed.
+_MID_WRITE_CHILD = """
+import sys, time
+import pyarrow.parquet as pq
+from medsight_ray.data.store import DatasetWriter, list_dataset, read_info
+files = list_dataset(sys.argv[1])
+rows = [r for p in files.all_paths for r in pq.read_table(p, filesystem=files.filesystem).to_pylist()]
+writer = DatasetWriter(sys.argv[2], read_info(files), row_group_rows=4, rows_per_file=8)
+writer.write(rows[: len(rows) // 2])
+print("mid-write", flush=True)
+time.sleep(600)
+"""
+
+
+def kill_mid_write(source: str, out: str) -> None:
+    """Start a writer of ``source``'s rows to ``out`` and SIGKILL it mid-write."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", _MID_WRITE_CHILD, source, out], stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "mid-write"
+    finally:
+        child.kill()
+        child.wait(timeout=60)

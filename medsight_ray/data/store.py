@@ -6,7 +6,9 @@ filesystems resolve them, so no I/O is hand-written here.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from medsight_ray.data.schema import METADATA_KEY, SPLITS, DatasetInfo
 from medsight_ray.errors import DataError, redact
 
 _FILE_RE = re.compile(r"^(train|val|test)-\d{5}\.parquet$")
+#: A writer's staging folder inside the dataset folder (hidden; no reader lists it).
+_STAGING_PREFIX = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,21 @@ def list_dataset(uri: str | Path) -> DatasetFiles:
         DataError: the location does not exist, or holds no dataset files.
     """
     fs, root = resolve(uri)
+    return _listing(fs, root, str(uri))
+
+
+def _listing(fs: pafs.FileSystem, root: str, uri: str) -> DatasetFiles:
+    """The dataset files at ``root`` on ``fs``; ``uri`` is what messages name."""
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
         raise DataError(
-            "dataset directory does not exist", where=redact(str(uri)),
+            "dataset directory does not exist", where=redact(uri),
             expected="a directory written by 'python -m medsight_ray.data synth' or 'import'",
             got="nothing at that path",
         )
     if info.type != pafs.FileType.Directory:
         raise DataError(
-            "dataset location is not a directory", where=redact(str(uri)),
+            "dataset location is not a directory", where=redact(uri),
             expected="a directory of {split}-NNNNN.parquet files", got="a file",
         )
     entries = fs.get_file_info(pafs.FileSelector(root, recursive=False))
@@ -85,12 +94,12 @@ def list_dataset(uri: str | Path) -> DatasetFiles:
     if not by_split:
         others = sorted(e.base_name for e in entries)[:5]
         raise DataError(
-            "no dataset files found", where=redact(str(uri)),
+            "no dataset files found", where=redact(uri),
             expected="files named train-00000.parquet, val-00000.parquet, ...",
             got=f"{len(entries)} other entries {others}" if entries else "an empty directory",
             fix="create one with 'python -m medsight_ray.data synth' or 'import'",
         )
-    return DatasetFiles(str(uri), fs, {k: sorted(v) for k, v in by_split.items()})
+    return DatasetFiles(uri, fs, {k: sorted(v) for k, v in by_split.items()})
 
 
 def read_footer(files: DatasetFiles, path: str) -> tuple[pa.Schema, dict[bytes, bytes]]:
@@ -148,7 +157,7 @@ def iter_batches(files: DatasetFiles, batch_size: int = 256) -> Iterator[tuple[s
 
 
 class DatasetWriter:
-    """Write rows into ``{split}-NNNNN.parquet`` files, streaming.
+    """Write rows into ``{split}-NNNNN.parquet`` files, streaming, and swap them in whole.
 
     Rows arrive as dicts in the layout of :mod:`medsight_ray.data.schema`, each with
     its ``split``. They are buffered per split and flushed as row groups, and a split
@@ -156,19 +165,34 @@ class DatasetWriter:
     many rows are written, and readers can shuffle and parallelise by file. The
     dataset info goes into each file's footer on :meth:`close`, once ``max_boxes`` is
     known.
+
+    Nothing lost: the files are written into a hidden staging folder inside ``out``
+    (``.partial-<token>``, which no reader lists). Only :meth:`close`, after reading
+    every footer back and counting the rows, moves them over the dataset files ``out``
+    held and deletes the old ones no new file replaced. Until then a dataset already at
+    ``out`` is untouched: an import that fails (:meth:`abort`, or leaving a ``with``
+    block by an exception) or is killed leaves it byte-identical. The swap is one
+    rename per file on local disk, one copy per object on object storage (which has no
+    rename); a crash inside it can leave files of both versions, which readers then
+    refuse because their footers disagree (:func:`read_info`), rather than train on.
+    Other files in ``out`` are kept. Staging folders left by a killed writer are
+    removed by the next writer to ``out``.
     """
 
     def __init__(self, out: str | Path, info: DatasetInfo, row_group_rows: int = 256,
                  rows_per_file: int = 2048) -> None:
         self.fs, self.root = resolve(out)
+        self.shown = redact(str(out))
+        self.staging = f"{self.root}/{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
         try:
-            self.fs.create_dir(self.root, recursive=True)
-            for stale in self.fs.get_file_info(pafs.FileSelector(self.root)):
-                if _FILE_RE.match(stale.base_name):
-                    self.fs.delete_file(stale.path)
+            self._created_root = self.fs.get_file_info(self.root).type == pafs.FileType.NotFound
+            for stale in self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)):
+                if stale.base_name.startswith(_STAGING_PREFIX) and stale.type == pafs.FileType.Directory:
+                    self.fs.delete_dir(stale.path)
+            self.fs.create_dir(self.staging, recursive=True)
         except OSError as err:
             raise DataError(
-                "output directory is not writable", where=redact(str(out)),
+                "output directory is not writable", where=self.shown,
                 expected="a writable directory", got=str(err),
             ) from None
         self.info = info
@@ -181,6 +205,14 @@ class DatasetWriter:
         self._file_index: dict[str, int] = {s: 0 for s in SPLITS}
         self.max_boxes = 0
         self.rows = 0
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        # close() is the caller's: it returns the final info. An exception aborts.
+        if exc_type is not None:
+            self.abort()
 
     def write(self, rows: Iterable[dict]) -> None:
         """Add rows; each must carry a ``split``."""
@@ -198,7 +230,7 @@ class DatasetWriter:
         if not rows:
             return
         if split not in self._open:
-            path = f"{self.root}/{split}-{self._file_index[split]:05d}.parquet"
+            path = f"{self.staging}/{split}-{self._file_index[split]:05d}.parquet"
             self._file_index[split] += 1
             stream = self.fs.open_output_stream(path)
             self._open[split] = (stream, pq.ParquetWriter(stream, self._schema), 0)
@@ -213,17 +245,69 @@ class DatasetWriter:
             self._open[split] = (stream, writer, count)
 
     def close(self) -> DatasetInfo:
-        """Finish the files and return the final info (with ``max_boxes``)."""
+        """Finish the files, check they read back, swap them in; returns the final info
+        (with ``max_boxes``).
+
+        Raises:
+            DataError: the written files do not read back whole (the old dataset, if
+                any, is kept).
+        """
         from dataclasses import replace
 
         info = self.info
         if info.task == "concepts":
             info = replace(info, max_boxes=self.max_boxes)
-        for split in SPLITS:
-            self._flush(split)
-        self._done.extend((stream, writer) for stream, writer, _ in self._open.values())
-        for stream, writer in self._done:
-            writer.add_key_value_metadata({METADATA_KEY: info.to_json().encode()})
-            writer.close()
-            stream.close()
+        try:
+            for split in SPLITS:
+                self._flush(split)
+            self._done.extend((stream, writer) for stream, writer, _ in self._open.values())
+            self._open = {}
+            for stream, writer in self._done:
+                writer.add_key_value_metadata({METADATA_KEY: info.to_json().encode()})
+                writer.close()
+                stream.close()
+            self._verify(info)
+            self._swap_in()
+        except BaseException:
+            self.abort()
+            raise
         return info
+
+    def _verify(self, info: DatasetInfo) -> None:
+        """Every staged file's footer reads and carries ``info``; the row count adds up."""
+        staged = _listing(self.fs, self.staging, self.shown)
+        if read_info(staged) != info:
+            raise DataError("written files do not carry the dataset info", where=self.shown,
+                            expected=info.to_json(), got="other metadata")
+        rows = 0
+        for path in staged.all_paths:
+            with self.fs.open_input_file(path) as fh:
+                rows += pq.ParquetFile(fh).metadata.num_rows
+        if rows != self.rows:
+            raise DataError("written files do not hold every row", where=self.shown,
+                            expected=f"{self.rows} rows", got=f"{rows} rows")
+
+    def _swap_in(self) -> None:
+        new = {i.base_name: i.path for i in self.fs.get_file_info(pafs.FileSelector(self.staging))}
+        old = [i for i in self.fs.get_file_info(pafs.FileSelector(self.root)) if _FILE_RE.match(i.base_name)]
+        for name, path in sorted(new.items()):
+            # A rename on local disk (atomic per file); a copy and a delete on object storage.
+            self.fs.move(path, f"{self.root}/{name}")
+        for stale in old:
+            if stale.base_name not in new:
+                self.fs.delete_file(stale.path)
+        self.fs.delete_dir(self.staging)
+
+    def abort(self) -> None:
+        """Drop what was written; the dataset at ``out`` stays as it was (a folder this
+        writer created is removed)."""
+        for stream, _writer, *_ in [*self._done, *self._open.values()]:
+            with contextlib.suppress(OSError):
+                stream.close()
+        self._done, self._open = [], {}
+        # Nothing here is worth an error of its own: the one that aborted is what the user needs.
+        with contextlib.suppress(OSError):
+            if self.fs.get_file_info(self.staging).type == pafs.FileType.Directory:
+                self.fs.delete_dir(self.staging)
+            if self._created_root and not self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)):
+                self.fs.delete_dir(self.root)

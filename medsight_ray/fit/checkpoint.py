@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from medsight_ray import atomicfile
 from medsight_ray.errors import ConfigError
 from medsight_ray.models.safe_load import safe_load
 
@@ -31,12 +32,14 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], meta:
     a file name to plain data written as JSON beside the model (the run's outcome, the
     health monitor's state)."""
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, **meta, "state_dict": model_state}, directory / MODEL_FILE)
+    with atomicfile.replacing(directory / MODEL_FILE) as tmp:
+        torch.save({"format": FORMAT, **meta, "state_dict": model_state}, tmp)
     if train_state is not None:
-        torch.save(train_state, directory / STATE_FILE)
-    (directory / HISTORY_FILE).write_text(json.dumps(history, default=float))
+        with atomicfile.replacing(directory / STATE_FILE) as tmp:
+            torch.save(train_state, tmp)
+    atomicfile.write_text(directory / HISTORY_FILE, json.dumps(history, default=float))
     for name, data in (records or {}).items():
-        (directory / name).write_text(json.dumps(data, default=float))
+        atomicfile.write_text(directory / name, json.dumps(data, default=float))
 
 
 def _open(path: str | Path, name: str) -> tuple[Any, str] | None:

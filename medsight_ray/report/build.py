@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medsight_ray import atomicfile
 from medsight_ray.errors import DataError
 from medsight_ray.report import document
 from medsight_ray.report.document import Block
@@ -160,6 +161,6 @@ def build_report(directory: str | Path, cams: int = 4) -> dict[str, Path]:
         blocks += [("img", p.name, caption) for p, caption in overlays]
     title = f"medsight_ray sweep report: {root.resolve().name}"
     paths = {"markdown": out / "report.md", "html": out / "report.html"}
-    paths["markdown"].write_text(document.to_markdown(title, blocks))
-    paths["html"].write_text(document.to_html(title, blocks))
+    atomicfile.write_text(paths["markdown"], document.to_markdown(title, blocks))
+    atomicfile.write_text(paths["html"], document.to_html(title, blocks))
     return paths

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medsight_ray import console, flags
+from medsight_ray import atomicfile, console, flags
 from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error
 from medsight_ray.raylocal import set_local_env
 
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Every stage's config and model are checked before Ray starts.
         preflight(space, data, options)
     request = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose", "print_config")}
-    (out / "request.json").write_text(json.dumps(request | {"out": str(out), "data": data_uri}, indent=2))
+    atomicfile.write_text(out / "request.json", json.dumps(request | {"out": str(out), "data": data_uri}, indent=2))
     with console.session(out, args.verbose) as log:
         return _sweep(args, stages, data, data_uri, out, storage, log, started)
 
@@ -226,7 +226,7 @@ def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, d
             checkpoint = section["best"]["checkpoint"]
         summary["final_model"] = checkpoint if "failed" not in summary else None
         summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        atomicfile.write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
         console.say("\n" + console_summary(summary))
         console.say(f"summary: {out / 'summary.json'} ({summary['wall_seconds']} s)")
         try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides, flatten, from_dict, to_dict
 from medsight_ray.console import say
 from medsight_ray.errors import MedsightError
@@ -186,8 +187,7 @@ class RemedySearcher(Searcher):
             self.inner.restore(path)
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "w") as fh:
-            json.dump(self.get_state(), fh, default=str)
+        atomicfile.write_text(checkpoint_path, json.dumps(self.get_state(), default=str))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path) as fh:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides, from_dict
 from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
 from medsight_ray.stages.registry import get_stage
@@ -67,4 +68,5 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
                           callbacks=[TuneReportCallback()], label=context.get_trial_id())
     result = trainer.fit()
     summary = collect(stage, cfg, result, started).summary()
-    Path(context.get_trial_dir(), RESULT_FILE).write_text(json.dumps(summary, default=str))
+    # Written whole or not at all: a resumed sweep reads it to skip this trial.
+    atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides
 from medsight_ray.console import say
 from medsight_ray.errors import ConfigError
@@ -404,7 +405,7 @@ def run_zoo(out: Path, data: dict[str, str] | None = None, verify: bool = False,
         uri = dataset_for(out / "data", entry, base=own)
         rows.append(run_entry(entry, out, uri, verify=verify, extra=extra, image_size=64 if own else None,
                               cache=cache))
-        (out / "zoo.json").write_text(json.dumps(rows, indent=2, default=str))
+        atomicfile.write_text(out / "zoo.json", json.dumps(rows, indent=2, default=str))
     return rows
 
 

@@ -12,6 +12,7 @@ have no AWS settings of their own.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from medsight_ray.data.importers.vindr import CSV_COLUMNS, import_vindr
 from medsight_ray.data.location import Location
 from medsight_ray.data.schema import METADATA_KEY, DatasetInfo
 from medsight_ray.errors import DataError
-from tests.conftest import COMPRESS, FIXTURES, compressed
+from tests.conftest import COMPRESS, FIXTURES, compressed, kill_mid_write
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,34 @@ def test_pairs_and_vindr_read_their_inputs_from_s3(s3, vindr_images, tmp_path) -
                                             image_size=32, sizes=sizes, val_fraction=0.3, seed=3)
     assert counts == local_counts and counts["boxes"] > 0
     assert _dataset(str(tmp_path / "vindr-s3"))[0] == _dataset(str(tmp_path / "vindr"))[0]
+
+
+def _objects(uri: str) -> dict[str, bytes]:
+    """Every object under ``uri``, by key below it."""
+    fs, root = pafs.FileSystem.from_uri(uri)
+    found = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type == pafs.FileType.File:
+            with fs.open_input_file(info.path) as fh:
+                found[info.path[len(root) + 1:]] = fh.read()
+    return found
+
+
+def test_a_failed_or_killed_import_to_s3_leaves_the_previous_dataset_byte_identical(s3, tmp_path) -> None:
+    out = s3("atomic/digits")
+    import_class_folders(FIXTURES / "digits4", out, image_size=16, mode="L", seed=1)
+    before = _objects(out)
+    assert any(k.startswith("train-") for k in before)
+    broken = tmp_path / "digits"
+    shutil.copytree(FIXTURES / "digits4", broken)
+    next((broken / "three").glob("*.png")).write_bytes(b"not a png")
+    with pytest.raises(DataError):
+        import_class_folders(broken, out, image_size=16, mode="L", seed=1)
+    assert _objects(out) == before
+    # An S3 object appears only when its upload completes, so a killed writer's open
+    # files never land; its staging prefix is cleared by the next writer.
+    kill_mid_write(out, out)
+    assert {k: v for k, v in _objects(out).items() if not k.startswith(".partial-")} == before
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESS))

@@ -72,9 +72,10 @@ def write_items(
     items = [items[i] for i in order]
     patients = [patient_of(item) for item in items]
     split_of = assign_splits(patients, val_fraction, test_fraction, seed)
-    writer = DatasetWriter(out, info)
-    for row, pid in zip(decoded_rows(items, make_row, parallel), patients):
-        row["patient_id"] = pid
-        row["split"] = split_of[pid]
-        writer.write([row])
-    return writer.close()
+    # A failed or interrupted import leaves a dataset already at ``out`` as it was.
+    with DatasetWriter(out, info) as writer:
+        for row, pid in zip(decoded_rows(items, make_row, parallel), patients):
+            row["patient_id"] = pid
+            row["split"] = split_of[pid]
+            writer.write([row])
+        return writer.close()

@@ -62,9 +62,9 @@ def synthesize(
     owner = np.searchsorted(np.cumsum(lengths), np.arange(rows), side="right")
     patients = [f"P{int(p):06d}" for p in owner]
     split_of = assign_splits(patients, val_fraction, test_fraction, seed)
-    writer = DatasetWriter(out, _info(task, seed, knobs))
-    writer.write(_with_split(_ROWS[task](rows, image_size, seed, knobs), patients, split_of))
-    return writer.close()
+    with DatasetWriter(out, _info(task, seed, knobs)) as writer:
+        writer.write(_with_split(_ROWS[task](rows, image_size, seed, knobs), patients, split_of))
+        return writer.close()
 
 
 def _with_split(rows: Iterator[dict], patients: list[str], split_of: dict[str, str]) -> Iterator[dict]:
