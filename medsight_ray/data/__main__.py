@@ -111,7 +111,8 @@ INPUTS = {"vindr": {"csv": False, "images": True, "image_labels": False, "sizes"
 
 
 def check_inputs(args: argparse.Namespace) -> None:
-    """Every input of the import is there (local or on object storage), before Ray starts.
+    """Every input of the import is there (local or on object storage) and a patient
+    regex compiles, before Ray starts.
 
     Raises:
         DataError: an input is missing or of the wrong kind; names its flag and location.
@@ -121,6 +122,10 @@ def check_inputs(args: argparse.Namespace) -> None:
     from medsight_ray.data.location import Location
     from medsight_ray.errors import DataError
 
+    if getattr(args, "patient_regex", None) is not None:
+        from medsight_ray.data.importers.common import compile_patient_regex
+
+        compile_patient_regex(args.patient_regex)
     kinds = {pafs.FileType.Directory: "a folder", pafs.FileType.File: "a file"}
     for dest, folder in INPUTS[args.kind].items():
         where = getattr(args, dest)

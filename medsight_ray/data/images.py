@@ -27,6 +27,14 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+# What decoding bytes that are not a usable image raises: PIL's UnidentifiedImageError is
+# an OSError (so is a truncated file); a broken PNG chunk is a SyntaxError; an image
+# with more pixels than Pillow's MAX_IMAGE_PIXELS (a decompression bomb, or a scan far
+# beyond what a model takes) is a DecompressionBombError.
+UNDECODABLE: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                                            Image.DecompressionBombError)
+
+
 def decode_image(data: bytes, mode: str, where: str = "image") -> np.ndarray:
     """Decode PNG/JPEG bytes to uint8 (H, W) for mode ``L`` or (H, W, 3) for ``RGB``.
 
@@ -36,7 +44,7 @@ def decode_image(data: bytes, mode: str, where: str = "image") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert(mode))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UNDECODABLE as err:
         raise DataError(
             "image bytes do not decode", where=where,
             expected="PNG or JPEG bytes", got=f"{len(data)} bytes ({type(err).__name__}: {err})",
@@ -88,7 +96,7 @@ def read_image_file(path: Path | Location, mode: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(Location.of(path).read_bytes())) as img:
             return np.asarray(img.convert(mode))
-    except (UnidentifiedImageError, OSError) as err:
+    except UNDECODABLE as err:
         raise DataError(
             "image file does not read", where=str(path),
             expected="a PNG, JPEG or DICOM file", got=f"{type(err).__name__}: {err}",

@@ -32,6 +32,7 @@ from typing import Any
 from medsight_ray import atomicfile, console, flags
 from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error
 from medsight_ray.raylocal import set_local_env
+from medsight_ray.tune.trust import check_trusted
 
 DEMO_ROWS, DEMO_SIZE = 600, 48
 #: The demo's budget per stage: trials and epochs (the spaces' first points come first).
@@ -137,6 +138,7 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
         raise ConfigError("--resume needs the sweep's directory", where="--out",
                           expected="--resume --out DIR (the --out of the interrupted sweep)", got="nothing")
     file = Path(args.out) / "request.json"
+    check_trusted(args.out)
     try:
         previous = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as err:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
-from medsight_ray.errors import ConfigError
+from medsight_ray.errors import ConfigError, redact
 from medsight_ray.fit.checkpoint import read_history
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.runner import PreparedData, storage_path
@@ -21,6 +21,7 @@ from medsight_ray.tune.progress import StatusTable, SweepProgress
 from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.stopper import HealthStopper
 from medsight_ray.tune.trial import LINEAGE_KEY, RESULT_FILE, stage_trial, trial_overrides
+from medsight_ray.tune.trust import check_trusted
 
 #: Epochs every trial runs before ASHA may end it: a pathology present from the first
 #: epoch must be named within them, or ASHA ends the trial unnamed.
@@ -169,7 +170,15 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
               "storage": f"{root}/train", "experiment": experiment, "init_checkpoint": init_checkpoint}
     trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
     if resume and tune.Tuner.can_restore(experiment):
-        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        check_trusted(experiment)
+        try:
+            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False)
+        except Exception as err:  # whatever a damaged pickle or JSON raises inside Ray
+            raise ConfigError("the sweep's saved state does not load", where=redact(experiment),
+                              expected="the experiment state Ray Tune saved for this sweep",
+                              got=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                              fix="start the sweep again under a new --out") from None
     else:
         samples = options.samples or space.num_samples
         searcher = OptunaSearch(seed=options.seed, points_to_evaluate=[dict(p) for p in space.points] or None)

@@ -5,17 +5,28 @@ and no traceback. (Bad *data* is covered case by case in tests/unit/data/test_ch
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import shutil
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 
 from medsight_ray import predict, train
+from medsight_ray.data import __main__ as data_cli
 from medsight_ray.fit.checkpoint import save_checkpoint
 from medsight_ray.tune import __main__ as tune_cli
 from medsight_ray.zoo import __main__ as zoo_cli
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -43,6 +54,88 @@ def _other_task_checkpoint(tmp: Path) -> Path:
     meta = {"task": "segmentation", "stage": "segmentation", "config": {}, "info": "{}", "fingerprint": "x"}
     save_checkpoint(tmp / "seg", {"w": torch.zeros(1)}, meta, None, [])
     return tmp / "seg"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds none."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def _digits_with(tmp: Path, name: str, data: bytes) -> Path:
+    """A copy of the real digits with one file replaced by ``data``."""
+    root = tmp / "digits"
+    shutil.copytree(FIXTURES / "digits4", root)
+    victim = sorted((root / "two").glob("*.png"))[0]
+    victim.unlink()
+    (root / "two" / name).write_bytes(data)
+    return root
+
+
+def _vindr_with_broken_dicom(tmp: Path) -> list[str]:
+    ids = list(dict.fromkeys(pd.read_csv(FIXTURES / "vindr_sample.csv").image_id))
+    (tmp / "img").mkdir()
+    for i in ids:
+        shutil.copy(FIXTURES / "cxr_small.dcm", tmp / "img" / f"{i}.dcm")
+    (tmp / "img" / f"{ids[3]}.dcm").write_bytes(b"DICM? no: " + bytes(300))
+    return ["--csv", str(FIXTURES / "vindr_sample.csv"), "--images", str(tmp / "img")]
+
+
+def _disagreeing_footers(tmp: Path, data: Path) -> Path:
+    out = tmp / "mixed"
+    out.mkdir()
+    for path in sorted(data.glob("*.parquet")):
+        pf = pq.ParquetFile(path)
+        meta = dict(pf.metadata.metadata)
+        if path.name.startswith("val"):
+            meta[b"medsight_ray"] = json.dumps({**json.loads(meta[b"medsight_ray"]),
+                                                "class_names": ["a", "b", "c", "d"]}).encode()
+        with pq.ParquetWriter(out / path.name, pf.schema_arrow.remove_metadata()) as writer:
+            writer.write_table(pf.read().replace_schema_metadata(None))
+            writer.add_key_value_metadata({k: v for k, v in meta.items() if k != b"ARROW:schema"})
+    return out
+
+
+def _damaged_sweep(tmp: Path, data: Path) -> list[str]:
+    """A sweep folder whose request is whole and whose saved Tune state is not."""
+    out = tmp / "sweep"
+    experiment = out / "grading-grading"
+    experiment.mkdir(parents=True)
+    request = vars(tune_cli.build_parser().parse_args(["--space", str(_write(tmp / "s.yaml", SPACE.format(
+        "optim.lr: {dist: uniform, low: 0.001, high: 0.1}"))), "--data", str(data)]))
+    (out / "request.json").write_text(json.dumps({**request, "out": str(out), "data": str(data)}))
+    (experiment / "tuner.pkl").write_bytes(b"\x80\x05 not a pickle")
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text("{truncated")
+    return ["--resume", "--out", str(out)]
+
+
+def _foreign_sweep(tmp: Path, data: Path) -> list[str]:
+    argv = _damaged_sweep(tmp, data)
+    os.chown(tmp / "sweep" / "grading-grading" / "tuner.pkl", 4242, 4242)
+    return argv
+
+
+def _untrained(tmp: Path, data: Path) -> Path:
+    """A grading checkpoint of an untrained model: predict reads it before the image."""
+    from medsight_ray.config import apply_overrides, to_dict
+    from medsight_ray.data.store import list_dataset, read_info
+    from medsight_ray.stages.registry import get_stage
+
+    stage = get_stage("grading")
+    cfg = apply_overrides(stage.config_cls(), ["data.image_size=32", "model.backbone.name=resnet10t"])
+    info = read_info(list_dataset(data))
+    meta = {"task": "grading", "stage": "grading", "config": to_dict(cfg), "info": info.to_json(), "fingerprint": "x"}
+    save_checkpoint(tmp / "model", stage.build_model(cfg, info).state_dict(), meta, None, [])
+    return tmp / "model"
+
+
+def _corrupt_png(tmp: Path) -> Path:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(buf, format="PNG")
+    (tmp / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # a download cut short
+    return tmp / "cut.png"
 
 
 # (name, CLI, argv builder(tmp, data dir), fragments the message must contain)
@@ -88,6 +181,36 @@ CASES: list[Case] = [
      ["output/storage path is not writable"]),
     ("resume_not_a_sweep", "tune_resume", lambda t, d: ["--resume", "--out", str(t)],
      ["not the directory of an earlier sweep", "request.json"]),
+    ("invalid_patient_regex", "data", lambda t, d: ["import", "folders", "--root", str(FIXTURES / "digits4"),
+                                                     "--patient-regex", "([a-z", "--out", str(t / "o")],
+     ["patient regex is not a valid regular expression", "'([a-z'", "unterminated character set"]),
+    ("corrupt_dicom_in_vindr", "data", lambda t, d: ["import", "vindr", *_vindr_with_broken_dicom(t), "--serial",
+                                                     "--out", str(t / "o")],
+     ["DICOM header does not read", ".dcm", "InvalidDicomError"]),
+    ("sizes_without_width_height", "data", lambda t, d: ["import", "vindr", *_vindr_with_broken_dicom(t)[:4],
+                                                         "--sizes", str(_write(t / "sz.csv", "image_id,w,h\n")),
+                                                         "--out", str(t / "o")],
+     ["image sizes CSV lacks columns ['width', 'height']", "sz.csv"]),
+    ("oversized_image", "data", lambda t, d: ["import", "folders", "--serial", "--out", str(t / "o"), "--root",
+                                              str(_digits_with(t, "huge.png", _png_header(30000, 30000)))],
+     ["image file does not read", "huge.png", "DecompressionBombError", "900000000 pixels"]),
+    ("box_not_a_number", "data", lambda t, d: ["import", "vindr", "--images", _vindr_with_broken_dicom(t)[3],
+                                               "--csv", str(_write(t / "a.csv", (FIXTURES / "vindr_sample.csv")
+                                                                   .read_text().replace("R10,691.0", "R10,6x1.0"))),
+                                               "--out", str(t / "o")],
+     ["box coordinate is not a number", "a.csv line 4 column 'x_min'", "'6x1.0'"]),
+    ("image_labels_without_columns", "data", lambda t, d: [
+        "import", "vindr", *_vindr_with_broken_dicom(t)[:4], "--out", str(t / "o"),
+        "--image-labels", str(_write(t / "labels.csv", "image_id,rad_id,Pneumonia\nx,R1,1\n"))],
+     ["VinDr image-label CSV lacks columns", "'Lung tumor'", "labels.csv"]),
+    ("footers_disagree", "train_data", lambda t, d: ["--data", str(_disagreeing_footers(t, d))],
+     ["files of one dataset disagree on their metadata", "val-00000.parquet", '"a", "b", "c", "d"']),
+    ("damaged_sweep_state", "tune_resume", _damaged_sweep, ["the sweep's saved state does not load",
+                                                            "grading-grading"]),
+    ("foreign_sweep_state", "tune_resume", _foreign_sweep, ["refusing to resume", "tuner.pkl", "owner uid 4242"]),
+    ("predict_corrupt_image", "predict", lambda t, d: ["--checkpoint", str(_untrained(t, d)), "--image",
+                                                       str(_corrupt_png(t))],
+     ["image file does not read", "cut.png"]),
     ("unknown_zoo_entry", "zoo", lambda t, d: ["--only", "lr_far_too_high,lr_too_hgih", "--out", str(t / "z")],
      ["unknown zoo entry", "--only lr_too_hgih", "lr_far_too_high"]),
 ]
@@ -105,6 +228,8 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _argv(kind: str, tmp: Path, data: Path, concepts: Path, extra: list[str]) -> tuple[Callable, str, list[str]]:
+    if kind == "data":
+        return data_cli.cli, "medsight_ray.data", extra
     if kind == "predict":
         return predict.cli, "medsight_ray.predict", extra
     if kind == "zoo":
@@ -135,5 +260,5 @@ def test_bad_request_exits_2_with_a_named_message(case: Case, synth_dir, tmp_pat
     assert not list(tmp_path.rglob("checkpoint_*")), f"{name}: training started"
 
 
-def test_the_suite_has_at_least_twenty_cases() -> None:
-    assert len(CASES) >= 20
+def test_the_suite_has_at_least_thirty_cases() -> None:
+    assert len(CASES) >= 30

@@ -10,14 +10,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from medsight_ray.config import apply_overrides
+from medsight_ray.data.importers.folders import import_class_folders
+from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.fit.runner import prepare_data, run_stage
 from medsight_ray.health.export import PROMETHEUS_NAMES
 from medsight_ray.stages.registry import get_stage
-from tests.conftest import rewrite_dataset
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -33,14 +34,22 @@ def _samples(text: str, name: str, run: str) -> list[tuple[dict[str, str], float
 
 @pytest.fixture(scope="module")
 def observed_run(synth_dir, tmp_path_factory):
-    """One grading run on data whose patient ids are unmistakable, with a warning
-    diagnosis: (run name, StageResult, storage dir)."""
-    def secret(name: str, table: pa.Table) -> pa.Table:
-        ids = [f"SECRETPATIENT{p}" for p in table.column("patient_id").to_pylist()]
-        return table.set_column(table.schema.get_field_index("patient_id"), "patient_id", pa.array(ids))
-
+    """One grading run on data whose patient ids are unmistakable and stand in its
+    file names, as users name files (``SECRETPATIENT17_2.png``, imported with a patient
+    regex), with a warning diagnosis: (run name, StageResult, storage dir)."""
     tmp = tmp_path_factory.mktemp("observed")
-    data = rewrite_dataset(synth_dir("grading", rows=90), tmp / "data", secret)
+    source = synth_dir("grading", rows=90)
+    info = read_info(list_dataset(source))
+    for path in sorted(source.glob("*.parquet")):
+        for i, row in enumerate(pq.read_table(path).to_pylist()):
+            folder = tmp / "files" / info.class_names[row["label"]]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"SECRETPATIENT{row['patient_id']}_{path.stem}{i}.png").write_bytes(row["image"])
+    data = tmp / "data"
+    import_class_folders(tmp / "files", data, image_size=32, mode=info.image_mode,
+                         patient_regex=r"^(SECRETPATIENT\w+?)_")
+    ids = [r for p in data.glob("*.parquet") for r in pq.read_table(p, columns=["image_id", "patient_id"]).to_pylist()]
+    assert all("SECRETPATIENT" in r["patient_id"] and "SECRETPATIENT" not in r["image_id"] for r in ids)
     stage = get_stage("grading")
     # Every gradient norm is above 0, so this rule fires as a warning on the first steps:
     # a diagnosis without stopping the run.

@@ -28,6 +28,24 @@ def image_files(folder: Location) -> list[Location]:
     return [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
+def compile_patient_regex(regex: str) -> re.Pattern[str]:
+    """``--patient-regex`` compiled, with one group for the patient id.
+
+    Raises:
+        ConfigError: the regex does not compile, or has no group.
+    """
+    try:
+        pattern = re.compile(regex)
+    except re.error as err:
+        raise ConfigError("patient regex is not a valid regular expression", where=f"--patient-regex {regex!r}",
+                          expected="a Python regular expression whose group 1 is the patient id",
+                          got=f"{err}", fix="e.g. '^(\\w+)_' for 'P001_left.png'") from None
+    if pattern.groups < 1:
+        raise ConfigError("patient regex has no group", where=f"--patient-regex {regex!r}",
+                          expected="a group around the patient id, e.g. '^(\\w+)_'", got="no group")
+    return pattern
+
+
 def patient_from_name(stem: str, regex: str | None) -> str:
     """Patient id from a file stem: group 1 of ``regex``, or the stem itself.
 
@@ -36,7 +54,7 @@ def patient_from_name(stem: str, regex: str | None) -> str:
     """
     if regex is None:
         return stem
-    match = re.search(regex, stem)
+    match = re.search(compile_patient_regex(regex), stem)
     if not match or not match.groups():
         raise ConfigError("patient regex does not match a file name", where=f"file {stem!r}",
                           expected=f"a match of {regex!r} with one group", got="no match",
@@ -54,9 +72,17 @@ def write_items(
     test_fraction: float,
     seed: int,
     parallel: bool = False,
+    alias_patients: bool = False,
 ) -> DatasetInfo:
     """Split ``items`` by patient and write one row per item, in an order drawn from
-    ``seed``; returns the final info. With ``parallel``, rows are decoded by Ray Data
+    ``seed``; returns the final info.
+
+    With ``alias_patients`` (the patient id was read from a file name or a DICOM
+    header, not made up), every occurrence of a row's patient id in its ``image_id``
+    is replaced by the patient's alias, ``pt`` and its index among the sorted patient
+    ids (``P001_left`` -> ``pt00000_left``): image ids are what checks, logs and
+    reports print, and the patient id stays only in its own column, which nothing
+    prints. Aliases are unique per patient, so image ids stay unique. With ``parallel``, rows are decoded by Ray Data
     tasks (:mod:`medsight_ray.data.importers.decode`) and written here in the same
     order, so the dataset is the serial import's, row for row.
 
@@ -72,10 +98,13 @@ def write_items(
     items = [items[i] for i in order]
     patients = [patient_of(item) for item in items]
     split_of = assign_splits(patients, val_fraction, test_fraction, seed)
+    alias = {pid: f"pt{i:05d}" for i, pid in enumerate(sorted(set(patients)))} if alias_patients else {}
     # A failed or interrupted import leaves a dataset already at ``out`` as it was.
     with DatasetWriter(out, info) as writer:
         for row, pid in zip(decoded_rows(items, make_row, parallel), patients):
             row["patient_id"] = pid
             row["split"] = split_of[pid]
+            if pid in alias:
+                row["image_id"] = row["image_id"].replace(pid, alias[pid])
             writer.write([row])
         return writer.close()

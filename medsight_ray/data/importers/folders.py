@@ -58,4 +58,4 @@ def import_class_folders(
         return {"image_id": f"{path.parent.name}/{path.stem}", "image": encode_png(image), "label": label}
 
     return write_items(out, info, items, lambda it: patient_from_name(it[0].stem, patient_regex),
-                       make_row, val_fraction, test_fraction, seed, parallel)
+                       make_row, val_fraction, test_fraction, seed, parallel, alias_patients=patient_regex is not None)

@@ -75,4 +75,4 @@ def import_pairs(
         }
 
     return write_items(out, info, sorted(image_by_stem), lambda s: patient_from_name(s, patient_regex),
-                       make_row, val_fraction, test_fraction, seed, parallel)
+                       make_row, val_fraction, test_fraction, seed, parallel, alias_patients=patient_regex is not None)

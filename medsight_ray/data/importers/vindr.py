@@ -25,7 +25,8 @@ Merge rule (documented, deterministic):
 Boxes are normalised by each image's real size: the DICOM's Rows/Columns, the PNG's
 size, or ``sizes`` (``image_id,width,height``) when the PNGs were downscaled from the
 originals the boxes refer to. A box beyond its image is an error that says so.
-DICOM ``PatientID`` (when present) is the patient id; otherwise the image id.
+DICOM ``PatientID`` (when present) is the patient id; otherwise the image id. Image ids are
+the CSV's (VinDr's own anonymised hashes), never formed from the PatientID.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from medsight_ray.data.csvfile import read_csv
-from medsight_ray.data.images import DICOM_SUFFIXES, encode_png, read_dicom, read_image_file, resize
+from medsight_ray.data.images import DICOM_SUFFIXES, UNDECODABLE, encode_png, read_dicom, read_image_file, resize
 from medsight_ray.data.importers.common import write_items
 from medsight_ray.data.location import Location
 from medsight_ray.data.schema import VINDR_CONCEPTS, VINDR_TARGETS, DatasetInfo
@@ -128,18 +129,31 @@ def _find_images(folder: Location, ids: list[str]) -> tuple[dict[str, Location],
 
 
 def _image_meta(path: Location) -> tuple[int, int, str | None]:
-    """(width, height, patient id or None) of an image file, without decoding PNG pixels."""
+    """(width, height, patient id or None) of an image file, without decoding PNG pixels.
+
+    Raises:
+        DataError: the file is not a readable DICOM or image header (names the file).
+    """
     if path.suffix.lower() in DICOM_SUFFIXES:
         import pydicom
 
-        with path.open() as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-        pid = str(ds.get("PatientID", "")).strip() or None
-        return int(ds.Columns), int(ds.Rows), pid
+        try:
+            with path.open() as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            pid = str(ds.get("PatientID", "")).strip() or None
+            return int(ds.Columns), int(ds.Rows), pid
+        except Exception as err:  # pydicom raises many types for a broken file, and AttributeError without Rows
+            raise DataError("DICOM header does not read", where=str(path),
+                            expected="a DICOM image with Rows and Columns",
+                            got=f"{type(err).__name__}: {err}") from None
     from PIL import Image
 
-    with path.open() as fh, Image.open(fh) as img:
-        return img.size[0], img.size[1], None
+    try:
+        with path.open() as fh, Image.open(fh) as img:
+            return img.size[0], img.size[1], None
+    except UNDECODABLE as err:
+        raise DataError("image file does not read", where=str(path), expected="a PNG or JPEG image",
+                        got=f"{type(err).__name__}: {err}") from None
 
 
 def import_vindr(

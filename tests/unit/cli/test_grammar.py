@@ -9,11 +9,11 @@ writes has ``--out``, and every one is installed as a console script.
 from __future__ import annotations
 
 import argparse
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from medsight_ray import flags, localcluster, predict, train
 from medsight_ray.data import __main__ as data_cli
