@@ -236,35 +236,44 @@ def import_vindr(
                             fix="if the images were downscaled, pass --sizes with the original sizes")
         rec.boxes.setdefault(lower[row.class_name.lower()], []).append((row.rad_id, box / [w, h, w, h]))
 
-    counts = {"images": len(records), "skipped_missing": len(missing), "boxes": 0}
     has_global = image_labels is not None or any(rec.targets for rec in records.values())
     target_names = tuple(VINDR_TARGETS) if has_global else (NO_FINDING,)
+    # Labels are settled here, on the driver, so that what is counted is what is written
+    # (make_row below may run in Ray Data's worker processes, whose counts never return).
+    labels = {rec.image_id: _labels(rec, len(concept_names), target_names, label_votes, iou, min_votes)
+              for rec in records.values()}
+    counts = {"images": len(records), "skipped_missing": len(missing),
+              "boxes": sum(len(row["boxes"]) for row in labels.values())}
 
     def make_row(rec: _Image) -> dict:
-        concepts = [0] * len(concept_names)
-        boxes = []
-        for k, marks in sorted(rec.boxes.items()):
-            for b in merge_boxes(marks, iou, min_votes):
-                concepts[k] = 1
-                boxes.append({"concept": k, "x_min": float(b[0]), "y_min": float(b[1]),
-                              "x_max": float(b[2]), "y_max": float(b[3])})
-        counts["boxes"] += len(boxes)
-        targets = []
-        for name in target_names:
-            if name == NO_FINDING:
-                targets.append(int(not any(concepts)))
-            else:
-                votes = label_votes.get(rec.image_id, {}).get(name, 0) + len(rec.targets.get(name, ()))
-                targets.append(int(votes >= min_votes))
         pixels = read_dicom(rec.path) if rec.path.suffix.lower() in DICOM_SUFFIXES else read_image_file(rec.path, "L")
-        return {"image_id": rec.image_id, "image": encode_png(resize(pixels, image_size)),
-                "concepts": concepts, "targets": targets, "boxes": boxes}
+        return {"image_id": rec.image_id, "image": encode_png(resize(pixels, image_size)), **labels[rec.image_id]}
 
     info = DatasetInfo("concepts", "L", tuple(concept_names), target_names,
                        source=f"medsight_ray import vindr {csv.name} min_votes={min_votes} iou={iou}")
     info = write_items(out, info, list(records.values()), lambda r: meta[r.image_id][2] or r.image_id,
                        make_row, val_fraction, test_fraction, seed, parallel)
     return info, counts
+
+
+def _labels(rec: _Image, n_concepts: int, target_names: tuple[str, ...], label_votes: dict[str, dict[str, int]],
+            iou: float, min_votes: int) -> dict[str, list]:
+    """One image's ``concepts``, ``targets`` and merged ``boxes`` (rules 1-4 above)."""
+    concepts = [0] * n_concepts
+    boxes = []
+    for k, marks in sorted(rec.boxes.items()):
+        for b in merge_boxes(marks, iou, min_votes):
+            concepts[k] = 1
+            boxes.append({"concept": k, "x_min": float(b[0]), "y_min": float(b[1]),
+                          "x_max": float(b[2]), "y_max": float(b[3])})
+    targets = []
+    for name in target_names:
+        if name == NO_FINDING:
+            targets.append(int(not any(concepts)))
+        else:
+            votes = label_votes.get(rec.image_id, {}).get(name, 0) + len(rec.targets.get(name, ()))
+            targets.append(int(votes >= min_votes))
+    return {"concepts": concepts, "targets": targets, "boxes": boxes}
 
 
 def _read_image_labels(path: Location) -> dict[str, dict[str, int]]:
