@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from medsight_ray.errors import redact_all
+
 #: Prefix of a line meant for the console, printed by a process other than the driver.
 MARK = "[medsight] "
 LOG_FILE = "console.log"
@@ -34,9 +36,10 @@ _stream: TextIO | None = None
 
 
 def say(text: str = "") -> None:
-    """Print a line for people: on the terminal (never into the log redirection)."""
+    """Print a line for people: on the terminal (never into the log redirection), with
+    every URI in it redacted (:func:`medsight_ray.errors.redact_all`)."""
     stream = _stream or sys.stdout
-    stream.write(text + "\n")
+    stream.write(redact_all(text) + "\n")
     stream.flush()
 
 
@@ -44,7 +47,7 @@ def emit(text: str) -> None:
     """From a worker, trial or controller process: a line the driver shows on the console."""
     # Written to the stream, not print()ed: Ray Train patches print() in its workers to
     # log every line twice (through its logger and to the wrapped stdout).
-    for line in text.splitlines():
+    for line in redact_all(text).splitlines():
         sys.stdout.write(f"{MARK}{line}\n")
     sys.stdout.flush()
 
@@ -123,6 +126,7 @@ def session(out: Path | None, verbose: bool = False) -> Iterator[Path | None]:
     root = logging.getLogger()
     file_handler = logging.StreamHandler(log)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file_handler.addFilter(_redacting)
     root.addHandler(file_handler)
     try:
         yield log_path
@@ -141,6 +145,14 @@ def session(out: Path | None, verbose: bool = False) -> Iterator[Path | None]:
             _stream.close()
         _stream = previous
         log.close()
+
+
+def _redacting(record: logging.LogRecord) -> bool:
+    """A log filter: the record's message with every URI redacted."""
+    message = record.getMessage()
+    if "://" in message:
+        record.msg, record.args = redact_all(message), None
+    return True
 
 
 def _has_fd(stream: TextIO, fd: int) -> bool:

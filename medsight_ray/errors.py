@@ -7,10 +7,13 @@ into a one-paragraph message and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
+
+_URI = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>,;)\]}]+")
 
 
 def redact(uri: str) -> str:
@@ -20,6 +23,20 @@ def redact(uri: str) -> str:
         return uri
     parts = urlsplit(uri)
     return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+
+
+def redact_all(value: Any) -> Any:
+    """``value`` with every URI in it redacted (:func:`redact`), however deep: in a
+    string (a message may hold several), a mapping's keys and values, a list or tuple.
+    The one function every console line, log record and saved summary or request
+    passes through, so no key written into a URI is printed, logged or saved."""
+    if isinstance(value, str):
+        return _URI.sub(lambda m: redact(m.group(0)), value) if "://" in value else value
+    if isinstance(value, dict):
+        return {redact_all(k): redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_all(v) for v in value)
+    return value
 
 
 class MedsightError(Exception):
@@ -77,7 +94,7 @@ def exit_on_error(main: Callable[[], int | None]) -> Callable[[], NoReturn]:
         try:
             code = main()
         except MedsightError as err:
-            print(f"error: {err.message()}", file=sys.stderr)
+            print(f"error: {redact_all(err.message())}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -91,6 +108,6 @@ def exit_code(summary: dict) -> int:
     """Exit code of a command that wrote a summary: 1 (and the reason on stderr) when
     it records a failure, else 0."""
     if "failed" in summary:
-        print(f"failed: {summary['failed']}", file=sys.stderr)
+        print(f"failed: {redact_all(summary['failed'])}", file=sys.stderr)
         return 1
     return 0

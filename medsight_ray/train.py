@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from medsight_ray import atomicfile, console, flags
 from medsight_ray.config import apply_overrides
-from medsight_ray.errors import ConfigError, exit_code, exit_on_error
+from medsight_ray.errors import ConfigError, exit_code, exit_on_error, redact_all
+from medsight_ray.fit.checkpoint import copy_model_file
 from medsight_ray.fit.stage import Stage
 from medsight_ray.health.lineage import Attempt, next_attempt
 from medsight_ray.raylocal import set_local_env
@@ -145,11 +145,11 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
                 break
             previous = result.checkpoint
     final = summary["runs"][-1]["checkpoint"] if summary["runs"] and "failed" not in summary else None
-    if final and "://" not in final:
-        with atomicfile.replacing(out / "final_model.pt") as tmp:
-            shutil.copy(Path(final) / "model.pt", tmp)
+    if final:
+        # From local or object storage alike: the model a user takes away is local.
+        copy_model_file(final, out / "final_model.pt")
         summary["final_model"] = str((out / "final_model.pt").resolve())
-    atomicfile.write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomicfile.write_text(out / "summary.json", json.dumps(redact_all(summary), indent=2, default=str))
     console.say(f"summary: {out / 'summary.json'}")
     return summary
 

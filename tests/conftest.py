@@ -74,6 +74,40 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
+BUCKET = "medsight-test"
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[Callable[..., str]]:
+    """A local S3-compatible server (moto's, on 127.0.0.1) with an empty bucket; gives
+    the URI of a key in it, ``s3://KEYS@bucket/key?endpoint_override=HOST:PORT&...``,
+    which is how a MinIO or other S3-compatible store is named (the keys travel with
+    the filesystem into Ray's processes, which have no AWS settings of their own)."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+
+    def uri(key: str, keys: str = "testing:testing") -> str:
+        return f"s3://{keys}@{BUCKET}/{key}?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+
+    fs, _ = pafs.FileSystem.from_uri(uri("") + "&allow_bucket_creation=true")
+    fs.create_dir(BUCKET)
+    yield uri
+    server.stop()
+
+
+def upload(s3: Callable[..., str], local: Path, key: str, keys: str = "testing:testing") -> str:
+    """Copy a local file or folder to ``key`` in the test bucket; returns its URI."""
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(s3(key, keys))
+    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    return s3(key, keys)
+
+
 @pytest.fixture()
 def vindr_images(tmp_path: Path) -> tuple[Path, Path]:
     """The real DICOM under half the CSV's image ids, a PNG of it under the rest."""

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -58,6 +59,31 @@ def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
             "cannot open this location", where=redact(text),
             expected="a local path or a file://, s3:// or gs:// URI", got=str(err),
         ) from None
+
+
+def ray_storage(uri: str | Path) -> tuple[str, pafs.FileSystem | None]:
+    """``(storage_path, storage_filesystem)`` to give Ray Train or Tune for ``uri``.
+
+    Local storage is its absolute path and no filesystem. Object storage is the path on
+    its pyarrow filesystem and that filesystem, so Ray never sees the URI: keys and
+    endpoint options written into it reach no Ray log, state file or dashboard.
+    """
+    fs, path = resolve(uri)
+    return (path, None) if isinstance(fs, pafs.LocalFileSystem) else (path, fs)
+
+
+def uri_of(storage: str | Path, path: str) -> str:
+    """A path on ``storage``'s filesystem (as Ray reports a checkpoint: ``bucket/key``)
+    as a URI that opens the same filesystem: the scheme, keys and endpoint options of
+    ``storage`` kept. Local storage: the path itself. Such a URI may hold keys, so it is
+    for opening files, and is redacted wherever it is shown or saved.
+    """
+    text = str(storage)
+    if "://" not in text or text.startswith("file://") or "://" in path:
+        return path
+    parts = urlsplit(text)
+    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return f"{parts.scheme}://{user}{path.lstrip('/')}" + (f"?{parts.query}" if parts.query else "")
 
 
 def list_dataset(uri: str | Path) -> DatasetFiles:

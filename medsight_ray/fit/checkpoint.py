@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,22 @@ def load_model_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError("not a medsight_ray checkpoint", where=where, expected=f"format {FORMAT!r}",
                           got=repr(got))
     return data
+
+
+def copy_model_file(checkpoint: str | Path, destination: Path) -> None:
+    """Copy a checkpoint's ``model.pt`` (local path or URI) to the local ``destination``,
+    whole or not at all.
+
+    Raises:
+        ConfigError: the checkpoint holds no model file.
+    """
+    found = _open(checkpoint, MODEL_FILE)
+    if found is None:
+        raise ConfigError("checkpoint does not exist", where=str(checkpoint),
+                          expected=f"a {MODEL_FILE} file or a checkpoint directory holding one", got="nothing there")
+    fs, where = found
+    with fs.open_input_stream(where) as source, atomicfile.replacing(destination) as tmp, open(tmp, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
 
 
 def read_json(directory: str | Path, name: str) -> Any:

@@ -16,8 +16,8 @@ from medsight_ray.data.checks import check_dataset
 from medsight_ray.data.pipeline import build_datasets
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.stats import fingerprint, label_stats
-from medsight_ray.data.store import list_dataset, read_info, resolve
-from medsight_ray.errors import ConfigError, DataError
+from medsight_ray.data.store import list_dataset, ray_storage, read_info, resolve, uri_of
+from medsight_ray.errors import ConfigError, DataError, redact, redact_all
 from medsight_ray.fit.checkpoint import load_model_file, read_history
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.stage import Stage
@@ -171,10 +171,15 @@ def check_resources(cfg: Any) -> None:
 
 
 def storage_path(storage: str) -> str:
-    """Absolute local path or URI for Ray's ``storage_path``; checks it is writable."""
+    """Ray's ``storage_path`` for ``storage`` (a local path or URI): the absolute local
+    path, or the path on the object store's filesystem, which goes to Ray with
+    :func:`ray_storage`'s filesystem so that no key in the URI reaches Ray. Checks the
+    location is writable (one small object written and deleted).
+
+    Raises:
+        ConfigError: the location cannot be written.
+    """
     text = str(storage)
-    if "://" in text and not text.startswith("file://"):
-        return text
     fs, path = resolve(text)
     try:
         fs.create_dir(path, recursive=True)
@@ -183,8 +188,8 @@ def storage_path(storage: str) -> str:
             fh.write(b"ok")
         fs.delete_file(probe)
     except OSError as err:
-        raise ConfigError("output/storage path is not writable", where=text, expected="a writable directory",
-                          got=str(err).splitlines()[0]) from None
+        raise ConfigError("output/storage path is not writable", where=redact(text), expected="a writable directory",
+                          got=redact_all(str(err).splitlines()[0])) from None
     return path
 
 
@@ -224,7 +229,8 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         datasets=datasets,
         dataset_config=EvalExactDataConfig(),
         run_config=RunConfig(
-            name=name, storage_path=storage_path(storage), callbacks=callbacks or [],
+            name=name, storage_path=storage_path(storage), storage_filesystem=ray_storage(storage)[1],
+            callbacks=callbacks or [],
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.fit.keep_checkpoints,
                                                checkpoint_score_attribute="objective", checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=cfg.fit.max_failures),
@@ -232,9 +238,10 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
     )
 
 
-def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
+def collect(stage: Stage, cfg: Any, result: Any, started: float, storage: str) -> StageResult:
     """Turn a Train ``Result`` into a :class:`StageResult`: the outcome is the one the fit
-    loop checkpointed last, completed by what only the driver saw (an error)."""
+    loop checkpointed last, completed by what only the driver saw (an error). The best
+    checkpoint is named as a URI on ``storage`` (:func:`uri_of`), which opens anywhere."""
     history: list[dict[str, Any]] = []
     outcome = None
     best_ckpt = None
@@ -251,7 +258,7 @@ def collect(stage: Stage, cfg: Any, result: Any, started: float) -> StageResult:
     return StageResult(stage.task, stage.name, to_dict(cfg), outcome,
                        {k: v for k, v in best.items() if k != "details"},
                        {k: v for k, v in final.items() if k != "details"},
-                       best_ckpt.path if best_ckpt is not None else None, history,
+                       uri_of(storage, best_ckpt.path) if best_ckpt is not None else None, history,
                        time.perf_counter() - started)
 
 
@@ -278,4 +285,4 @@ def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: st
         outcome = Outcome().ended_by_driver(f"{type(err).__name__}: {str(err).splitlines()[0][:500]}")
         return StageResult(stage.task, stage.name, to_dict(cfg), outcome, {}, {}, None, [],
                            time.perf_counter() - started)
-    return collect(stage, cfg, result, started)
+    return collect(stage, cfg, result, started, storage)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray import atomicfile, console, flags
-from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error
+from medsight_ray.errors import ConfigError, MedsightError, exit_code, exit_on_error, redact_all
 from medsight_ray.raylocal import set_local_env
 from medsight_ray.tune.trust import check_trusted
 
@@ -147,8 +147,11 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
                           got=f"{type(err).__name__}: {err}") from None
     defaults = vars(build_parser().parse_args([]))
     known = {k: v for k, v in previous.items() if k in defaults}
+    # The request was saved redacted: URIs given again win, so their keys need not be saved.
     return argparse.Namespace(**{**defaults, **known, "resume": True, "out": args.out, "verbose": args.verbose,
-                                 "address": args.address or known.get("address")})
+                                 "address": args.address or known.get("address"),
+                                 "data": args.data or known.get("data"),
+                                 "storage": args.storage or known.get("storage")})
 
 
 def _share_cores(space: Any, options: Any) -> Any:
@@ -195,7 +198,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Every stage's config and model are checked before Ray starts.
         preflight(space, data, options)
     request = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose", "print_config")}
-    atomicfile.write_text(out / "request.json", json.dumps(request | {"out": str(out), "data": data_uri}, indent=2))
+    # Saved redacted: a resumed sweep takes its keys from the same URIs given again
+    # (--data/--storage on the command line win over the request) or from the environment.
+    atomicfile.write_text(out / "request.json",
+                          json.dumps(redact_all(request | {"out": str(out), "data": data_uri}), indent=2))
     with console.session(out, args.verbose) as log:
         return _sweep(args, stages, data, data_uri, out, storage, log, started)
 
@@ -228,7 +234,7 @@ def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, d
             checkpoint = section["best"]["checkpoint"]
         summary["final_model"] = checkpoint if "failed" not in summary else None
         summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-        atomicfile.write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+        atomicfile.write_text(out / "summary.json", json.dumps(redact_all(summary), indent=2, default=str))
         console.say("\n" + console_summary(summary))
         console.say(f"summary: {out / 'summary.json'} ({summary['wall_seconds']} s)")
         try:

@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.data.store import ray_storage, resolve, uri_of
 from medsight_ray.errors import ConfigError, redact
 from medsight_ray.fit.checkpoint import read_history
 from medsight_ray.fit.outcome import Outcome, read_outcome
@@ -80,15 +83,6 @@ class TrialRecord:
     lineage: dict[str, Any] | None = None
 
 
-def with_scheme(path: str | None, storage: str) -> str | None:
-    """A checkpoint path as Tune reports it (a path on the storage's filesystem, without
-    its scheme) turned back into a URI when the storage is one, so that later stages
-    and the report can open it."""
-    if path is None or "://" in path or "://" not in storage:
-        return path
-    return f"{storage.split('://', 1)[0]}://{path.lstrip('/') if not storage.startswith('file://') else path}"
-
-
 def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: str | None) -> Outcome:
     """A trial's outcome: the one its driver wrote when the trial ended by itself, else
     (Tune stopped it: ASHA or the health stopper) the one in its last checkpoint,
@@ -99,16 +93,24 @@ def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: s
     return (stored or Outcome()).ended_by_driver(error)
 
 
+def _stage_result(file: str) -> dict[str, Any]:
+    """The ``stage_result.json`` a trial's driver wrote (a local path or a URI), or {}."""
+    fs, path = resolve(file)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return {}
+    with fs.open_input_stream(path) as fh:
+        return json.loads(fh.read())
+
+
 def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
     records = []
     for result in grid:
         trial_dir = Path(result.path)
-        stage_file = trial_dir / RESULT_FILE
-        summary = json.loads(stage_file.read_text()) if stage_file.is_file() else {}
+        summary = _stage_result(uri_of(storage, f"{result.path}/{RESULT_FILE}"))
         frame = result.metrics_dataframe
         rows = frame.to_dict("records") if frame is not None and len(frame) else []
-        last = with_scheme(next((r["checkpoint_path"] for r in reversed(rows) if r.get("checkpoint_path")), None),
-                           storage)
+        last = next((uri_of(storage, r["checkpoint_path"]) for r in reversed(rows) if r.get("checkpoint_path")),
+                    None)
         error = str(result.error).splitlines()[0][:300] if result.error is not None else None
         outcome = trial_outcome(summary, last, error)
         history = summary.get("history") or (read_history(last) if last else []) or [
@@ -121,7 +123,7 @@ def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
             best={k: v for k, v in best_row.items() if k.startswith(("val/", "objective", "epoch"))},
             final={k: v for k, v in (rows[-1] if rows else {}).items()
                    if k.startswith(("val/", "objective", "epoch"))},
-            checkpoint=with_scheme(best_row.get("checkpoint_path"), storage),
+            checkpoint=uri_of(storage, best_row["checkpoint_path"]) if best_row.get("checkpoint_path") else None,
             wall_seconds=round(float((result.metrics or {}).get("time_total_s") or summary.get("wall_seconds") or 0),
                                1),
             diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict(),
@@ -164,16 +166,18 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     base = base_config(space, options)
     epochs = base.fit.epochs
     name = name or f"{stage.task}-{stage.name}"
-    root = storage_path(out)
-    experiment = f"{root}/{name}"
+    # Ray gets the path on the storage's filesystem and the filesystem (no URI, so no
+    # key in it reaches Ray); what this module opens itself is named by URI.
+    root, filesystem = storage_path(out), ray_storage(out)[1]
+    experiment = uri_of(out, f"{root}/{name}")
     static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
-              "storage": f"{root}/train", "experiment": experiment, "init_checkpoint": init_checkpoint}
+              "storage": uri_of(out, f"{root}/train"), "experiment": experiment, "init_checkpoint": init_checkpoint}
     trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})
-    if resume and tune.Tuner.can_restore(experiment):
+    if resume and tune.Tuner.can_restore(f"{root}/{name}", storage_filesystem=filesystem):
         check_trusted(experiment)
         try:
-            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False)
+            tuner = tune.Tuner.restore(f"{root}/{name}", trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, storage_filesystem=filesystem)
         except Exception as err:  # whatever a damaged pickle or JSON raises inside Ray
             raise ConfigError("the sweep's saved state does not load", where=redact(experiment),
                               expected="the experiment state Ray Tune saved for this sweep",
@@ -198,14 +202,15 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         num_samples=samples * (1 + options.remedies),
                                         max_concurrent_trials=options.max_concurrent),
             run_config=tune.RunConfig(
-                name=name, storage_path=root, stop=HealthStopper() if options.health_stop else None,
+                name=name, storage_path=root, storage_filesystem=filesystem,
+                stop=HealthStopper() if options.health_stop else None,
                 failure_config=tune.FailureConfig(max_failures=options.trial_failures),
                 progress_reporter=StatusTable(f"{stage.task}/{stage.name}", [p.key for p in space.params]),
                 callbacks=[SweepProgress(f"{stage.task}/{stage.name}", options.samples or space.num_samples,
                                          epochs)]),
         )
     grid = tuner.fit()
-    records = _records(grid, stage.name, root)
+    records = _records(grid, stage.name, out)
     healthy = [r for r in records if r.status != "errored" and r.checkpoint and not r.outcome.get("fatal_rules")]
     best = max(healthy, key=lambda r: r.best.get("objective", -math.inf)) if healthy else None
     return {"stage": f"{stage.task}/{stage.name}", "space": space.path, "experiment": experiment,

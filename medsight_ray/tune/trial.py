@@ -67,6 +67,6 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,
                           callbacks=[TuneReportCallback()], label=context.get_trial_id())
     result = trainer.fit()
-    summary = collect(stage, cfg, result, started).summary()
+    summary = collect(stage, cfg, result, started, static["storage"]).summary()
     # Written whole or not at all: a resumed sweep reads it to skip this trial.
     atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))

@@ -15,14 +15,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
 from medsight_ray.data.checks import check_dataset
 from medsight_ray.data.csvfile import COMPRESSIONS, read_csv
@@ -32,34 +30,12 @@ from medsight_ray.data.importers.vindr import CSV_COLUMNS, import_vindr
 from medsight_ray.data.location import Location
 from medsight_ray.data.schema import METADATA_KEY, DatasetInfo
 from medsight_ray.errors import DataError
-from tests.conftest import COMPRESS, FIXTURES, compressed, kill_mid_write
+from tests.conftest import BUCKET, COMPRESS, FIXTURES, compressed, kill_mid_write
+from tests.conftest import upload as _upload
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 ROOT = Path(__file__).resolve().parents[2]
-BUCKET = "medsight-test"
 COMPRESSION_NAMES = {suffix: name for name, suffix in COMPRESSIONS.items()}
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Callable[[str], str]]:
-    """A local S3 server with an empty bucket; gives the URI of a key in it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-
-    def uri(key: str) -> str:
-        return f"s3://testing:testing@{BUCKET}/{key}?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
-
-    fs, _ = pafs.FileSystem.from_uri(uri("") + "&allow_bucket_creation=true")
-    fs.create_dir(BUCKET)
-    yield uri
-    server.stop()
-
-
-def _upload(s3: Callable[[str], str], local: Path, key: str) -> str:
-    fs, path = pafs.FileSystem.from_uri(s3(key))
-    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
-    return s3(key)
 
 
 def _dataset(uri: str) -> tuple[dict[str, list[dict]], DatasetInfo]:
