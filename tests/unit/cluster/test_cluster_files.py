@@ -62,6 +62,17 @@ def test_launcher_installs_pinned_stack_and_opens_nothing(name: str) -> None:
         assert "SecurityGroupIds" not in node["node_config"] and "networkInterfaces" not in node["node_config"]
 
 
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_launcher_turns_token_auth_on_for_every_node(name: str) -> None:
+    config = _launcher(name)
+    for commands in (config["head_start_ray_commands"], config["worker_start_ray_commands"]):
+        start = next(c for c in commands if "ray start" in c)
+        assert start.index("export RAY_AUTH_MODE=token;") < start.index("ray start")
+    # The token the client generated reaches every node over SSH, never the image.
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    assert "ray get-auth-token --generate" in (CLUSTER / name).read_text()
+
+
 def _manifests() -> dict[str, dict]:
     return {p.name: yaml.safe_load(p.read_text()) for p in sorted((CLUSTER / "kuberay").glob("*.yaml"))}
 
@@ -69,7 +80,7 @@ def _manifests() -> dict[str, dict]:
 def test_kuberay_manifests_parse_and_name_the_tune_entrypoint() -> None:
     from medsight_ray.tune.__main__ import build_parser
 
-    docs = _manifests()
+    docs = {k: v for k, v in _manifests().items() if v["kind"] != "NetworkPolicy"}
     assert {d["kind"] for d in docs.values()} == {"RayCluster", "RayJob"}
     assert all(d["apiVersion"] == "ray.io/v1" for d in docs.values())
     job = docs["rayjob.yaml"]["spec"]
@@ -81,10 +92,24 @@ def test_kuberay_manifests_parse_and_name_the_tune_entrypoint() -> None:
     assert job["shutdownAfterJobFinishes"] is True
     for spec in (docs["raycluster.yaml"]["spec"], job["rayClusterSpec"]):
         assert spec["headGroupSpec"]["serviceType"] == "ClusterIP"
-        assert spec["rayVersion"].startswith("2.60")
+        assert spec["rayVersion"].startswith("2.60") and spec["authOptions"] == {"mode": "token"}
         gpus = [c["resources"]["limits"].get("nvidia.com/gpu") for g in spec["workerGroupSpecs"]
                 for c in g["template"]["spec"]["containers"]]
         assert gpus and all(g == 1 for g in gpus)
+
+
+def test_kuberay_network_policy_admits_only_the_clusters_pods_and_the_operator() -> None:
+    policy = _manifests()["networkpolicy.yaml"]
+    assert policy["kind"] == "NetworkPolicy" and policy["apiVersion"] == "networking.k8s.io/v1"
+    spec = policy["spec"]
+    ray_pods = {"ray.io/is-ray-node": "yes"}
+    assert spec["podSelector"]["matchLabels"] == ray_pods and spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert "ports" not in rule  # every port of a Ray pod, from these peers only
+    peers = [(p.get("namespaceSelector"), p["podSelector"]["matchLabels"]) for p in rule["from"]]
+    assert peers == [(None, ray_pods), ({}, {"app.kubernetes.io/name": "kuberay-operator"})]
+    readme = (CLUSTER / "README.md").read_text()
+    assert "kubectl apply -f cluster/kuberay/networkpolicy.yaml" in readme
 
 
 def _commands(markdown: Path) -> list[str]:
