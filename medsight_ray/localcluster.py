@@ -122,7 +122,11 @@ class LocalCluster:
         python: the interpreter that runs worker nodes (default: this one).
         autoscaling_config: a cluster YAML of the ``fake_multinode`` provider for the head's
             autoscaler (``cluster/fake_multinode.yaml``), which then adds and removes worker
-            nodes itself; its ``provider.gcs_address`` must be :attr:`address`.
+            nodes itself; the cluster writes a copy whose ``provider.gcs_address`` is
+            :attr:`address`.
+        port: the GCS port (default: a free one). Ports picked here are picked again when
+            the head fails to start, so a port another process took between the pick and
+            Ray's bind costs a retry, not the run.
     """
 
     def __init__(self, head_cpus: int = 1, object_store_mb: int = 256, root: str | Path | None = None,
@@ -134,6 +138,7 @@ class LocalCluster:
         # Short: Ray's socket paths live under it and must stay below 108 bytes.
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="msr_", dir="/tmp"))
         self.python = python
+        self.fixed_port = port
         self.port = port or free_port()
         self.dashboard_port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
@@ -171,11 +176,14 @@ class LocalCluster:
         autoscaler: list[str] = []
         env = {}
         if self.autoscaling_config is not None:
-            autoscaler = [f"--autoscaling-config={Path(self.autoscaling_config).resolve()}"]
             # The fake provider refuses to start without RAY_FAKE_CLUSTER; a 1 s update
             # interval (default 5 s) makes nodes come and go promptly.
             env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
+            if attempt > 1 and self.fixed_port is None:
+                self.port, self.dashboard_port = free_port(), free_port()
+            if self.autoscaling_config is not None:
+                autoscaler = [f"--autoscaling-config={self._autoscaling_copy()}"]
             self._spawn("head", [
                 self._bin("ray"), "start", "--head", "--block", f"--port={self.port}",
                 f"--num-cpus={self.head_cpus}", f"--object-store-memory={self.object_store_mb * MIB}",
@@ -189,13 +197,24 @@ class LocalCluster:
                 return self
             except RuntimeError:
                 head = self.processes.pop("head")
-                if attempt == 2 or head.poll() is None:
+                if attempt == 3 or head.poll() is None:
                     raise
-                # On a loaded machine the head's Ray Client server can time out waiting
-                # for its own node's record, and `ray start --block` then stops the head
-                # (measured while two other Ray instances trained). Start it once more.
+                # The head exits when a port it was given was taken after free_port()
+                # picked it, or, on a loaded machine, when its Ray Client server times out
+                # waiting for its own node's record (measured while two other Ray
+                # instances trained). Start it again, on fresh ports.
                 self._kill_leftovers()
         return self
+
+    def _autoscaling_copy(self) -> Path:
+        """The autoscaling config with ``provider.gcs_address`` set to this head's address."""
+        import yaml
+
+        config = yaml.safe_load(Path(self.autoscaling_config).read_text())  # type: ignore[arg-type]
+        config["provider"]["gcs_address"] = self.address
+        copy = self.root / "autoscaling.yaml"
+        copy.write_text(yaml.safe_dump(config))
+        return copy
 
     def add_node(self, spec: NodeSpec, wait: bool = True, timeout: float = 90.0) -> None:
         """Start a worker node; with ``wait``, return once the cluster counts it alive."""

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,10 +23,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 TINY = ["fit.batch_size=16", "fit.cpus_per_worker=0.5", "data.image_size=32", "model.backbone.name=resnet10t"]
 
 
-def _alive_train_workers() -> list[int]:
+def _alive_train_workers() -> list[Any]:
+    """The alive Train worker actors (``actor_id``, ``pid``) on the shared Ray."""
     from ray.util.state import list_actors
 
-    return [a.pid for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])]
+    return list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], limit=10000)
 
 
 def _train_worker_ids() -> set[str]:
@@ -41,6 +43,8 @@ def test_killed_train_worker_restores_from_the_last_checkpoint(synth_dir, tmp_pa
     cfg = apply_overrides(stage.config_cls(), [*TINY, "fit.epochs=3", "fit.max_failures=1"])
     data = prepare_data(str(synth_dir("grading", rows=240)), "grading")
     outcome: dict = {}
+    # Other tests' workers may still be alive on the shared Ray: this run's are the new ones.
+    before = _train_worker_ids()
     runner = threading.Thread(target=lambda: outcome.update(result=run_stage(stage, cfg, data, str(tmp_path), "kill")))
     runner.start()
     run_dir = tmp_path / "kill"
@@ -48,15 +52,14 @@ def test_killed_train_worker_restores_from_the_last_checkpoint(synth_dir, tmp_pa
     while not list(run_dir.glob("checkpoint_2*")):  # epoch 1 reported
         assert runner.is_alive() and time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.2)
-    (pid,) = _alive_train_workers()
-    before = _train_worker_ids()
-    os.kill(pid, signal.SIGKILL)
+    (worker,) = [a for a in _alive_train_workers() if a.actor_id not in before]  # the run's one worker
+    os.kill(worker.pid, signal.SIGKILL)
     runner.join(timeout=400)
     result = outcome["result"]
     assert result.status == "completed", result.error
-    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # resumed at epoch 2, nothing repeated twice
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # every epoch once: resumed, nothing repeated
     assert result.epochs_run == 3 and result.checkpoint
-    restarted = _train_worker_ids() - before
+    restarted = _train_worker_ids() - before - {worker.actor_id}
     assert len(restarted) == 1  # a new worker group (of one) finished the run
 
 

@@ -37,7 +37,9 @@ def _run(tmp_path: Path, word: str) -> subprocess.CompletedProcess:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "ray").write_text(FAKE_RAY)
     # The script puts the directory of $PY's interpreter first on PATH: the stand-in's.
-    (bin_dir / "python").write_text(f"#!/usr/bin/env bash\necho {bin_dir}/python\n")
+    # A port when asked for a free one, else the interpreter's path.
+    (bin_dir / "python").write_text(f"#!/usr/bin/env bash\ncase \"$*\" in *getsockname*) echo 30123 ;; "
+                                    f"*) echo {bin_dir}/python ;; esac\n")
     for name in ("ray", "python"):
         (bin_dir / name).chmod(0o755)
     env = {**os.environ, "PY": str(bin_dir / "python"), "STATUS_WORD": word}
