@@ -30,6 +30,15 @@ def fatal_rules(trial: dict[str, Any]) -> list[str]:
     return sorted({d["rule"] for d in trial.get("diagnoses", []) if d.get("severity") == "fatal"})
 
 
+def first_cause(trial: dict[str, Any]) -> str | None:
+    """The rule whose fatal diagnosis fired first in ``trial`` (what stopped it), or None."""
+    outcome = trial.get("outcome")
+    if outcome and outcome.get("fatal_rules"):
+        return outcome["fatal_rules"][0]  # the outcome keeps them in the order they fired
+    fatal = [d["rule"] for d in trial.get("diagnoses", []) if d.get("severity") == "fatal"]
+    return fatal[0] if fatal else None
+
+
 def health_class(trial: dict[str, Any]) -> str:
     """One of :data:`HEALTH_COLOURS` for a trial record of ``summary.json``."""
     if trial["status"] == "errored":
@@ -42,13 +51,15 @@ def health_class(trial: dict[str, Any]) -> str:
 
 
 def stop_counts(section: dict[str, Any]) -> Counter[str]:
-    """How many trials of one stage ended how: health classes, and ``stopped by <rule>``."""
+    """How many trials of one stage ended how: health classes, and ``rule:<rule>`` for the
+    health-stopped ones by their first cause, so that each trial counts once and the
+    causes add up to the health-stopped count."""
     counts: Counter[str] = Counter()
     for trial in section["trials"]:
         cls = health_class(trial)
         counts[cls] += 1
-        for rule in fatal_rules(trial) if cls == "health-stopped" else []:
-            counts[f"rule:{rule}"] += 1
+        if cls == "health-stopped":
+            counts[f"rule:{first_cause(trial)}"] += 1
     return counts
 
 
@@ -137,7 +148,9 @@ def console_summary(summary: dict[str, Any]) -> str:
         head = f"{section['stage']}: {len(section['trials'])} trials"
         parts = [f"{counts[c]} {c}" for c in HEALTH_COLOURS if counts[c]]
         rules = [f"{counts[k]} by {k[5:]}" for k in sorted(counts) if k.startswith("rule:")]
-        lines.append(f"  {head} - {', '.join(parts)}" + (f" (stopped {', '.join(rules)})" if rules else ""))
+        # Each stopped trial once, by the rule that fired first: the causes add up.
+        lines.append(f"  {head} - {', '.join(parts)}" + (f" (stopped {', '.join(rules)}, first cause each)"
+                                                        if rules else ""))
         if best:
             config = ", ".join(f"{k}={_fmt(v)}" for k, v in best["config"].items())
             lines.append(f"    best {best['trial_id']}: {key} {_fmt(best['best'].get(key))}; {config}")

@@ -67,6 +67,22 @@ def test_stop_counts_name_the_rules() -> None:
     assert counts["healthy"] == 1 and counts["early-stopped"] == 1 and counts["errored"] == 1
 
 
+def test_stop_counts_count_each_trial_once_by_its_first_cause() -> None:
+    """Two stopped trials, three fatal rules: the summary says 2 trials, not 3 causes."""
+    dead = {**NOT_LEARNING, "rule": "dead_outputs", "epoch": 2}
+    big = {**NOT_LEARNING, "rule": "oversized_updates", "epoch": 2}
+    both = _trial("both", 1.0, 1.0, 0.0, "stopped", "health", [big, dead])
+    both["outcome"] = {"fatal_rules": ["oversized_updates", "dead_outputs"]}  # the order they fired
+    only = _trial("only", 1e-5, 1.0, 0.0, "stopped", "health", [NOT_LEARNING])
+    section = _section([_trial("ok", 3e-3, 1.0, 0.9), both, only])
+    counts = stop_counts(section)
+    assert counts["health-stopped"] == 2
+    assert {k: v for k, v in counts.items() if k.startswith("rule:")} == {"rule:oversized_updates": 1,
+                                                                           "rule:not_learning": 1}
+    text = console_summary({"stages": [section]})
+    assert "1 healthy, 2 health-stopped (stopped 1 by not_learning, 1 by oversized_updates, first cause each)" in text
+
+
 @pytest.mark.parametrize(("lr", "beta", "edges"), [
     (3e-3, 1.0, []),                                  # log position 0.37, mid-range
     (1.2e-4, 1.0, ["optim.lr = 0.00012 sits at the low edge"]),   # log position 0.02
@@ -93,7 +109,7 @@ def test_no_best_no_edge_warning() -> None:
 def test_console_summary_gives_best_config_and_stop_reasons() -> None:
     text = console_summary(_sweep())
     assert "concepts/concepts: 5 trials - 1 healthy, 1 warned, 1 early-stopped, 1 health-stopped, 1 errored" in text
-    assert "(stopped 1 by not_learning)" in text
+    assert "(stopped 1 by not_learning, first cause each)" in text
     assert "best healthy1: val/auc_macro 0.93; optim.lr=0.003, loss.beta=1, loss.name=ce" in text
 
 
@@ -197,3 +213,33 @@ def test_each_lineage_reads_trial_diagnosis_changes_outcome_in_console_and_repor
     # Without remedy trials, no such section.
     (tmp_path / "summary.json").write_text(json.dumps(_sweep()))
     assert "# Remedies" not in build_report(tmp_path)["markdown"].read_text()
+
+
+def _text_boxes(fig) -> list:
+    renderer = fig.canvas.get_renderer()
+    return [(t.get_text(), t.get_window_extent(renderer)) for ax in fig.axes for t in ax.texts if t.get_text()]
+
+
+def test_no_two_labels_of_a_figure_overlap() -> None:
+    """Three trials of one config end at one point, a fourth just beside them, and two
+    rules fire at one epoch of one trial: every label stays readable."""
+    import matplotlib.pyplot as plt
+
+    from medsight_ray.report.figures import health_timeline_figure, metric_curves_figure
+
+    same = [_trial(f"same{i}aaaa", 3e-3, 1.0, 0.9629) for i in range(3)]
+    near = _trial("nearbbbb", 4e-3, 1.0, 0.9630)
+    dead = {**NOT_LEARNING, "rule": "dead_outputs", "epoch": 2}
+    big = {**NOT_LEARNING, "rule": "oversized_updates", "epoch": 2}
+    section = _section([*same, near, _trial("stopcccc", 1.0, 1.0, 0.1, "stopped", "health", [dead, big], 2)])
+    for fig in (metric_curves_figure(section), health_timeline_figure([section])):
+        boxes = _text_boxes(fig)
+        assert boxes
+        clashes = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+        assert clashes == [], clashes
+        plt.close(fig)
+    curves = metric_curves_figure(section)
+    assert "same0aaa, same1aaa, same2aaa" in [t for t, _ in _text_boxes(curves)]  # one label for one point
+    timeline = health_timeline_figure([section])
+    assert "dead_outputs, oversized_updates" in [t for t, _ in _text_boxes(timeline)]
+    plt.close("all")
