@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.medsight-installed
 # unpredictable build, and timm needs a torchvision that imports beside torch.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean browser
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -20,7 +20,17 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m medsight_ray.tune
 
-test: setup
+# Debian's headless Chromium and its driver, for the test that renders the report in a
+# real browser; installed when missing and this is root (CI is), else that test skips.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	    else echo "chromium not installed (apt-get install chromium chromium-driver): the browser test skips"; fi; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest -q --durations=10
 
 clean:

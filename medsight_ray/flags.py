@@ -21,6 +21,7 @@ walks every parser):
     --skip-check      skip the full dataset check
     --print-config    print the resolved config, one doc line a key, and exit
     --verbose         Ray's own output on the console too (default: in OUT/logs/)
+    --mlflow [URI]    log the run to MLflow (no URI: a store in OUT/mlflow)
 
 Precedence of config sources: defaults ← a search space's ``fixed`` ← ``--config``
 ← shorthands (``--workers``, ``--seed``) ← ``--set``.
@@ -58,6 +59,9 @@ FLAGS: dict[str, dict[str, Any]] = {
     "--print-config": {"action": "store_true",
                        "help": "print the resolved config with a doc line per key, and exit"},
     "--verbose": {"action": "store_true", "help": "Ray's own output on the console too (default: OUT/logs/)"},
+    "--mlflow": {"nargs": "?", "const": "embedded", "metavar": "URI",
+                 "help": "log the run to MLflow: a tracking URI (http://host:5000, sqlite:///f.db, a folder for a SQLite store), "
+                         "or no value for a store in OUT/mlflow (pip install medsight_ray[mlflow])"},
     "--remedies": {"type": int, "metavar": "N",
                    "help": "after a fatal diagnosis, train again with its remedy (a config change), up to N "
                            "attempts; 0 = off (default: 2 in tune, which explores; 0 in train, which runs the "

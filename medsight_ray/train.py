@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
-            "--print-config", "--verbose", "--remedies")
+            "--print-config", "--verbose", "--remedies", "--mlflow")
     p.add_argument("--storage", metavar="URI", help="Ray storage for checkpoints (path or URI; default OUT/ray)")
     p.add_argument("--init", metavar="CKPT", help="checkpoint of the previous stage (model.pt or its directory)")
     return p
@@ -83,6 +83,7 @@ def cross_validate(stage: Stage, cfg: Any, data: Any, storage: str, stamp: str, 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train as ``args`` say; returns the summary written to ``OUT/summary.json``."""
     from medsight_ray.fit.runner import prepare_data, storage_path
+    from medsight_ray.report.trackers import check_mlflow
 
     stages = pipeline(args.task) if args.pipeline else [get_stage(args.task, args.stage)]
     # The user asked for one exact config: heal only when asked.
@@ -100,17 +101,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     storage_path(str(out))
     storage = args.storage or str((out / "ray").resolve())
     storage_path(storage)  # a named error now, not after the first epoch
+    mlflow_uri = check_mlflow(args.mlflow, out)
     data = prepare_data(args.data, args.task, check=not args.skip_check)
     for stage in stages:
         # A bad backbone name, feature index or pretrained file fails here, before Ray starts.
         stage.build_model(configs[stage.name], data.info)
     with console.session(out, args.verbose) as log:
-        return _train(args, stages, configs, data, out, storage, log)
+        return _train(args, stages, configs, data, out, storage, log, mlflow_uri)
 
 
 def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any], data: Any, out: Path,
-           storage: str, log: Path | None) -> dict[str, Any]:
+           storage: str, log: Path | None, mlflow_uri: str | None) -> dict[str, Any]:
     from medsight_ray.raylocal import local_machine_overrides, ray_for_run
+    from medsight_ray.report.trackers import export
 
     summary: dict[str, Any] = {"task": args.task, "data": args.data, "fingerprint": data.fingerprint, "runs": []}
     previous = args.init
@@ -151,6 +154,8 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
         summary["final_model"] = str((out / "final_model.pt").resolve())
     atomicfile.write_text(out / "summary.json", json.dumps(redact_all(summary), indent=2, default=str))
     console.say(f"summary: {out / 'summary.json'}")
+    for line in export("train", summary, out, mlflow_uri):
+        console.say(line)
     return summary
 
 

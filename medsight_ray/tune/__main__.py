@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
-              "--print-config", "--verbose", "--remedies")
+              "--print-config", "--verbose", "--remedies", "--mlflow")
     p.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
     p.add_argument("--storage", metavar="URI", help="Ray storage for trials and checkpoints (path or URI; default OUT)")
     p.add_argument("--samples", type=int, help="trials per stage (default: the space's num_samples)")
@@ -170,6 +170,7 @@ def _share_cores(space: Any, options: Any) -> Any:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the sweep(s) ``args`` ask for; returns the summary."""
     from medsight_ray.fit.runner import prepare_data, storage_path
+    from medsight_ray.report.trackers import check_mlflow
     from medsight_ray.tune.sweep import SweepOptions, base_config, preflight
 
     started = time.perf_counter()
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     storage_path(str(out))  # a named error now, not an OSError after the sweep
     storage = args.storage or str(out)
     storage_path(storage)
+    mlflow_uri = check_mlflow(args.mlflow, out)
     data = prepare_data(data_uri, plan[0][0].stage.task, check=not args.skip_check)
     for space, options in stages:
         # Every stage's config and model are checked before Ray starts.
@@ -203,15 +205,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     atomicfile.write_text(out / "request.json",
                           json.dumps(redact_all(request | {"out": str(out), "data": data_uri}), indent=2))
     with console.session(out, args.verbose) as log:
-        return _sweep(args, stages, data, data_uri, out, storage, log, started)
+        return _sweep(args, stages, data, data_uri, out, storage, log, started, mlflow_uri)
 
 
 def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, data_uri: str, out: Path,
-           storage: str, log: Path | None, started: float) -> dict[str, Any]:
+           storage: str, log: Path | None, started: float, mlflow_uri: str | None) -> dict[str, Any]:
     from medsight_ray.fit.runner import check_resources
     from medsight_ray.raylocal import ray_for_run
     from medsight_ray.report.build import build_report
     from medsight_ray.report.summary import console_summary
+    from medsight_ray.report.trackers import export
     from medsight_ray.tune.publish import publish
     from medsight_ray.tune.sweep import base_config, sweep_stage
 
@@ -244,6 +247,8 @@ def _sweep(args: argparse.Namespace, stages: list[tuple[Any, Any]], data: Any, d
             console.say(f"report not written: {err} (run python -m medsight_ray.report --out {out})")
         if publish(out, storage):
             console.say(f"copied summary and report to {storage}")
+        for line in export("sweep", summary, out, mlflow_uri):
+            console.say(line)
     return summary
 
 

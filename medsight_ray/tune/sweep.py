@@ -214,6 +214,7 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     healthy = [r for r in records if r.status != "errored" and r.checkpoint and not r.outcome.get("fatal_rules")]
     best = max(healthy, key=lambda r: r.best.get("objective", -math.inf)) if healthy else None
     return {"stage": f"{stage.task}/{stage.name}", "space": space.path, "experiment": experiment,
+            "base_config": to_dict(base),
             "primary_metric": f"val/{stage.primary_metric}", "bounds": space.bounds(),
             "params": [asdict(p) for p in space.params],
             "trials": [asdict(r) for r in records], "best": asdict(best) if best else None}

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from medsight_ray.localcluster import free_port
 from medsight_ray.tune import __main__ as tune_cli
 from tests.conftest import grading_space, run_cli
 
@@ -37,16 +41,47 @@ points_to_evaluate:
 """
 
 
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """An ``mlflow server`` on 127.0.0.1 (SQLite store, artifacts proxied), as a team runs
+    one; started again on a fresh port if the one picked was taken before it bound."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    for _ in range(3):
+        port = free_port()
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
+             str(root / "artifacts"), "--workers", "1"],
+            cwd=root, stdout=open(root / "server.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        deadline = time.monotonic() + 240  # its first start migrates the database: slow on a loaded machine
+        while server.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200:
+                    break
+            time.sleep(1)
+        else:
+            server.kill()
+            server.wait()
+            continue
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        return
+    raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+
+
 def _run(capsys, *args: str) -> tuple[int, str]:
     return run_cli(tune_cli.cli, "medsight_ray.tune", args, capsys)
 
 
-def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, capsys) -> None:
+def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, capsys, mlflow_server) -> None:
     (tmp_path / "space.yaml").write_text(SPACE)
     out = tmp_path / "sweep"
     # ASHA and Optuna both active: the NaN trial must be stopped alone, the rest carry on.
     code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
-                      "--out", str(out), "--remedies", "0")
+                      "--out", str(out), "--remedies", "0", "--mlflow", mlflow_server)
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     (stage,) = summary["stages"]
@@ -68,6 +103,43 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     assert "== sweep summary" in text and f"1 by {rule}" in text
     report = (out / "report" / "report.md").read_text()
     assert f"| {broken['trial_id']} | health-stopped | 1 |" in report and "Hyperparameter importance" in report
+    _the_sweep_is_in_mlflow_and_tensorboard(mlflow_server, summary, out, text)
+
+
+def _the_sweep_is_in_mlflow_and_tensorboard(uri: str, summary: dict, out: Path, text: str) -> None:
+    """Read the sweep back from the tracking server: a parent run, a child per trial with
+    the trial's config, per-epoch metrics, outcome and checkpoint; and the event files."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (stage,) = summary["stages"]
+    parent_id = next(line.split()[2] for line in text.splitlines() if line.startswith("mlflow: run "))
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("medsight_ray").experiment_id
+    runs = {r.data.tags["medsight.trial_id"]: r for r in
+            client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_id}'")}
+    assert runs.keys() == {t["trial_id"] for t in stage["trials"]}
+    for trial in stage["trials"]:
+        run = runs[trial["trial_id"]]
+        assert float(run.data.params["optim.lr"]) == trial["config"]["optim.lr"]
+        assert run.data.params["fit.epochs"] == "2" and run.data.params["optim.name"] == "sgd"
+        assert run.data.tags["medsight.status"] == trial["status"]
+        losses = client.get_metric_history(run.info.run_id, "train/loss")
+        expected = [h["train/loss"] for h in trial["history"]]
+        assert [m.step for m in losses] == [h["epoch"] for h in trial["history"]]
+        assert [m.value for m in losses] == pytest.approx(expected, nan_ok=True)
+        assert client.get_metric_history(run.info.run_id, "train/grad_norm")  # the health signals too
+    healthy, broken = stage["trials"][0], stage["trials"][1]
+    assert runs[broken["trial_id"]].data.tags["medsight.health"] == "health-stopped"
+    assert runs[broken["trial_id"]].data.tags["medsight.first_cause"] == broken["diagnoses"][0]["rule"]
+    assert runs[healthy["trial_id"]].data.tags["medsight.health"] == "healthy"
+    assert [a.path for a in client.list_artifacts(runs[healthy["trial_id"]].info.run_id, "checkpoint")] == [
+        "checkpoint/model.pt"]
+    assert "report" in {a.path for a in client.list_artifacts(parent_id)}
+    events = EventAccumulator(str(out / "tensorboard" / "grading-grading" / healthy["trial_id"]))
+    events.Reload()
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx([h["train/loss"]
+                                                                           for h in healthy["history"]])
 
 
 def test_bad_space_exits_2(tmp_path: Path, capsys) -> None:
