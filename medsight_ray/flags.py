@@ -60,8 +60,8 @@ FLAGS: dict[str, dict[str, Any]] = {
                        "help": "print the resolved config with a doc line per key, and exit"},
     "--verbose": {"action": "store_true", "help": "Ray's own output on the console too (default: OUT/logs/)"},
     "--mlflow": {"nargs": "?", "const": "embedded", "metavar": "URI",
-                 "help": "log the run to MLflow: a tracking URI (http://host:5000, sqlite:///f.db, a folder for a SQLite store), "
-                         "or no value for a store in OUT/mlflow (pip install medsight_ray[mlflow])"},
+                 "help": "log the run to MLflow: a tracking URI (http://host:5000, sqlite:///f.db, a folder for a "
+                         "SQLite store), or no value for a store in OUT/mlflow (pip install medsight_ray[mlflow])"},
     "--remedies": {"type": int, "metavar": "N",
                    "help": "after a fatal diagnosis, train again with its remedy (a config change), up to N "
                            "attempts; 0 = off (default: 2 in tune, which explores; 0 in train, which runs the "
