@@ -37,7 +37,8 @@ def test_every_torch_load_is_weights_only() -> None:
 
 def test_no_unsafe_deserialisers() -> None:
     assert _calls(r"yaml\.(load|unsafe_load|full_load)\(|pickle\.loads?\(|yaml\.Loader") == []
-    assert [c for c in _calls(r"yaml\.") if "safe_load" not in c[1] and "YAMLError" not in c[1]] == []
+    # Writing YAML runs nothing; of the writers only safe_dump (plain types) is used.
+    assert [c for c in _calls(r"yaml\.") if not re.search(r"safe_load|safe_dump|YAMLError", c[1])] == []
 
 
 class _Payload:
