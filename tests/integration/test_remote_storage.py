@@ -59,7 +59,7 @@ def test_train_with_s3_storage_completes_and_keeps_its_keys_secret(s3: Callable[
                                                                    tmp_path: Path, capsys) -> None:
     out, storage = tmp_path / "train", s3("remote/train-storage", KEYS)
     code, text = run_cli(train.cli, "medsight_ray.train", ["--task", "grading", "--data", remote_data, "--storage",
-                                                            storage, "--out", str(out), *TINY], capsys)
+                                                            storage, "--out", str(out), *TINY, "--mlflow"], capsys)
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     (run,) = summary["runs"]
@@ -69,6 +69,15 @@ def test_train_with_s3_storage_completes_and_keeps_its_keys_secret(s3: Callable[
     objects = _objects(storage)
     assert any(key.endswith("/model.pt") for key in objects)
     assert run["checkpoint"].startswith("s3://medsight-test/remote/train-storage/")
+    # --mlflow alone: one run in the store in OUT/mlflow, with the final model; the
+    # store and its artifacts are among the files searched for keys below.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow' / 'mlflow.db'}")
+    (logged,) = client.search_runs([client.get_experiment_by_name("medsight_ray").experiment_id])
+    assert logged.data.tags["medsight.kind"] == "train" and logged.data.tags["medsight.status"] == "completed"
+    assert logged.data.params["fit.epochs"] == "1" and client.get_metric_history(logged.info.run_id, "train/loss")
+    assert [a.path for a in client.list_artifacts(logged.info.run_id, "checkpoint")] == ["checkpoint/final_model.pt"]
     assert _leaks(text, out, storage=objects) == []
 
 
