@@ -24,7 +24,17 @@ class FitConfig:
             network), ``SPREAD`` (across nodes where it can), ``STRICT_PACK`` (one node
             or none) or ``STRICT_SPREAD`` (one worker per node, or wait for nodes).
         use_gpu: one GPU per worker; ``None`` = use GPUs if the cluster has any.
-        amp: mixed precision on GPU (ignored on CPU).
+        amp: mixed precision on GPU (on CPU only with ``amp_on_cpu``).
+        amp_dtype: the autocast dtype. ``float16`` (the GPU default: tensor cores of
+            every CUDA GPU since Volta, T4 and V100 included, run it) with GradScaler's
+            dynamic loss scaling, whose routinely overflowing steps are skipped and
+            counted (``train/skipped_steps``), never judged non-finite; ``bfloat16``
+            (Ampere and later) has float32's exponent range and needs no loss scaling.
+        amp_on_cpu: the same mixed-precision path on CPU (``torch.autocast("cpu")`` and
+            ``GradScaler("cpu")``): slower than float32 there; it exists so that the
+            path GPU runs take is exercised without a GPU.
+        amp_init_scale: GradScaler's starting loss scale (PyTorch's 2**16). It halves
+            after an overflowing step and doubles after 2,000 clean ones.
         grad_clip: max total gradient norm (seeds: 1.0); 0 = no clipping.
         accumulate: micro-batches per optimiser step.
         early_stop_patience: stop after this many epochs without a better primary
@@ -48,6 +58,9 @@ class FitConfig:
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     use_gpu: bool | None = None
     amp: bool = True
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    amp_on_cpu: bool = False
+    amp_init_scale: float = 65536.0
     grad_clip: float = 1.0
     accumulate: int = 1
     early_stop_patience: int = 0

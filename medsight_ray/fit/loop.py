@@ -124,8 +124,13 @@ class _Trainer:
         steps = max(rows // self.cfg.fit.batch_size if self.drop_last else 1, 1)
         self.schedule = Schedule(self.optimizer, self.cfg.optim,
                                  math.ceil(steps / self.cfg.fit.accumulate) * self.cfg.fit.epochs)
-        self.use_amp = self.cfg.fit.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        fit = self.cfg.fit
+        self.use_amp = fit.amp and (self.device.type == "cuda" or fit.amp_on_cpu)
+        self.amp_dtype = getattr(torch, fit.amp_dtype)
+        # Loss scaling only for float16: bfloat16 has float32's range and never overflows it.
+        self.scaler = torch.amp.GradScaler(self.device.type, init_scale=fit.amp_init_scale,
+                                           enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.skipped_steps = 0  # this epoch's steps GradScaler skipped (overflowed)
         self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
         self.stage.prepare(self.ctx)
         self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}",
@@ -194,9 +199,17 @@ class _Trainer:
             norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.fit.grad_clip, foreach=True))
         else:
             norm = float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True))
-        halt = self.monitor.on_step(loss, norm)
-        self.exporter.on_step(norm)
-        if math.isfinite(norm) or self.use_amp:
+        scaling = self.scaler.is_enabled()
+        if scaling and math.isfinite(loss) and not math.isfinite(norm):
+            # Dynamic loss scaling overflows by design: GradScaler skips this step and
+            # halves its scale. A skipped step is counted, never judged non-finite (a
+            # non-finite loss from the forward pass still is).
+            self.skipped_steps += 1
+            halt = self.monitor.on_skipped_step(self.scaler.get_scale())
+        else:
+            halt = self.monitor.on_step(loss, norm)
+            self.exporter.on_step(norm)
+        if math.isfinite(norm) or scaling:
             # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -231,7 +244,7 @@ class _Trainer:
             waited += time.perf_counter() - tick
             if "label" in batch and self.split_entropy > 0:
                 mix.append(entropy(torch.bincount(batch["label"].flatten().cpu()).numpy()))
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 out = self.stage.train_step(self.wrapped, augment(_to_device(batch, self.device), self.cfg.data,
                                                                   generator), self.ctx)
             loss = out["loss"]
@@ -266,6 +279,11 @@ class _Trainer:
         local["train/grad_norm"] = float(np.mean(finite)) if finite else float("nan")
         local["train/grad_norm_max"] = float(np.max(finite)) if finite else float("nan")
         local["train/steps"] = float(len(norms))
+        if self.scaler.is_enabled():
+            # Mixed precision's own signals: the steps GradScaler skipped and its scale.
+            local["train/skipped_steps"] = float(self.skipped_steps)
+            local["train/loss_scale"] = float(self.scaler.get_scale())
+        self.skipped_steps = 0
         local["fit/torch_threads"] = float(torch.get_num_threads())
         finite_losses = [x for x in batch_losses if math.isfinite(x)]
         if len(finite_losses) > 1 and np.mean(finite_losses) > 0:
@@ -295,7 +313,7 @@ class _Trainer:
         self.model.eval()
         parts: dict[str, list[np.ndarray]] = {}
         for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size, device=self.device):
-            with torch.autocast(self.device.type, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 arrays = self.stage.eval_batch(self.model, _to_device(batch, self.device), self.ctx)
             for k, v in arrays.items():
                 parts.setdefault(k, []).append(v)

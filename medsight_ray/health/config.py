@@ -55,6 +55,26 @@ class NonFiniteConfig(RuleConfig):
 
 
 @dataclass(frozen=True)
+class LossScaleCollapseConfig(RuleConfig):
+    """``loss_scale_collapse``: float16 mixed precision's dynamic loss scale collapsed
+    ("reducing loss scale to 0"): every step overflows whatever the scale.
+
+    GradScaler skipping a step is routine (it starts at 2**16, halves after an
+    overflow, doubles after 2,000 clean steps and overflows again); only a scale that
+    keeps falling is a pathology. Judged on skipped steps alone.
+
+    Attributes:
+        threshold: the loss scale (a multiplier, 2**16 at the start) below which the
+            rule fires: below 1 the scaler shrinks the gradients it was meant to keep
+            out of float16's underflow.
+        patience: consecutive skipped steps after which it fires whatever the scale.
+    """
+
+    threshold: float = 1.0
+    patience: int = 50
+
+
+@dataclass(frozen=True)
 class ExplodingConfig(RuleConfig):
     """``exploding_gradients``: gradient norms that grew far beyond the run's own scale.
 
@@ -427,6 +447,7 @@ class HealthConfig:
     enabled: bool = True
     export_metrics: bool = True
     non_finite: NonFiniteConfig = NonFiniteConfig()
+    loss_scale_collapse: LossScaleCollapseConfig = LossScaleCollapseConfig()
     exploding_gradients: ExplodingConfig = ExplodingConfig()
     vanishing_gradients: VanishingConfig = VanishingConfig()
     oversized_updates: OversizedUpdatesConfig = OversizedUpdatesConfig()

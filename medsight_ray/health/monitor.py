@@ -14,7 +14,7 @@ from typing import Any
 
 from medsight_ray.health.config import HealthConfig, RuleConfig
 from medsight_ray.health.diagnosis import Diagnosis
-from medsight_ray.health.rules import EPOCH_RULES, KNOWLEDGE, STEP_RULES, StepState
+from medsight_ray.health.rules import EPOCH_RULES, KNOWLEDGE, SKIPPED_STEP_RULES, STEP_RULES, StepState
 
 
 class HealthMonitor:
@@ -77,6 +77,7 @@ class HealthMonitor:
         if not self.cfg.enabled:
             return False
         self.state.steps += 1
+        self.state.skip_streak = 0
         for name, rule_fn in STEP_RULES.items():
             rule = self._rule(name)
             if not rule.enabled or self.fired(name):
@@ -84,6 +85,25 @@ class HealthMonitor:
             found = rule_fn(rule, self.state, loss, grad_norm)
             if found is not None:
                 self._fire(name, *found, step=self.state.steps)
+        return any(d.severity == "fatal" for d in self.diagnoses if d.step)
+
+    def on_skipped_step(self, scale: float) -> bool:
+        """See one optimiser step that float16's GradScaler skipped (its scaled
+        gradients overflowed; ``scale`` is its loss scale after halving). Such a step is
+        not judged by the step rules (an overflow under dynamic loss scaling is by
+        design, not a non-finite run); only ``loss_scale_collapse`` reads it. Returns
+        True when the epoch must stop now."""
+        if not self.cfg.enabled:
+            return False
+        self.state.steps += 1
+        self.state.skipped += 1
+        self.state.skip_streak += 1
+        for name, rule_fn in SKIPPED_STEP_RULES.items():
+            rule = self._rule(name)
+            if rule.enabled and not self.fired(name):
+                found = rule_fn(rule, self.state, scale)
+                if found is not None:
+                    self._fire(name, *found, step=self.state.steps)
         return any(d.severity == "fatal" for d in self.diagnoses if d.step)
 
     def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:

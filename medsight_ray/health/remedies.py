@@ -196,6 +196,12 @@ def _non_finite(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
             CHECK_DATA]
 
 
+def _loss_scale_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    # Full precision cures an overflow of float16's range, and harms no cause: a
+    # learning rate too high then shows as itself (non_finite, exploding_gradients).
+    return [Remedy("train in full precision", (Change("fit.amp", False),)), CHECK_DATA]
+
+
 def _stalled(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
     return [raise_lr(evidence, cfg, default),
             Advice("check which parts the stage trains: a frozen or saturated part cannot change the output")]
@@ -314,6 +320,7 @@ def _inverted_localisation(evidence: Evidence, cfg: Any, default: Any) -> list[S
 #: Each rule's planner: (evidence, config, stage default config) -> ordered remedies.
 PLANNERS: dict[str, Planner] = {
     "non_finite": _non_finite,
+    "loss_scale_collapse": _loss_scale_collapse,
     "exploding_gradients": _too_fast,
     "oversized_updates": _too_fast,
     "diverging_loss": _diverging,

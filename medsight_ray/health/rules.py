@@ -21,6 +21,7 @@ from medsight_ray.health.config import (
     ExplodingConfig,
     InvertedLocalisationConfig,
     LossFallsMetricFlatConfig,
+    LossScaleCollapseConfig,
     NotLearningConfig,
     OverfittingConfig,
     OversizedUpdatesConfig,
@@ -37,6 +38,11 @@ KNOWLEDGE: dict[str, tuple[str, ...]] = {
         'learning rate far too high',
         'fp16 overflow without loss scaling',
         'log(0) or division by zero in a loss',
+    ),
+    "loss_scale_collapse": (
+        'float16 overflow that no loss scale avoids: activations or gradients beyond 65504 (an input not '
+        'normalised, a loss summed over pixels rather than averaged)',
+        'a learning rate so high that the gradients overflow at any scale',
     ),
     "exploding_gradients": (
         'learning rate too high for the batch size',
@@ -112,6 +118,9 @@ class StepState:
     """Streaks of the step rules, and the run's first gradient norms (its own scale)."""
 
     steps: int = 0
+    #: Steps GradScaler skipped in this run, and how many in a row up to now.
+    skipped: int = 0
+    skip_streak: int = 0
     explode_streak: int = 0
     vanish_streak: int = 0
     early_norms: list[float] = field(default_factory=list)
@@ -122,6 +131,15 @@ def non_finite(cfg: RuleConfig, state: StepState, loss: float, grad_norm: float)
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return None
     return {"loss": loss, "grad_norm": grad_norm}, "loss and gradient norm must be finite"
+
+
+def loss_scale_collapse(cfg: LossScaleCollapseConfig, state: StepState, scale: float) -> Finding | None:
+    """After a step GradScaler skipped: its loss scale below ``threshold``, or
+    ``patience`` skipped steps in a row."""
+    if scale >= cfg.threshold and state.skip_streak < cfg.patience:
+        return None
+    return ({"loss_scale": scale, "skipped_in_a_row": state.skip_streak, "skipped": state.skipped},
+            f"loss scale >= {cfg.threshold:g} and fewer than {cfg.patience} skipped steps in a row")
 
 
 def exploding_gradients(cfg: ExplodingConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
@@ -534,6 +552,8 @@ def inverted_localisation(cfg: InvertedLocalisationConfig, history: list[dict[st
 STEP_RULES: dict[str, Callable[..., Finding | None]] = {
     "non_finite": non_finite, "exploding_gradients": exploding_gradients, "vanishing_gradients": vanishing_gradients,
 }
+#: Rules of the steps float16's GradScaler skipped (never seen by the step rules).
+SKIPPED_STEP_RULES: dict[str, Callable[..., Finding | None]] = {"loss_scale_collapse": loss_scale_collapse}
 #: Epoch rules, most specific first: when several fire in one epoch, the first names
 #: the cause (a collapse onto one class is also a metric at chance, but its cure differs).
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
@@ -543,3 +563,5 @@ EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
     "unmixed_batches": unmixed_batches, "diverging_loss": diverging_loss,
     "loss_falls_metric_flat": loss_falls_metric_flat, "chance_metric": chance_metric, "not_learning": not_learning,
 }
+#: Every rule, by name: the step rules, the skipped-step rules, the epoch rules.
+ALL_RULES: tuple[str, ...] = (*STEP_RULES, *SKIPPED_STEP_RULES, *EPOCH_RULES)

@@ -25,7 +25,7 @@ from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides
 from medsight_ray.console import say
 from medsight_ray.errors import ConfigError
-from medsight_ray.health.rules import EPOCH_RULES, STEP_RULES
+from medsight_ray.health.rules import ALL_RULES
 
 History = list[dict[str, Any]]
 
@@ -331,7 +331,7 @@ def product_stop(fired: list[dict[str, Any]], fatal: Callable[[str], bool]) -> l
 
 #: ``--set`` overrides that keep every rule on but make none fatal: a run that trains
 #: to its end, with each diagnosis where the rules would have stopped it.
-WARN_ONLY: tuple[str, ...] = tuple(f"health.{rule}.fatal=false" for rule in (*STEP_RULES, *EPOCH_RULES))
+WARN_ONLY: tuple[str, ...] = tuple(f"health.{rule}.fatal=false" for rule in ALL_RULES)
 
 
 def warn_only(cfg: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,25 @@ def test_two_workers_train_grading_and_reduce_metrics(synth_dir, tmp_path: Path)
     # The metric covers every validation row exactly once, gathered from both workers.
     val_rows = sum(pq.read_metadata(f).num_rows for f in Path(data.uri).glob("val-*.parquet"))
     assert sum(details["support"].values()) == val_rows
+
+
+def test_mixed_precision_skips_overflowing_steps_and_completes_healthy(synth_dir, tmp_path: Path, capsys) -> None:
+    """The AMP path GPU runs take, on CPU: float16 autocast and GradScaler, started at a
+    loss scale that overflows float16 so the first steps are skipped. They are counted
+    and the scale falls; nothing is judged non-finite, and the run trains to the end."""
+    code, text = _main(capsys, "--task", "grading", "--data", str(synth_dir("grading", rows=240)), "--out",
+                       str(tmp_path / "amp"), *[x for s in [*TINY, "fit.epochs=2", "fit.amp_on_cpu=true",
+                                                            "fit.amp_dtype=float16", "fit.amp_init_scale=4.0e6"]
+                                                for x in ("--set", s)])
+    assert code == 0, text[-3000:]
+    (run,) = json.loads((tmp_path / "amp" / "summary.json").read_text())["runs"]
+    assert run["status"] == "completed" and run["diagnoses"] == []
+    first, second = run["history"]
+    assert first["train/skipped_steps"] >= 1 and first["train/loss_scale"] < 4.0e6
+    # It trained once the scale settled: most steps were taken, and the loss is finite.
+    skipped = first["train/skipped_steps"] + second["train/skipped_steps"]
+    assert skipped < (first["train/steps"] + second["train/steps"]) / 2
+    assert second["train/loss_scale"] <= first["train/loss_scale"] and math.isfinite(second["train/loss"])
 
 
 def _main(capsys, *args: str) -> tuple[int, str]:

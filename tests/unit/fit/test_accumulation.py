@@ -52,6 +52,7 @@ def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
     trainer.rank = 0
     trainer.stage, trainer.model, trainer.wrapped, trainer.ctx = _Stage(), model, model, SimpleNamespace(epoch=0)
     trainer.device, trainer.use_amp, trainer.drop_last = torch.device("cpu"), False, False
+    trainer.amp_dtype, trainer.skipped_steps = torch.float16, 0
     trainer.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.scaler = torch.amp.GradScaler("cpu", enabled=False)
     trainer.monitor, trainer.exporter, trainer.schedule = _Quiet(), _Quiet(), _Quiet()
