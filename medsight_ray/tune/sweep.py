@@ -6,18 +6,15 @@ so that no NaN reaches ASHA or TPE) and ``epoch`` (ASHA's time axis).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
-
 from medsight_ray.config import apply_overrides, to_dict
-from medsight_ray.data.store import ray_storage, resolve, uri_of
+from medsight_ray.data.store import ray_storage, uri_of
 from medsight_ray.errors import ConfigError, redact
-from medsight_ray.fit.checkpoint import read_history
+from medsight_ray.fit.checkpoint import read_history, read_json
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.runner import PreparedData, storage_path
 from medsight_ray.tune.progress import StatusTable, SweepProgress
@@ -93,20 +90,12 @@ def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: s
     return (stored or Outcome()).ended_by_driver(error)
 
 
-def _stage_result(file: str) -> dict[str, Any]:
-    """The ``stage_result.json`` a trial's driver wrote (a local path or a URI), or {}."""
-    fs, path = resolve(file)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return {}
-    with fs.open_input_stream(path) as fh:
-        return json.loads(fh.read())
-
-
 def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
     records = []
     for result in grid:
         trial_dir = Path(result.path)
-        summary = _stage_result(uri_of(storage, f"{result.path}/{RESULT_FILE}"))
+        # What the trial's driver wrote when it ended (local or on object storage), or {}.
+        summary = read_json(uri_of(storage, result.path), RESULT_FILE) or {}
         frame = result.metrics_dataframe
         rows = frame.to_dict("records") if frame is not None and len(frame) else []
         last = next((uri_of(storage, r["checkpoint_path"]) for r in reversed(rows) if r.get("checkpoint_path")),
