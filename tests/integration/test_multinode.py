@@ -226,6 +226,8 @@ def test_a_sweep_job_runs_trials_on_different_nodes_and_survives_losing_a_trial_
     starts = {t["trial_id"]: [g["from_epoch"] for g in t["outcome"]["workers"]] for t in trials}
     assert all(s[0] == 1 for s in starts.values())
     restarted = {trial: s[1:] for trial, s in starts.items() if s[1:]}
-    assert len(restarted) == 1
-    ((trial, (resumed,)),) = restarted.items()
-    assert kept[f"train-{trial}"] + 1 <= resumed <= 3
+    # The killed trial restarted. The other may have restarted too: Ray places its
+    # controller and, at times, its train worker on the node that went, beside the driver.
+    assert 1 <= len(restarted) <= 2
+    for trial, (resumed,) in restarted.items():
+        assert kept[f"train-{trial}"] + 1 <= resumed <= 3
