@@ -14,6 +14,7 @@ record batches, so checking needs no more memory than one batch.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ ORDERED_FRACTION = 0.5
 EXTREME_IMBALANCE = 0.01
 #: More than this share of empty masks is reported (seed 004's loss -> 0 trap).
 EMPTY_MASK_WARN = 0.5
+#: Share of the rows above which one image (the same bytes), or images of a single pixel
+#: value, draw a warning: the inputs of most rows carry no signal (a broken decode or
+#: export writes one image for every row), and no model can learn from them.
+NO_SIGNAL_WARN = 0.5
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,11 @@ class _RowChecker:
         self.label_changes: Counter = Counter()
         self.run: Counter = Counter()
         self.longest_run: Counter = Counter()
+        # Rows per image content (a 16-byte digest of the stored bytes), and the rows whose
+        # decoded image holds one pixel value: inputs without signal (_no_signal).
+        self.digests: Counter = Counter()
+        self.first_with: dict[bytes, str] = {}
+        self.constant_images = 0
 
     def where(self, path: str, row: int, image_id: str, column: str = "") -> str:
         col = f" column '{column}'" if column else ""
@@ -235,6 +245,11 @@ class _RowChecker:
         else:
             self.patient_splits[rec["patient_id"]].add(split)
         image = self._decode(path, index, image_id, rec.get("image"), "image", self.info.image_mode)
+        if image is not None:
+            digest = hashlib.blake2b(rec["image"], digest_size=16).digest()
+            self.digests[digest] += 1
+            self.first_with.setdefault(digest, self.where(path, index, image_id, "image"))
+            self.constant_images += int(image.min() == image.max())
         getattr(self, f"_{self.info.task}")(path, index, image_id, split, rec, image)
 
     def _decode(self, path: str, index: int, image_id: str, data: bytes | None, column: str,
@@ -374,6 +389,28 @@ class _RowChecker:
                                       got=f"patient #{sorted(self.patient_splits).index(pid)} in "
                                       f"{sorted(self.patient_splits[pid])}"))
         self._balance()
+        self._no_signal()
+
+    def _no_signal(self) -> None:
+        """Warn when the images of most rows carry no signal: one image's exact bytes
+        stored for most rows, or images of a single pixel value. A model fed them gives
+        every image the same answer, whatever its learning rate; the health monitor then
+        names ``outputs_ignore_input``, but this check finds it before any training."""
+        rows = sum(self.digests.values())
+        if not rows:
+            return
+        digest, same = self.digests.most_common(1)[0]
+        if same > 1 and same / rows > NO_SIGNAL_WARN:
+            self.report.warnings.add(Problem(
+                "identical_images", "column 'image'",
+                f"{same} of {rows} rows ({100 * same / rows:.0f}%) hold byte-identical images (the first at "
+                f"{self.first_with[digest]}): their inputs carry no signal; check the decode or export that "
+                "wrote them"))
+        if self.constant_images / rows > NO_SIGNAL_WARN:
+            self.report.warnings.add(Problem(
+                "blank_images", "column 'image'",
+                f"{self.constant_images} of {rows} rows ({100 * self.constant_images / rows:.0f}%) hold images of a "
+                "single pixel value: their inputs carry no signal; check the window, the bit depth or the decode"))
 
     def _balance(self) -> None:
         info, report = self.info, self.report

@@ -25,13 +25,16 @@ from medsight_ray.config import from_dict
 from medsight_ray.console import emit
 from medsight_ray.data.augment import augment, epoch_generator
 from medsight_ray.data.schema import DatasetInfo
+from medsight_ray.fit.baseline import data_statistics
 from medsight_ray.fit.checkpoint import STATE_FILE, load_model_file, read_history, read_json, save_checkpoint
 from medsight_ray.fit.distributed import all_gather, gather_arrays, mean_across, world
 from medsight_ray.fit.optim import Schedule, build_optimizer
 from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.fit.stage import Context, Stage, resolve_stage
+from medsight_ray.health.diagnosis import not_judged_words
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
+from medsight_ray.metrics.inputs import input_spread, sketch
 
 
 def scalar_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -312,12 +315,38 @@ class _Trainer:
     def validate(self, shard: Any) -> dict[str, Any]:
         self.model.eval()
         parts: dict[str, list[np.ndarray]] = {}
+        sketches: list[np.ndarray] = []
         for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size, device=self.device):
+            batch = _to_device(batch, self.device)
+            sketches.append(sketch(batch["image"]))
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                arrays = self.stage.eval_batch(self.model, _to_device(batch, self.device), self.ctx)
+                arrays = self.stage.eval_batch(self.model, batch, self.ctx)
             for k, v in arrays.items():
                 parts.setdefault(k, []).append(v)
-        return self.stage.epoch_metrics(gather_arrays(parts), self.model, self.ctx)
+        metrics = self.stage.epoch_metrics(gather_arrays(parts), self.model, self.ctx)
+        # Whether the images differ at all (the same on every worker: gathered).
+        metrics["input_spread"] = input_spread(gather_arrays({"sketch": sketches})["sketch"])
+        return metrics
+
+    def measure_start(self, shard: Any) -> None:
+        """Validate the untrained model once, before the first step, and give the
+        monitor its metrics: the run's own start (``health.baseline_eval``)."""
+        if self.start_epoch or not (self.cfg.health.enabled and self.cfg.health.baseline_eval):
+            return
+        self.ctx.epoch = 0
+        # With the data's BatchNorm statistics, as every later epoch is validated.
+        images = (batch["image"] for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size,
+                                                                        device=self.device))
+        with data_statistics(self.model, images, self.world_size):
+            metrics = self.validate(shard)
+        self.monitor.on_start(metrics)
+        self.outcome = self.outcome.started(self.monitor.start or {})
+        if self.rank == 0:
+            # The log, not the console: a person acts on the epochs, not on the start.
+            values = scalar_metrics(metrics, "")
+            keys = dict.fromkeys([self.stage.primary_metric, *SHOWN, "score_spread", "input_spread"])
+            shown = " ".join(f"{k} {values[k]:.4f}" for k in keys if k in values)
+            print(f"{self.label} before training | {shown}", flush=True)
 
     def report(self, epoch: int, metrics: dict[str, Any], extra: dict[str, Any], stop: bool,
                diagnoses: list[dict[str, Any]]) -> None:
@@ -362,6 +391,7 @@ class _Trainer:
 
         train_shard = ray.train.get_dataset_shard("train")
         val_shard = ray.train.get_dataset_shard("val")
+        self.measure_start(val_shard)
         for epoch in range(self.start_epoch, self.cfg.fit.epochs):
             self.ctx.epoch = epoch
             self.monitor.begin_epoch(epoch)
@@ -385,13 +415,17 @@ class _Trainer:
             extra.update(self.monitor.report())
             self.exporter.on_epoch(epoch, train, metrics, new, self.monitor.should_stop())
             self.outcome = self.outcome.after_epoch(epoch + 1, [d.to_dict() for d in self.monitor.diagnoses],
-                                                    self.cfg.fit.epochs, early_stop=patience)
+                                                    self.cfg.fit.epochs, early_stop=patience,
+                                                    not_judged=self.monitor.not_judged())
             if self.rank == 0:
                 self._say_epoch(epoch, train, metrics, new)
             stop = self.outcome.status == "stopped"
             self.report(epoch, metrics, extra, stop, [d.to_dict() for d in new])
             if stop:
                 break
+        if self.rank == 0 and self.outcome.stop_reason != "health" and self.outcome.not_judged:
+            # A quiet monitor on a run too short for its rules is no clean bill.
+            emit(f"{self.label} {not_judged_words(self.outcome.not_judged)}")
 
 
 def fit_loop(config: dict[str, Any]) -> None:

@@ -39,6 +39,11 @@ class Outcome:
         workers: where the run's worker group ran: one entry per start of the group (the
             first, and each restart after a lost worker or node), with the 1-based epoch
             it started at (``from_epoch``) and each rank's ``node_id`` and ``node_ip``.
+        start: the untrained model's validation metrics, measured before the first step
+            (``health.baseline_eval``; empty when not measured).
+        not_judged: each health rule the run was too short to judge, with what it needs
+            (``{"not_learning": "3 judged epochs and 30 steps"}``): its silence is not a
+            clean bill.
     """
 
     status: Status = "running"
@@ -50,6 +55,12 @@ class Outcome:
     stop_step: int | None = None
     error: str | None = None
     workers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    start: dict[str, Any] = field(default_factory=dict)
+    not_judged: dict[str, str] = field(default_factory=dict)
+
+    def started(self, metrics: dict[str, Any]) -> Outcome:
+        """The record with the untrained model's validation ``metrics``."""
+        return replace(self, start=dict(metrics))
 
     def placed(self, from_epoch: int, nodes: list[dict[str, Any]]) -> Outcome:
         """The record after a worker group started at 1-based ``from_epoch`` with rank
@@ -58,11 +69,12 @@ class Outcome:
         return replace(self, workers=(*self.workers, group))
 
     def after_epoch(self, epoch: int, diagnoses: list[dict[str, Any]], last_epoch: int,
-                    early_stop: bool) -> Outcome:
-        """The record after 1-based ``epoch`` finished, with every diagnosis so far;
-        ``last_epoch`` is the run's planned end."""
+                    early_stop: bool, not_judged: dict[str, str] | None = None) -> Outcome:
+        """The record after 1-based ``epoch`` finished, with every diagnosis so far and
+        the rules not judged so far; ``last_epoch`` is the run's planned end."""
         fatal = [d for d in diagnoses if d.get("severity") == "fatal"]
         changes: dict[str, Any] = {"diagnoses": tuple(diagnoses), "epochs_run": epoch,
+                                   "not_judged": dict(not_judged or {}),
                                    "fatal_rules": tuple(dict.fromkeys(d["rule"] for d in fatal))}
         if fatal:
             first = min(fatal, key=lambda d: (d["epoch"], d.get("step") or 0))

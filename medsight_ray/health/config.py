@@ -44,6 +44,12 @@ class RuleConfig:
         conclusive (a rule's config says when). Step rules count their own streaks."""
         return self.patience
 
+    def epochs_needed(self) -> int:
+        """Judged epochs (past any warm-up) an epoch rule needs before it can fire at
+        all: its grace, then its patience. A run shorter than this was not judged by
+        the rule."""
+        return self.grace + self.patience
+
 
 @dataclass(frozen=True)
 class NonFiniteConfig(RuleConfig):
@@ -144,6 +150,29 @@ class ChanceConfig(RuleConfig):
 
 
 @dataclass(frozen=True)
+class OutputsIgnoreInputConfig(RuleConfig):
+    """``outputs_ignore_input``: the model's answer cannot depend on the image, because
+    the images are all the same or because the untrained model already gave every image
+    the same answer. No config change cures it: the advice is to look at the inputs.
+
+    Attributes:
+        threshold: spread of the validation images (``input_spread``: the standard
+            deviation across images of fixed random projections of their pixels, over
+            their root mean square) below which the images are the same pixels. A ratio
+            that does not depend on the pixels' scale: 0 for identical images, near 1 for
+            natural ones (measured: 0.84 on real handwritten digits, raw; 0.99
+            normalised), 0.012 for one gray image under noise of a thousandth.
+        output_spread: largest standard deviation across images of any output's
+            probability (``score_spread``) below which the outputs are identical; it must
+            hold before training (``health.baseline_eval``) and now.
+        grace: epochs before the rule may fire (0: from the first epoch).
+    """
+
+    threshold: float = 1e-3
+    output_spread: float = 1e-4
+
+
+@dataclass(frozen=True)
 class OversizedUpdatesConfig(RuleConfig):
     """``oversized_updates``: each optimiser step moves the trainable weights by a large
     part of their own norm (``train/update_ratio``), so nothing a step learns survives
@@ -179,14 +208,21 @@ class DeadOutputsConfig(RuleConfig):
             epoch 1, the lowest healthy value seen).
         alive_energy: mean sigmoid CAM below which the CAMs count as dark, inside the
             boxes and outside alike (sigmoid units, 0 to 1).
-        inverted_se: AUC below 0.5 by more than this many of its chance-level standard
-            errors (``auc_se``, from the split's class counts) is an inverted ranking.
+        inverted_se: an AUC below 0.5 and more than this many of its chance-level
+            standard errors (``auc_se``, from the split's class counts) below the
+            untrained model's own AUC (``health.baseline_eval``) is a ranking training
+            inverted.
+        min_update: the run's largest epoch weight change per step
+            (``train/update_ratio``) below which training has not moved the ranking and
+            an AUC below the start is not judged inverted (the scale of
+            ``not_learning.max_update``).
         grace: epochs before the rule may fire (0: from the first epoch).
     """
 
     threshold: float = 1e-4
     alive_energy: float = 0.05
     inverted_se: float = 4.0
+    min_update: float = 2e-4
 
 
 @dataclass(frozen=True)
@@ -232,6 +268,12 @@ class NotLearningConfig(RuleConfig):
             the weights and a flat run is slow, not stalled by a learning rate too low
             (measured: seed 001's stage-1 rates 1.7e-5; healthy stages 1.9e-3 to 0.022;
             a slow but healthy stage 3 at 0.022 used to be stopped here).
+        start_skill: skill, (metric − chance) / (1 − chance), of the untrained model
+            (``health.baseline_eval``) above which the run is fine-tuning a model that
+            already knows the task and is never judged stalled: a randomly initialised
+            network starts near 0 (its ranking is whatever random features give), a
+            pretrained backbone far above (the same bar as ``overfitting.min_skill``,
+            the skill of a model that has learned something).
     """
 
     threshold: float = 0.05
@@ -239,6 +281,7 @@ class NotLearningConfig(RuleConfig):
     metric_gain: float = 0.02
     max_update: float = 2e-4
     min_steps: int = 30
+    start_skill: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -315,6 +358,10 @@ class OverfittingConfig(RuleConfig):
     grace: int = 1
     patience: int = 1
 
+    def epochs_needed(self) -> int:
+        """An epoch to learn on, then ``rising_epochs`` epochs of climb."""
+        return max(self.grace, self.rising_epochs) + self.patience
+
 
 @dataclass(frozen=True)
 class ClassCollapseConfig(RuleConfig):
@@ -345,6 +392,10 @@ class ClassCollapseConfig(RuleConfig):
             show for an epoch or two and training corrects). Measured: recipes that
             recovered to F1 0.66-0.80 leaned 79-100 % onto one class at AUC 0.92-0.99;
             seed 003's collapse held 93-100 % at AUC 0.68-0.73.
+        min_update: the run's largest epoch weight change per step
+            (``train/update_ratio``) below which training has not moved the weights, so
+            the predictions are the random start's and not a collapse (the scale of
+            ``not_learning.max_update``).
     """
 
     threshold: float = 0.4
@@ -354,6 +405,11 @@ class ClassCollapseConfig(RuleConfig):
     starved_fraction: float = 0.1
     starved_epochs: int = 5
     ranked_auc: float = 0.85
+    min_update: float = 2e-4
+
+    def epochs_needed(self) -> int:
+        """The grace, then ``collapse_epochs`` collapsed epochs."""
+        return self.grace + self.collapse_epochs
 
 
 @dataclass(frozen=True)
@@ -392,6 +448,10 @@ class PredictionCollapseConfig(RuleConfig):
     grace: int = 1
     patience: int = 2
     settled_patience: int = 1
+
+    def epochs_needed(self) -> int:
+        """The grace, then a collapse once the loss settled (``settled_patience``)."""
+        return self.grace + min(self.patience, self.settled_patience)
 
     def patience_for(self, evidence: dict[str, Any]) -> int:
         """``settled_patience`` when the evidence's train loss is below
@@ -442,14 +502,20 @@ class HealthConfig:
     Attributes:
         enabled: false turns the whole monitor off.
         export_metrics: false keeps the monitor but stops the ``medsight_*`` Ray metrics.
+        baseline_eval: validate the untrained model once, before the first step (one
+            validation pass a run): the rules compare the run with its own start (its
+            AUC, the spread of its outputs, its skill) rather than with a fixed chance
+            level, and the record keeps it as ``start``.
     """
 
     enabled: bool = True
     export_metrics: bool = True
+    baseline_eval: bool = True
     non_finite: NonFiniteConfig = NonFiniteConfig()
     loss_scale_collapse: LossScaleCollapseConfig = LossScaleCollapseConfig()
     exploding_gradients: ExplodingConfig = ExplodingConfig()
     vanishing_gradients: VanishingConfig = VanishingConfig()
+    outputs_ignore_input: OutputsIgnoreInputConfig = OutputsIgnoreInputConfig()
     oversized_updates: OversizedUpdatesConfig = OversizedUpdatesConfig()
     dead_outputs: DeadOutputsConfig = DeadOutputsConfig()
     chance_metric: ChanceConfig = ChanceConfig()

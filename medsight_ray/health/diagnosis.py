@@ -45,3 +45,22 @@ class Diagnosis:
         return (f"[{self.severity.upper()}] {self.rule} in {self.stage} at epoch {self.epoch}"
                 + (f" step {self.step}" if self.step else "") + f": {evidence} ({self.threshold}). "
                 f"Likely: {'; '.join(self.causes)}. Remedy: {'; '.join(self.remedies)}.")
+
+
+def group_not_judged(not_judged: dict[str, str]) -> dict[str, list[str]]:
+    """The rules a run was too short to judge (``{rule: what it needs}``, from
+    :meth:`HealthMonitor.not_judged`) grouped by what they need, in rule order:
+    ``{"3 judged epochs and 30 steps": ["chance_metric", "not_learning"], ...}``."""
+    groups: dict[str, list[str]] = {}
+    for rule, needs in not_judged.items():
+        groups.setdefault(needs, []).append(rule)
+    return groups
+
+
+def not_judged_words(not_judged: dict[str, str]) -> str:
+    """One line for a person: ``not judged (run too short): chance_metric, not_learning
+    (each needs 3 judged epochs and 30 steps); overfitting (needs 3 judged epochs)``;
+    "" when every rule could judge."""
+    parts = [f"{', '.join(rules)} ({'each needs' if len(rules) > 1 else 'needs'} {needs})"
+             for needs, rules in group_not_judged(not_judged).items()]
+    return f"not judged (run too short): {'; '.join(parts)}" if parts else ""

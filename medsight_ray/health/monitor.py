@@ -35,6 +35,8 @@ class HealthMonitor:
         self.history: list[dict[str, Any]] = []
         self.diagnoses: list[Diagnosis] = []
         self._streaks: dict[str, int] = {}
+        #: The untrained model's validation metrics (:meth:`on_start`), or None.
+        self.start: dict[str, Any] | None = None
 
     def _rule(self, name: str) -> RuleConfig:
         return getattr(self.cfg, name)
@@ -106,6 +108,16 @@ class HealthMonitor:
                     self._fire(name, *found, step=self.state.steps)
         return any(d.severity == "fatal" for d in self.diagnoses if d.step)
 
+    def on_start(self, metrics: dict[str, Any]) -> None:
+        """See the untrained model's (gathered) validation metrics, measured before the
+        first step: the run's own start, which the epoch rules compare with. Its primary
+        metric is kept as ``objective``."""
+        scalars = {k: float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # The class shares it predicted, too: a collapse is what training did to them.
+        shares = {k: metrics[k] for k in ("pred_histogram",) if isinstance(metrics.get(k), dict)}
+        self.start = {**scalars, **shares, "objective": scalars.get(self.primary, float("nan"))}
+
     def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
         """See one epoch's (gathered) metrics; returns the diagnoses new this epoch (the
         epoch rules'; the step rules' of this epoch are in :meth:`epoch_diagnoses`)."""
@@ -140,11 +152,36 @@ class HealthMonitor:
                 continue
             judged = (len(judged_history) > rule.grace and self.state.steps >= rule.min_steps
                       and judged_history[-1] is self.history[-1])
-            found = rule_fn(rule, judged_history) if judged else None
+            found = rule_fn(rule, judged_history, start=self.start) if judged else None
             self._streaks[name] = self._streaks.get(name, 0) + 1 if found else 0
             if found and self._streaks[name] >= rule.patience_for(found[0]):
                 self._fire(name, *found, step=0)
         return self.diagnoses[before:]
+
+    def not_judged(self) -> dict[str, str]:
+        """The enabled rules that have not yet had a run long enough to judge it, and
+        what each needs, e.g. ``{"not_learning": "3 judged epochs and 30 steps"}``: a
+        rule that stayed quiet because it never looked is not a rule that found nothing.
+        Step rules count steps; epoch rules count the epochs past their grace that are
+        not a warm-up, and steps."""
+        if not self.cfg.enabled:
+            return {}
+        judged = sum(not h["train"].get("fit/warmup") for h in self.history)
+        out = {}
+        for name in (*STEP_RULES, *EPOCH_RULES):
+            rule = self._rule(name)
+            if not rule.enabled or self.fired(name):
+                continue
+            if name in STEP_RULES:
+                needed = rule.grace + rule.patience
+                if self.state.steps < needed:
+                    out[name] = f"{needed} steps"
+                continue
+            epochs, steps = rule.epochs_needed(), rule.min_steps
+            if judged < epochs or self.state.steps < steps:
+                out[name] = " and ".join([f"{epochs} judged epoch{'s' * (epochs > 1)}"]
+                                         + ([f"{steps} steps"] if steps else []))
+        return out
 
     def should_stop(self) -> bool:
         """True once a fatal diagnosis was made."""
@@ -154,7 +191,7 @@ class HealthMonitor:
         """Everything the monitor has seen and decided, as plain data (checkpointed with
         every epoch, so that a restarted worker group continues where it was)."""
         return {"epoch": self.epoch, "step_state": asdict(self.state), "streaks": dict(self._streaks),
-                "history": self.history, "diagnoses": [d.to_dict() for d in self.diagnoses]}
+                "history": self.history, "diagnoses": [d.to_dict() for d in self.diagnoses], "start": self.start}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (grace counts, streaks, history, diagnoses)."""
@@ -162,6 +199,7 @@ class HealthMonitor:
         self.state = StepState(**state["step_state"])
         self._streaks = {k: int(v) for k, v in state["streaks"].items()}
         self.history = list(state["history"])
+        self.start = state.get("start")
         self.diagnoses = [Diagnosis(**{**d, "causes": tuple(d["causes"]), "remedies": tuple(d["remedies"])})
                           for d in state["diagnoses"]]
 

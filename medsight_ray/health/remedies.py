@@ -176,9 +176,25 @@ def lower_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
     return _move_lr("lower", evidence, cfg, default)
 
 
+def pretrained(cfg: Any) -> bool:
+    """The run starts from a pretrained backbone file (``model.backbone.pretrained_path``)."""
+    return _has(cfg, "model.backbone.pretrained_path") and bool(value_of(cfg, "model.backbone.pretrained_path"))
+
+
 def raise_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
-    """A learning rate too low (seed 001's 100x too low rates): see :func:`_move_lr`."""
-    return _move_lr("raise", evidence, cfg, default)
+    """A learning rate too low (seed 001's 100x too low rates): see :func:`_move_lr`.
+    A pretrained backbone keeps its rate: fine-tuning runs at 1e-4 or below on purpose,
+    and the stage default (set for a random start) would wash its features out. Its
+    freshly initialised head is what a low rate starves, so the head's rate rises."""
+    if not pretrained(cfg):
+        return _move_lr("raise", evidence, cfg, default)
+    low, high = LR_MOVES["raise"]
+    measured = evidence.get("update_ratio")
+    factor = high
+    if isinstance(measured, (int, float)) and measured > 0 and math.isfinite(measured):
+        factor = min(high, max(low, HEALTHY_UPDATE / measured))
+    return Remedy("raise the head's learning rate; the pretrained backbone keeps its own",
+                  (Change("optim.head_lr_scale", factor=factor),))
 
 
 def warm_up(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
@@ -194,6 +210,13 @@ def _too_fast(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
 def _non_finite(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
     return [*_too_fast(evidence, cfg, default), Remedy("train in full precision", (Change("fit.amp", False),)),
             CHECK_DATA]
+
+
+def _outputs_ignore_input(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    # No config change gives a model information its input does not carry.
+    return [Advice("look at the images the model is given: 'python -m medsight_ray.data check --data URI' "
+                   "counts byte-identical images; open a few decoded ones (window, bit depth, decode errors)"),
+            Advice("check that every part between the input and the output trains or passes the input on")]
 
 
 def _loss_scale_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
@@ -321,6 +344,7 @@ def _inverted_localisation(evidence: Evidence, cfg: Any, default: Any) -> list[S
 PLANNERS: dict[str, Planner] = {
     "non_finite": _non_finite,
     "loss_scale_collapse": _loss_scale_collapse,
+    "outputs_ignore_input": _outputs_ignore_input,
     "exploding_gradients": _too_fast,
     "oversized_updates": _too_fast,
     "diverging_loss": _diverging,

@@ -23,6 +23,7 @@ from medsight_ray.health.config import (
     LossFallsMetricFlatConfig,
     LossScaleCollapseConfig,
     NotLearningConfig,
+    OutputsIgnoreInputConfig,
     OverfittingConfig,
     OversizedUpdatesConfig,
     PredictionCollapseConfig,
@@ -30,6 +31,10 @@ from medsight_ray.health.config import (
 )
 
 Finding = tuple[dict[str, Any], str]  # (evidence, threshold in words)
+#: The untrained model's validation metrics (measured before the first step, with
+#: ``health.baseline_eval``), or None when not measured: the run's own start, which
+#: epoch rules compare with rather than with a fixed chance level.
+Start = dict[str, Any] | None
 
 #: Each rule's likely causes, in the seeds' hard-won terms (corrected where measured).
 #: Its remedies are config changes: :mod:`medsight_ray.health.remedies`.
@@ -57,6 +62,12 @@ KNOWLEDGE: dict[str, tuple[str, ...]] = {
         'a learning rate so high that the outputs died (CAM logits all pushed negative)',
         'labels not aligned with images',
         'the stage trains nothing that can change its output',
+    ),
+    "outputs_ignore_input": (
+        'inputs that carry no information: every image decodes to the same pixels (a broken decode, blank or '
+        'constant exports, a wrong window)',
+        'a part between the input and the output that passes nothing on (a frozen layer, an input multiplied '
+        'by zero)',
     ),
     "oversized_updates": (
         'a learning rate far too high: every step moves the weights by a large part of their norm, so nothing'
@@ -187,7 +198,16 @@ def skill(entry: dict[str, Any]) -> float | None:
     return (metric - chance) / (1 - chance)
 
 
-def oversized_updates(cfg: OversizedUpdatesConfig, history: list[dict[str, Any]]) -> Finding | None:
+def start_skill(start: Start) -> float | None:
+    """The untrained model's skill (:func:`skill`) from its measured ``start`` (which
+    holds its primary metric as ``objective``), or None when not measured."""
+    if not start:
+        return None
+    return skill({"objective": start.get("objective"), "metrics": start})
+
+
+def oversized_updates(cfg: OversizedUpdatesConfig, history: list[dict[str, Any]],
+                      start: Start = None) -> Finding | None:
     """The epoch's weight change per optimiser step (``train/update_ratio``: distance
     moved over the weights' norm, per step) above ``threshold``: the learning rate
     overwrites the weights rather than adjusting them."""
@@ -197,33 +217,77 @@ def oversized_updates(cfg: OversizedUpdatesConfig, history: list[dict[str, Any]]
     return None
 
 
-def dead_outputs(cfg: DeadOutputsConfig, history: list[dict[str, Any]]) -> Finding | None:
-    """The outputs died: constant across images (``score_spread`` below ``threshold``,
-    in validation and in training alike), CAMs dark inside and outside the boxes (and
-    the training outputs constant), or an AUC more than ``inverted_se`` of its
-    chance-level standard errors below 0.5. An untrained model shows none of these: its
-    outputs vary with the image, its CAMs sit near 0.5, its AUC near 0.5."""
+def outputs_ignore_input(cfg: OutputsIgnoreInputConfig, history: list[dict[str, Any]],
+                         start: Start = None) -> Finding | None:
+    """The model's answer cannot depend on the image: the validation images are the same
+    pixels (their spread, ``input_spread``, below ``threshold``: a broken decode, blank
+    exports), or the outputs were identical across images (``score_spread`` below
+    ``output_spread``) already in the untrained model and still are. An untrained
+    network's outputs vary with its input (measured at step 0: 0.004-0.09 on synthetic
+    and real images, outputs identical only for identical inputs), so outputs constant
+    before any step were not killed by training: no learning rate is the cause, and
+    every rule that reads the outputs (a metric at chance, one class predicted, dead
+    outputs) would name one."""
+    m = history[-1]["metrics"]
+    spread = _finite(m.get("input_spread"))
+    if spread is not None and spread < cfg.threshold:
+        return ({"input_spread": spread},
+                f"the validation images differ by < {cfg.threshold:g} of their magnitude")
+    now, then = _finite(m.get("score_spread")), _finite((start or {}).get("score_spread"))
+    if now is not None and then is not None and max(now, then) < cfg.output_spread:
+        return ({"score_spread": now, "start_score_spread": then},
+                f"every output's probability varied by < {cfg.output_spread:g} across images before training "
+                f"and still does")
+    return None
+
+
+def dead_outputs(cfg: DeadOutputsConfig, history: list[dict[str, Any]],
+                 start: Start = None) -> Finding | None:
+    """Training killed the outputs: constant across images (``score_spread`` below
+    ``threshold``, in validation and in training alike) where the untrained model's
+    varied, CAMs dark inside and outside the boxes (and the training outputs constant),
+    or a ranking that training turned backwards: an AUC below 0.5 and more than
+    ``inverted_se`` of its chance-level standard errors below the untrained model's own
+    AUC (``start``). An untrained network is not a random permutation of the labels: it
+    ranks the images by whatever its random features pick up, so its AUC may sit far
+    from 0.5 (measured: 0.42 on real digits, 4 standard errors below 0.5); only a fall
+    from its own start is evidence of an inversion, and without a measured start the
+    ranking is not judged. Nor is it when the weights barely moved (largest
+    ``train/update_ratio`` below ``min_update``): a ranking training did not touch was
+    not inverted by training (eval-mode BatchNorm statistics alone moved the AUC of an
+    lr 1e-7 run on real digits between 0.37 and 0.45). Outputs that were constant before any step are
+    :func:`outputs_ignore_input`'s case, not this one."""
     m = history[-1]["metrics"]
     spread = _finite(m.get("score_spread"))
     inside, outside = _finite(m.get("energy_inside")), _finite(m.get("energy_outside"))
     auc, se = _auc(m), _finite(m.get("auc_se"))
+    start = start or {}
     # Validation runs in eval mode; outputs that died are constant in train mode too.
     # Outputs alive in train mode are an eval-mode artefact (BatchNorm running statistics
     # that still hold their initial values after a few steps), and the run recovers.
     train_spread = _finite(history[-1].get("train", {}).get("train/score_spread"))
     dead_in_training = train_spread is None or train_spread < cfg.threshold
-    if spread is not None and spread < cfg.threshold and dead_in_training:
+    start_spread = _finite(start.get("score_spread"))
+    alive_at_start = start_spread is None or start_spread >= cfg.threshold
+    if spread is not None and spread < cfg.threshold and dead_in_training and alive_at_start:
         evidence = {"score_spread": spread}
         if train_spread is not None:
             evidence["train_score_spread"] = train_spread
+        if start_spread is not None:
+            evidence["start_score_spread"] = start_spread
         return evidence, f"every output's probability varies by < {cfg.threshold:g} across images"
     if (inside is not None and outside is not None and max(inside, outside) < cfg.alive_energy
             and dead_in_training):
         return ({"energy_inside": inside, "energy_outside": outside},
                 f"CAM energy < {cfg.alive_energy:g} inside and outside the boxes")
-    if auc is not None and se is not None and auc < 0.5 - cfg.inverted_se * se:
-        return ({"auc_macro": auc, "auc_se": se},
-                f"AUC < 0.5 - {cfg.inverted_se:g} x its chance-level standard error ({se:.3f})")
+    start_auc = _auc(start)
+    ratios = _update_ratios(history)
+    trained = not ratios or max(ratios) >= cfg.min_update
+    if auc is not None and se is not None and start_auc is not None and auc < 0.5 and trained \
+            and auc < start_auc - cfg.inverted_se * se:
+        return ({"auc_macro": auc, "start_auc": start_auc, "auc_se": se},
+                f"AUC < 0.5 and > {cfg.inverted_se:g} x its chance-level standard error ({se:.3f}) below the "
+                f"untrained model's {start_auc:.3f}")
     return None
 
 
@@ -232,7 +296,8 @@ def _best_skill(history: list[dict[str, Any]]) -> float | None:
     return max(values) if values else None
 
 
-def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]]) -> Finding | None:
+def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]],
+                  start: Start = None) -> Finding | None:
     """The primary metric's skill (:func:`skill`) at or below ``threshold`` in every epoch
     so far: no better than a model that ignores the image (AUC 0.5 for AUC stages, the
     best constant class's F1 for grading, the better trivial mask's Dice for
@@ -293,7 +358,8 @@ def _train_losses(history: list[dict[str, Any]]) -> list[float]:
     return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]],
+                    start: Start = None) -> Finding | None:
     """The training batches hold fewer classes than a shuffled split would give: their
     mean label entropy is below ``threshold`` × that of random batches of the same size
     (``train/label_mix``, from the fit loop; a batch of 2 is not expected to hold 4 classes)."""
@@ -306,7 +372,8 @@ def unmixed_batches(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding |
     return None
 
 
-def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def diverging_loss(cfg: RuleConfig, history: list[dict[str, Any]],
+                   start: Start = None) -> Finding | None:
     """The epoch's training loss climbed back above its lowest epoch so far by more than
     ``threshold`` of the first epoch's loss, and the primary metric set no new best:
     the optimiser is climbing, not descending. Its cure is a lower learning rate, never
@@ -336,16 +403,23 @@ def _update_ratios(history: list[dict[str, Any]]) -> list[float]:
     return [r for r in (_finite(h["train"].get("train/update_ratio")) for h in history) if r is not None]
 
 
-def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Finding | None:
+def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]],
+                 start: Start = None) -> Finding | None:
     """Since the first epoch the training loss stayed flat (moved by less than
     ``threshold``, relative, either way), the primary metric (``objective``) rose by
     less than ``metric_gain``, and the optimiser barely moved the weights (largest
     ``train/update_ratio`` below ``max_update``, where measured): the run is stalled.
     A loss that rose is divergence, not a stall (:func:`diverging_loss`), and its cure
-    is the opposite."""
+    is the opposite. A model that had skill before its first step (above
+    ``start_skill``, measured on the untrained model: a pretrained backbone being
+    fine-tuned) is not stalled when it stays where it started: it already knows the
+    task, and a higher learning rate would wash out what it knows."""
     first, last = history[0]["train"].get("train/loss"), history[-1]["train"].get("train/loss")
     gain = history[-1].get("objective", math.nan) - history[0].get("objective", math.nan)
     if first is None or last is None or not first > 0 or len(history) < 2 or not math.isfinite(gain):
+        return None
+    began = start_skill(start)
+    if began is not None and began > cfg.start_skill:
         return None
     drop = (first - last) / first
     # The remedy is a higher learning rate, so the weights must barely move: a flat run
@@ -361,7 +435,8 @@ def not_learning(cfg: NotLearningConfig, history: list[dict[str, Any]]) -> Findi
     return None
 
 
-def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[str, Any]]) -> Finding | None:
+def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[str, Any]],
+                           start: Start = None) -> Finding | None:
     """Training loss fell by more than ``threshold`` (relative) while the primary metric's
     skill stayed within ``skill_band`` of chance in every epoch: the loss optimises
     something else. (One epoch's dip to chance in a run that had skill is noise, and a
@@ -378,7 +453,8 @@ def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[st
     return None
 
 
-def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]]) -> Finding | None:
+def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]],
+                start: Start = None) -> Finding | None:
     """The validation loss climbed in each of the last ``rising_epochs`` epochs from its
     lowest earlier epoch, and now stands more than ``threshold`` (relative) and more than
     ``noise_se`` standard errors of the difference (from each epoch's ``loss_se``, where
@@ -435,10 +511,11 @@ def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> 
     return streak, sorted(starved_all or ())
 
 
-def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str, Any] | None:
+def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any], start: Start = None) -> dict[str, Any] | None:
     """Evidence that one class took ``threshold`` more of the predictions than its true
     share in one epoch's metrics while the ranking is not learned (macro AUC below
-    ``ranked_auc``, where reported), else None."""
+    ``ranked_auc``, where reported), and more than the untrained model gave it
+    (``start``, where measured), else None."""
     hist, support = metrics.get("pred_histogram"), metrics.get("support")
     if not (isinstance(hist, dict) and hist and isinstance(support, dict) and sum(support.values())):
         return None
@@ -447,33 +524,50 @@ def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any]) -> dict[str
     auc = _auc(metrics)
     top_class, share = max(hist.items(), key=lambda kv: kv[1])
     true_share = support.get(top_class, 0) / sum(support.values())
+    before = (start or {}).get("pred_histogram")
+    if isinstance(before, dict) and _finite(before.get(top_class)) is not None \
+            and before[top_class] - true_share >= cfg.threshold and share <= before[top_class]:
+        # The untrained model already called the images this class: training did not
+        # collapse it, it has not moved it (a stall, which the stall rules judge).
+        return None
     if share - true_share >= cfg.threshold:
         evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share}
         return evidence if auc is None else {**evidence, "auc_macro": auc}
     return None
 
 
-def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
+def class_collapse(cfg: ClassCollapseConfig, history: list[dict[str, Any]],
+                   start: Start = None) -> Finding | None:
     """Predicted class shares against the true shares (``support``): one class predicted
     ``threshold`` more than its true share, with the ranking not learned (macro AUC below
     ``ranked_auc``), in ``collapse_epochs`` of the last ``collapse_window`` epochs after
     the ``grace`` epochs, the last one included (it may be another class each epoch: a
     collapse that spreads out for an epoch and comes back is one collapse), or a class
     with support starved (predicted below ``starved_fraction`` of its true share) for
-    ``starved_epochs`` epochs running. The grace epochs do not count: a healthy run may
+    ``starved_epochs`` epochs running, the ranking again not learned (a minority never
+    predicted at AUC 0.93 is a threshold that leans, not a class the model cannot
+    see). A collapse is what training did to the predictions, so neither a model whose
+    weights barely moved (largest ``train/update_ratio`` below ``min_update``, the
+    scale of ``not_learning``: measured on real digits at lr 1e-7, 1.5e-7 a step, with
+    every image called one class as BatchNorm's statistics shifted) nor one that the
+    untrained model's calls (``start``) already concentrated on that class has
+    collapsed: it stayed put, which the stall rules judge. The grace epochs do not count: a healthy run may
     call every image one class after its first epoch (measured: balanced 4-class
     grading, 100 % one class at epoch 1, 68 % at epoch 2 with F1 0.55; seed 003's recipe
     stays there, 85-100 % on a class holding 13-33 %). Multi-label stages are left to
     ``chance_metric`` and ``dead_outputs``: an uncalibrated model with a good ranking
     predicts one thresholded label set for most images (measured: stage 3 at epoch 2,
     89 % one set, AUC 0.74 and rising)."""
-    recent = [_concentrated(cfg, h["metrics"]) for h in history[cfg.grace:][-cfg.collapse_window:]]
+    ratios = _update_ratios(history)
+    if ratios and max(ratios) < cfg.min_update:
+        return None  # the weights have not moved: the calls are the random start's
+    recent = [_concentrated(cfg, h["metrics"], start) for h in history[cfg.grace:][-cfg.collapse_window:]]
     if recent and recent[-1] and sum(map(bool, recent)) >= cfg.collapse_epochs:
         return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share, AUC < "
                             f"{cfg.ranked_auc:g}, in {cfg.collapse_epochs} of the last "
                             f"{cfg.collapse_window} epochs")
     streak, starved = _starved_streak(cfg, history)
-    if streak >= cfg.starved_epochs:
+    if streak >= cfg.starved_epochs and not _ranked(history[-1]["metrics"], cfg.ranked_auc):
         m = history[-1]["metrics"]
         total = sum(m["support"].values())
         return ({"starved_classes": starved, "epochs": streak,
@@ -490,7 +584,8 @@ def _new_best(history: list[dict[str, Any]]) -> bool:
     return len(values) > 1 and None not in values and values[-1] > max(values[:-1])  # type: ignore[type-var]
 
 
-def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, Any]]) -> Finding | None:
+def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, Any]],
+                        start: Start = None) -> Finding | None:
     """Seed 004's signature: segmentation predicts (almost) nothing where the truth has
     foreground (predicted share below ``threshold`` × the true share) while the training
     loss fell below ``loss_fraction`` × the loss at the start (``train/loss_start``; the
@@ -521,7 +616,8 @@ def prediction_collapse(cfg: PredictionCollapseConfig, history: list[dict[str, A
     return None
 
 
-def prototype_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Finding | None:
+def prototype_collapse(cfg: RuleConfig, history: list[dict[str, Any]],
+                       start: Start = None) -> Finding | None:
     """Mean pairwise cosine of the prototypes (all, or within a concept) above the threshold."""
     m = history[-1]["metrics"]
     values = {k: m[k] for k in ("prototype_similarity", "within_similarity")
@@ -531,7 +627,8 @@ def prototype_collapse(cfg: RuleConfig, history: list[dict[str, Any]]) -> Findin
     return None
 
 
-def inverted_localisation(cfg: InvertedLocalisationConfig, history: list[dict[str, Any]]) -> Finding | None:
+def inverted_localisation(cfg: InvertedLocalisationConfig, history: list[dict[str, Any]],
+                          start: Start = None) -> Finding | None:
     """CAM energy inside the boxes not above the energy outside, after training moved the
     weights. A dead CAM (near 0 everywhere) is not inverted: it is left to
     ``dead_outputs``. Nor is the CAM of a model whose weights barely moved (largest
@@ -557,6 +654,7 @@ SKIPPED_STEP_RULES: dict[str, Callable[..., Finding | None]] = {"loss_scale_coll
 #: Epoch rules, most specific first: when several fire in one epoch, the first names
 #: the cause (a collapse onto one class is also a metric at chance, but its cure differs).
 EPOCH_RULES: dict[str, Callable[..., Finding | None]] = {
+    "outputs_ignore_input": outputs_ignore_input,
     "oversized_updates": oversized_updates, "dead_outputs": dead_outputs, "overfitting": overfitting,
     "class_collapse": class_collapse, "prediction_collapse": prediction_collapse,
     "prototype_collapse": prototype_collapse, "inverted_localisation": inverted_localisation,

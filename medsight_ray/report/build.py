@@ -9,6 +9,7 @@ from typing import Any
 
 from medsight_ray import atomicfile
 from medsight_ray.errors import DataError
+from medsight_ray.health.diagnosis import group_not_judged
 from medsight_ray.report import document
 from medsight_ray.report.document import Block
 from medsight_ray.report.figures import health_timeline, importance_bars, metric_curves
@@ -87,10 +88,28 @@ def _diagnosis_blocks(sections: list[dict[str, Any]]) -> list[Block]:
                 evidence = ", ".join(f"{k} {_fmt(v)}" for k, v in (d.get("evidence") or {}).items())
                 rows.append([section["stage"], t["trial_id"], d["rule"], d.get("severity", ""), d.get("epoch", ""),
                              evidence, "; ".join(d.get("remedies", []))])
+    blocks: list[Block] = [("h", 1, "Diagnoses")]
+    blocks.append(("table", ["stage", "trial", "rule", "severity", "epoch", "evidence", "remedies"], rows)
+                  if rows else ("p", "No rule fired in any trial."))
+    return blocks + _not_judged_blocks(sections)
+
+
+def _not_judged_blocks(sections: list[dict[str, Any]]) -> list[Block]:
+    """The rules each trial ended too short to judge, for the trials no fatal diagnosis
+    stopped (a stopped trial has its verdict): a quiet monitor there is no clean bill."""
+    rows = []
+    for section in sections:
+        for t in section["trials"]:
+            outcome = t.get("outcome") or {}
+            if outcome.get("stop_reason") == "health":
+                continue
+            for needs, rules in group_not_judged(outcome.get("not_judged") or {}).items():
+                rows.append([section["stage"], t["trial_id"], t.get("epochs_run", ""), ", ".join(rules), needs])
     if not rows:
-        return [("h", 1, "Diagnoses"), ("p", "No rule fired in any trial.")]
-    return [("h", 1, "Diagnoses"),
-            ("table", ["stage", "trial", "rule", "severity", "epoch", "evidence", "remedies"], rows)]
+        return []
+    return [("p", "Not judged: these trials ended before the rules below could judge them (each needs its grace "
+                  "and patience first), so their silence says nothing."),
+            ("table", ["stage", "trial", "epochs", "rules not judged", "each needs"], rows)]
 
 
 def _remedy_blocks(sections: list[dict[str, Any]]) -> list[Block]:

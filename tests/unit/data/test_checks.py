@@ -120,8 +120,36 @@ def test_clean_datasets_pass_with_a_balance_table(synth_dir) -> None:
         report = check_dataset(synth_dir(task, rows=120))
         assert report.ok, report.format()
         assert "OK: usable for training" in report.format()
+        assert not {"identical_images", "blank_images"} & report.warnings.codes()
     grading = check_dataset(synth_dir("grading", rows=120)).format()
     assert "No Cataract" in grading and "IOL Inserted" in grading
+
+
+def _gray_images(share: float) -> Callable[[list[dict]], list[dict]]:
+    """Replace the image of the first ``share`` of the rows by one gray PNG (a broken
+    decode that wrote the same image for every row)."""
+    def apply(rows: list[dict]) -> list[dict]:
+        gray = encode_png(np.full((32, 32), 128, dtype=np.uint8))
+        for r in rows[:int(share * len(rows))]:
+            r["image"] = gray
+        return rows
+
+    return apply
+
+
+@pytest.mark.parametrize("only", ["train", ""])
+def test_images_without_signal_in_most_rows_are_warned_about(only: str, synth_dir, tmp_path: Path) -> None:
+    """One gray image for 70 % of the rows (of the train split, or of every split): both
+    the byte-identical images and the single-value images are named, with the share and
+    where the first one is; 30 % is a minority and draws neither."""
+    src = synth_dir("grading", rows=120)
+    report = check_dataset(rewrite_dataset(src, tmp_path / "most", _edit_rows(_gray_images(0.8), only)))
+    assert {"identical_images", "blank_images"} <= report.warnings.codes(), report.format()
+    text = report.format()
+    assert "byte-identical images (the first at train-00000.parquet row 0" in text
+    assert report.ok  # a warning: the dataset is still readable
+    few = check_dataset(rewrite_dataset(src, tmp_path / "few", _edit_rows(_gray_images(0.3), only)))
+    assert not {"identical_images", "blank_images"} & few.warnings.codes(), few.format()
 
 
 def test_all_zero_column_no_val_and_wrong_task(synth_dir, tmp_path: Path) -> None:

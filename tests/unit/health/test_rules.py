@@ -188,13 +188,18 @@ DEAD_EPOCH_1 = _auc(0.363, auc_se=0.015, score_spread=0.0, energy_inside=0.0, en
 DEAD_EPOCH_2 = _auc(0.497, auc_se=0.015, score_spread=0.041, energy_inside=0.0016, energy_outside=0.039)
 
 
+#: The untrained concept model of those runs, measured before its first step.
+UNTRAINED = _auc(0.5, auc_se=0.015, score_spread=0.02)
+
+
 @pytest.mark.parametrize("metrics, evidence", [
     (DEAD_EPOCH_1, "score_spread"),
     (DEAD_EPOCH_2, "energy_inside"),
-    (_auc(0.363, auc_se=0.015, score_spread=0.2), "auc_se"),
+    (_auc(0.363, auc_se=0.015, score_spread=0.2), "start_auc"),
 ])
 def test_dead_outputs_are_named_at_the_first_epoch(metrics: dict, evidence: str) -> None:
     monitor = HealthMonitor(HealthConfig(), "concepts/concepts", "auc_macro")
+    monitor.on_start(UNTRAINED)
     assert _epochs(monitor, [metrics]) == ["dead_outputs"]
     (d,) = monitor.diagnoses
     assert d.epoch == 1 and d.severity == "fatal" and evidence in d.evidence
@@ -606,9 +611,11 @@ def test_a_stall_whose_loss_wobbles_up_a_little_is_still_not_learning() -> None:
 
 
 def _fires(rule: str, metrics: list[dict], losses: list[float], primary: str = "auc_macro",
-           train: list[dict] | None = None, **changes: float) -> bool:
+           train: list[dict] | None = None, start: dict | None = None, **changes: float) -> bool:
     cfg = with_rule(HealthConfig(), rule, **changes) if changes else HealthConfig()
     monitor = HealthMonitor(cfg, "stage", primary)
+    if start is not None:
+        monitor.on_start(start)
     return rule in _epochs(monitor, metrics, losses, train)
 
 
@@ -641,8 +648,10 @@ def _updates(*ratios: float) -> list[dict]:
     # CAMs alive at mean 0.06 outside: inverted at the default 0.05; dead at 0.1.
     ("inverted_localisation", [_auc(0.8, energy_ratio=0.7, energy_inside=0.04, energy_outside=0.06)] * 3,
      [1.0, 0.9, 0.8], "auc_macro", {"alive_energy": 0.1}),
-    # AUC 0.44 on a split whose chance-level SE is 0.02: 3 SE below 0.5, inverted at 2.
-    ("dead_outputs", [_auc(0.44, auc_se=0.02, score_spread=0.2)], [1.0], "auc_macro", {"inverted_se": 2.0}),
+    # AUC 0.44 on a split whose chance-level SE is 0.02, from an untrained model's 0.5: 3
+    # SE below its start, inverted at 2.
+    ("dead_outputs", [_auc(0.44, auc_se=0.02, score_spread=0.2)], [1.0], "auc_macro",
+     {"inverted_se": 2.0, "start": UNTRAINED}),
     # Validation loss 8 % above its low (0.06 over an SE of the difference of 0.014): not
     # overfitting at the default 0.1, overfitting at 0.05.
     ("overfitting", [{"f1_macro": f, "chance": 0.1, "loss": v, "loss_se": 0.01} for f, v in
@@ -671,12 +680,12 @@ def test_every_limit_of_a_rule_is_a_setting(rule: str, metrics: list[dict], loss
     """Each limit that used to be a module constant or a literal is a health.<rule>.<name>
     setting: changing it turns the verdict on the same signals."""
     change = dict(change)
-    train = change.pop("train", None)
-    default = _fires(rule, metrics, losses, primary, train)
+    train, start = change.pop("train", None), change.pop("start", None)
+    default = _fires(rule, metrics, losses, primary, train, start)
     quiet_by_default = (rule in ("class_collapse", "dead_outputs", "oversized_updates")
                         or (rule == "overfitting" and "noise_se" not in change))
     assert default is not quiet_by_default
-    assert _fires(rule, metrics, losses, primary, train, **change) is not default
+    assert _fires(rule, metrics, losses, primary, train, start, **change) is not default
 
 
 def test_a_slow_starter_climbing_out_of_chance_is_left_alone() -> None:

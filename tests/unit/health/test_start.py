@@ -1,0 +1,177 @@
+"""The run's own start: the untrained model's validation metrics, measured before the
+first step, against which the rules judge a run; and "not judged" as a verdict.
+Sequences are scripted signal values; each case below was judged wrongly without the
+start (the first two were met on real handwritten digits)."""
+
+from __future__ import annotations
+
+from medsight_ray.config import apply_overrides
+from medsight_ray.health.config import HealthConfig
+from medsight_ray.health.diagnosis import not_judged_words
+from medsight_ray.health.remedies import Remedy, next_remedy, plan
+from medsight_ray.stages.registry import get_stage
+from tests.unit.health.test_rules import STEPS_PER_EPOCH, HealthMonitor, _epochs
+
+#: Grading on real digits (4 classes, 120 validation images) at its default init:
+#: measured before the first step, an AUC of 0.42, far below 0.5 for an untrained model.
+DIGITS_START = {"f1_macro": 0.16, "chance": 0.145, "auc_macro": 0.42, "auc_se": 0.018, "score_spread": 0.04,
+                "input_spread": 0.84}
+
+
+def _grading(auc: float, **more: float) -> dict:
+    return {**DIGITS_START, "auc_macro": auc, **more}
+
+
+def _monitor(start: dict | None, cfg: HealthConfig | None = None, config=None) -> HealthMonitor:
+    monitor = HealthMonitor(cfg or HealthConfig(), "grading/grading", "f1_macro", config)
+    if start is not None:
+        monitor.on_start(start)
+    return monitor
+
+
+def test_an_auc_below_half_that_the_untrained_model_had_is_a_stall_not_an_inversion() -> None:
+    """lr 1e-7: the AUC stays at the untrained model's 0.42, 4 standard errors below 0.5,
+    and the weights move 2e-7 of their norm a step. Judged against 0.5 this was
+    ``dead_outputs`` with "lower the learning rate"; against its own start it is
+    ``not_learning``, whose remedy raises it."""
+    stalled = [{"train/update_ratio": 2e-7}] * 3
+    monitor = _monitor(DIGITS_START)
+    fired = _epochs(monitor, [_grading(0.42), _grading(0.421), _grading(0.42)], [1.4, 1.4, 1.4], stalled)
+    assert "dead_outputs" not in fired and "not_learning" in fired
+    (diagnosis,) = [d for d in monitor.diagnoses if d.rule == "not_learning"]
+    assert diagnosis.remedies[0].startswith("raise the learning rate")
+    # Without a measured start the ranking is not judged at all: silence, not a guess.
+    assert "dead_outputs" not in _epochs(_monitor(None), [_grading(0.42)], [1.4], stalled[:1])
+
+
+def test_a_ranking_that_training_turned_below_its_start_is_inverted() -> None:
+    """From an untrained 0.55 to 0.30 (14 standard errors below its start): training
+    turned the ranking backwards; the labels come first in the remedies."""
+    monitor = _monitor({**DIGITS_START, "auc_macro": 0.55})
+    assert _epochs(monitor, [_grading(0.30)], [1.4]) == ["dead_outputs"]
+    (diagnosis,) = monitor.diagnoses
+    assert diagnosis.evidence["start_auc"] == 0.55 and diagnosis.remedies[0].startswith("check the data")
+    # The same fall that stays above 0.5 is no inversion.
+    assert "dead_outputs" not in _epochs(_monitor({**DIGITS_START, "auc_macro": 0.9}), [_grading(0.55)], [1.4])
+
+
+#: Every image one gray image: the validation outputs are identical, the argmax is one
+#: class (F1 below the constant predictor's), the ranking at chance.
+GRAY = {"f1_macro": 0.1, "chance": 0.145, "auc_macro": 0.5, "auc_se": 0.02, "score_spread": 0.0,
+        "input_spread": 0.0, "support": {"a": 40, "b": 30, "c": 30, "d": 20},
+        "pred_histogram": {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}}
+
+
+def test_identical_inputs_are_named_before_any_rule_that_would_blame_the_learning_rate() -> None:
+    """Identical images: ``outputs_ignore_input`` is named first at epoch 1, with advice
+    only (no config change gives a model information its input lacks)."""
+    monitor = _monitor({**GRAY, "f1_macro": 0.1})
+    fired = _epochs(monitor, [GRAY, GRAY], [1.3, 1.3], [{"train/score_spread": 0.01}] * 2)
+    assert fired[0] == "outputs_ignore_input" and monitor.diagnoses[0].epoch == 1
+    assert monitor.diagnoses[0].evidence == {"input_spread": 0.0}
+    config = apply_overrides(get_stage("grading").config_cls(), [])
+    steps = plan("outputs_ignore_input", monitor.diagnoses[0].evidence, config, config)
+    assert steps and not any(isinstance(s, Remedy) for s in steps) and next_remedy(steps, config) is None
+    assert "data check" in monitor.diagnoses[0].remedies[0]
+
+
+def test_outputs_constant_before_the_first_step_ignore_the_input() -> None:
+    """Images that differ, outputs identical before training and after: not killed by
+    the learning rate (``dead_outputs`` stays quiet), the input never reaches them."""
+    constant = {**DIGITS_START, "score_spread": 0.0}
+    monitor = _monitor(constant)
+    fired = _epochs(monitor, [constant], [1.4], [{"train/score_spread": 0.0}])
+    assert fired == ["outputs_ignore_input"]
+    assert monitor.diagnoses[0].evidence == {"score_spread": 0.0, "start_score_spread": 0.0}
+
+
+def test_outputs_alive_at_the_start_that_died_are_dead_outputs() -> None:
+    """The untrained model's outputs varied (0.04); after epoch 1 they are identical in
+    eval and train mode: the learning rate killed them."""
+    monitor = _monitor(DIGITS_START)
+    dead = {**DIGITS_START, "score_spread": 0.0}
+    assert _epochs(monitor, [dead], [1.4], [{"train/score_spread": 0.0}]) == ["dead_outputs"]
+    assert monitor.diagnoses[0].evidence["start_score_spread"] == 0.04
+
+
+def test_a_model_that_starts_with_skill_is_fine_tuning_not_stalled() -> None:
+    """A pretrained backbone at a fine-tuning rate: AUC 0.95 and F1 0.80 before the first
+    step, flat loss and metric, small steps. Not stalled; a random start with the same
+    flat curves is."""
+    pretrained = {**DIGITS_START, "auc_macro": 0.95, "f1_macro": 0.80}
+    flat = [{**pretrained, "f1_macro": 0.80 + 0.001 * i} for i in range(4)]
+    small = [{"train/update_ratio": 1e-4}] * 4
+    assert "not_learning" not in _epochs(_monitor(pretrained), flat, [0.5] * 4, small)
+    random = {**DIGITS_START, "f1_macro": 0.16}
+    stuck = [{**random, "f1_macro": 0.16 + 0.001 * i} for i in range(4)]
+    assert "not_learning" in _epochs(_monitor(random), stuck, [1.4] * 4, small)
+
+
+def test_a_stalled_pretrained_run_raises_only_its_heads_learning_rate() -> None:
+    """The stall remedy of a run from a pretrained file raises the head's rate, never
+    the backbone's: a fine-tuning lr of 3e-5 is not sent back to the stage default."""
+    stage = get_stage("grading")
+    default = stage.config_cls()
+    tuned = apply_overrides(default, ["optim.lr=3e-5", "model.backbone.pretrained_path=/models/backbone.pt"])
+    for rule in ("not_learning", "chance_metric", "vanishing_gradients"):
+        remedy = next_remedy(plan(rule, {"update_ratio": 1e-4}, tuned, default), tuned)
+        assert remedy is not None and set(remedy.changed(tuned)) == {"optim.head_lr_scale"}, rule
+        assert remedy.changed(tuned)["optim.head_lr_scale"] > tuned.optim.head_lr_scale
+    scratch = apply_overrides(default, ["optim.lr=3e-5"])
+    assert next_remedy(plan("not_learning", {}, scratch, default), scratch).changed(scratch)["optim.lr"] > 3e-5
+
+
+def test_a_run_too_short_for_a_rule_says_so() -> None:
+    """One epoch of 15 steps: the stall and chance rules (3 judged epochs and 30 steps)
+    and overfitting have not judged it, and the words say what each needs. Three epochs
+    judge them all."""
+    monitor = _monitor(DIGITS_START)
+    _epochs(monitor, [_grading(0.8, f1_macro=0.6)], [1.0])
+    missing = monitor.not_judged()
+    assert missing["not_learning"] == missing["chance_metric"] == "3 judged epochs and 30 steps"
+    assert missing["overfitting"] == "3 judged epochs" and "non_finite" not in missing
+    words = not_judged_words(missing)
+    assert words.startswith("not judged (run too short): ") and "not_learning" in words
+    assert "(each needs 3 judged epochs and 30 steps)" in words
+    _epochs(monitor, [_grading(0.85, f1_macro=0.65), _grading(0.9, f1_macro=0.7)], [0.9, 0.8])
+    assert monitor.state.steps == 3 * STEPS_PER_EPOCH
+    left = monitor.not_judged()
+    assert "not_learning" not in left and "chance_metric" not in left and "overfitting" not in left
+    assert not_judged_words({}) == ""
+
+
+SUPPORT = {"one": 10, "three": 10, "two": 28, "zero": 38}
+
+
+def _calls(hist: dict, auc: float, f1: float = 0.05) -> dict:
+    return {**DIGITS_START, "auc_macro": auc, "f1_macro": f1, "pred_histogram": hist, "support": SUPPORT}
+
+
+def test_an_untrained_model_that_already_called_every_image_one_class_has_not_collapsed() -> None:
+    """Real digits at lr 1e-7: the untrained model called every image "one" (12 % of
+    the labels) and still does after 3 epochs, weights moving 1e-7 of their norm a
+    step. Not ``class_collapse`` (whose causes are a class-balance recipe); the stall
+    rules name it. The same calls from a start that spread them are a collapse."""
+    one = {"one": 1.0, "three": 0.0, "two": 0.0, "zero": 0.0}
+    epochs = [_calls(one, auc) for auc in (0.44, 0.45, 0.40)]
+    stalled = [{"train/update_ratio": 1.5e-7}] * 3
+    monitor = _monitor(_calls(one, 0.37))
+    fired = _epochs(monitor, epochs, [1.535, 1.532, 1.530], stalled)
+    assert "class_collapse" not in fired and {"chance_metric", "not_learning"} <= set(fired)
+    assert all(d.remedies[0].startswith("raise the learning rate") for d in monitor.diagnoses)
+    spread = {"one": 0.2, "three": 0.1, "two": 0.3, "zero": 0.4}
+    assert "class_collapse" in _epochs(_monitor(_calls(spread, 0.5)), epochs, [1.5, 1.3, 1.2])
+    # Measured, with the start's calls spread out (72 % "three") and the weights still
+    # unmoved: eval-mode BatchNorm statistics alone moved the calls onto "one". Weights
+    # that moved 1.5e-7 of their norm a step have collapsed nothing.
+    assert "class_collapse" not in _epochs(_monitor(_calls(spread, 0.37)), epochs, [1.535, 1.532, 1.530], stalled)
+
+
+def test_a_starved_minority_with_a_learned_ranking_is_a_leaning_threshold() -> None:
+    """"one" never predicted for 6 epochs at AUC 0.93: the model ranks it (its scores
+    order the images) and only the argmax threshold leans; at AUC 0.6 it is starved."""
+    starved = {"one": 0.0, "three": 0.12, "two": 0.36, "zero": 0.52}
+    ranked = [_calls(starved, 0.93, f1=0.7)] * 6
+    assert "class_collapse" not in _epochs(_monitor(None), ranked, [1.0, 0.8, 0.7, 0.6, 0.55, 0.5])
+    unranked = [_calls(starved, 0.6, f1=0.5 + 0.01 * i) for i in range(6)]
+    assert "class_collapse" in _epochs(_monitor(None), unranked, [1.0, 0.8, 0.7, 0.6, 0.55, 0.5])
