@@ -46,7 +46,9 @@ def data_statistics(model: nn.Module, images: Iterable[torch.Tensor], world_size
     saved = {k: v.detach().clone() for k, v in buffers.items()}
     try:
         with torch.no_grad():
-            update_bn(images, model)
+            # BatchNorm cannot take statistics of one image in train mode (the last batch
+            # of a split may hold one); a batch of one adds nothing to them anyway.
+            update_bn((x for x in images if x.shape[0] > 1), model)
             if world_size > 1:
                 # Every worker judges with the same statistics: the mean of the workers'.
                 local = {k: v.detach().cpu().double().numpy() for k, v in buffers.items()

@@ -339,19 +339,29 @@ class OverfittingConfig(RuleConfig):
             images: the validation loss of the untrained model climbed 1.3 -> 7.7 in 4
             epochs (F1 at chance, eval-mode BatchNorm on batches of 8), then fell to 1.2
             with F1 0.69 by epoch 10.
-        train_fraction: the train loss must have fallen below this share of its value
-            at the lowest epoch: overfitting is the model going on fitting its training
-            images. Measured: a 2-epoch climb 1.02 -> 1.64 -> 1.86 on 120 validation
+        train_fraction: the train loss's excess over its floor (``train/loss_floor``,
+            the loss of predicting the training targets exactly after label smoothing
+            and MixUp; 0 where a stage does not report it) must have fallen below this
+            share of its excess at the lowest epoch: overfitting is the model going on
+            fitting its training images, and the excess measures that under any
+            smoothing, where the raw loss has a floor it cannot halve. Measured: a
+            2-epoch climb 1.02 -> 1.64 -> 1.86 on 120 validation
             images (4.8 standard errors) at train loss 0.96 -> 0.75 was the argmax
             shifting between classes (AUC steady at 0.82), and F1 went from 0.32 to
             0.69 in the next 9 epochs; the memorised runs' train loss stood at 0.03-0.2
             of its value at their lowest epoch.
+        metric_drop: the primary metric must stand at least this far below its best
+            epoch (its units): overfitting costs the validation metric, while a
+            validation loss that climbs with the metric held is over-confidence, which
+            the best checkpoint does not suffer (the zoo's measure of the harm: F1 0.05
+            below its best; the memorised runs fell 0.09-0.12).
         grace: epochs before the rule may fire.
         patience: consecutive epochs the whole condition must hold.
     """
 
     threshold: float = 0.1
     train_fraction: float = 0.5
+    metric_drop: float = 0.05
     noise_se: float = 2.0
     rising_epochs: int = 2
     min_skill: float = 0.25

@@ -455,17 +455,25 @@ def loss_falls_metric_flat(cfg: LossFallsMetricFlatConfig, history: list[dict[st
 
 def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]],
                 start: Start = None) -> Finding | None:
-    """The validation loss climbed in each of the last ``rising_epochs`` epochs from its
-    lowest earlier epoch, and now stands more than ``threshold`` (relative) and more than
-    ``noise_se`` standard errors of the difference (from each epoch's ``loss_se``, where
-    reported) above it, while the training loss fell below ``train_fraction`` of its
-    value at that lowest epoch and the primary metric is below its best: the model fits the training set at
-    the expense of the rest. One epoch's spike that falls back is not a climb, and a
-    model cannot overfit before it has learned: some epoch before the climb must have
-    had skill above ``min_skill`` (:func:`skill`). A validation loss that climbs from an untrained
-    model's is instability (eval-mode BatchNorm on tiny batches) or a collapse."""
+    """The validation side moving away from the train side, beyond noise: the validation
+    loss climbed in each of the last ``rising_epochs`` epochs from its lowest earlier
+    epoch and now stands more than ``threshold`` (relative) and more than ``noise_se``
+    standard errors of the difference (from each epoch's ``loss_se``, where reported)
+    above it; meanwhile the training set went on being fitted (the train loss's excess
+    over its floor, ``train/loss_floor``: the loss of predicting the training targets
+    exactly, fell below ``train_fraction`` of its excess at that lowest epoch), and the
+    primary metric fell at least ``metric_drop`` below its best. Measured on the excess,
+    the rule reads the same under label smoothing or MixUp, whose floor the train loss
+    cannot cross (with smoothing 0.3 on 4 classes the floor is 0.78: the raw loss never
+    halves). Measured on the metric, a validation loss that climbs from over-confidence
+    while the metric holds (long runs without smoothing) is no harm. One epoch's spike
+    that falls back is not a climb, and a model cannot overfit before it has learned:
+    some epoch before the climb must have had skill above ``min_skill`` (:func:`skill`).
+    A validation loss that climbs from an untrained model's is instability (eval-mode
+    BatchNorm on tiny batches) or a collapse."""
     val = [_finite(h["metrics"].get("loss")) for h in history]
     train = [_finite(h["train"].get("train/loss")) for h in history]
+    floor = [_finite(h["train"].get("train/loss_floor")) or 0.0 for h in history]
     objective = [_finite(h.get("objective")) for h in history]
     rising = cfg.rising_epochs
     if len(history) <= rising or None in val or None in train or None in objective:
@@ -482,13 +490,16 @@ def overfitting(cfg: OverfittingConfig, history: list[dict[str, Any]],
     rise = val[-1] - val[low]
     noise = math.hypot(se_low, se)
     significant = rise > cfg.threshold * val[low] and rise > cfg.noise_se * noise
-    fitting = train[-1] < cfg.train_fraction * train[low]
-    if climbing and significant and fitting and objective[-1] < max(objective[:-1]):
+    excess, excess_then = train[-1] - floor[-1], train[low] - floor[low]
+    fitting = excess < cfg.train_fraction * excess_then
+    drop = max(objective[:-1]) - objective[-1]  # type: ignore[type-var, operator]
+    if climbing and significant and fitting and drop >= cfg.metric_drop:
         return ({"val_loss_lowest": val[low], "lowest_epoch": low + 1, "skill_before": learned, "val_loss": val[-1],
                  "rise_in_se": rise / noise if noise > 0 else math.inf, "train_loss": train[-1],
-                 "train_loss_then": train[low]},
+                 "train_loss_then": train[low], "train_loss_floor": floor[-1], "metric_drop": drop},
                 f"validation loss up {rising} epochs running, > {1 + cfg.threshold:g} x and > {cfg.noise_se:g} "
-                f"standard errors above its lowest, while the train loss falls")
+                f"standard errors above its lowest, the train loss's excess over its floor below "
+                f"{cfg.train_fraction:g} x its value then, the metric >= {cfg.metric_drop:g} below its best")
     return None
 
 

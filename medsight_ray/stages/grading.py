@@ -156,7 +156,21 @@ class GradingStage(Stage):
             onehot = F.one_hot(target, len(ctx.info.class_names)).float()
             target = lam * onehot + (1 - lam) * onehot[perm]
         logits = model(images)["logits"]
-        return {"loss": self._loss(logits, target, ctx), "score_spread": train_spread(torch.softmax(logits, 1))}
+        return {"loss": self._loss(logits, target, ctx), "score_spread": train_spread(torch.softmax(logits, 1)),
+                "loss_floor": self._loss_floor(target, logits.shape[1], ctx)}
+
+    def _loss_floor(self, target: torch.Tensor, classes: int, ctx: Context) -> torch.Tensor:
+        """The loss of a model that predicts this batch's training targets exactly (after
+        label smoothing and MixUp): what memorising the training set reaches. 0 for hard
+        labels without smoothing; label smoothing 0.3 or MixUp leave a floor that the
+        train loss cannot cross, so "the train loss halved" means nothing there, while
+        its excess over this floor still measures how far the training set is fitted
+        (``overfitting`` reads it)."""
+        with torch.no_grad():
+            q = F.one_hot(target, classes).float() if target.ndim == 1 else target.float()
+            smoothing = ctx.cfg.loss.label_smoothing
+            q = q * (1 - smoothing) + smoothing / classes
+            return self._loss(q.clamp_min(1e-12).log(), target, ctx)
 
     def eval_batch(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> dict[str, np.ndarray]:
         logits = model(batch["image"])["logits"].float()

@@ -397,7 +397,7 @@ def test_prediction_collapse_prototype_collapse_inverted_localisation() -> None:
 def test_overfitting_validation_loss_climbs_while_training_loss_falls() -> None:
     # A tiny training set: train loss falls every epoch, validation loss turns up after epoch 3.
     val = [1.2, 0.9, 0.8, 0.95, 1.1, 1.3]
-    f1 = [0.3, 0.5, 0.6, 0.58, 0.55, 0.5]
+    f1 = [0.3, 0.5, 0.6, 0.58, 0.54, 0.5]
     metrics = [{"f1_macro": f, "chance": 0.145, "loss": v, "loss_se": 0.02} for f, v in zip(f1, val)]
     monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
     assert _epochs(monitor, metrics, [1.2, 0.8, 0.5, 0.3, 0.15, 0.08]) == ["overfitting"]
@@ -673,7 +673,12 @@ def _updates(*ratios: float) -> list[dict]:
     # A validation loss climbing from an untrained model's (F1 at chance 0.1 at its lowest):
     # not overfitting at the default min_skill 0.1; at -1 it is.
     ("overfitting", [{"f1_macro": f, "chance": 0.1, "loss": v, "loss_se": 0.01} for f, v in
-                     [(0.1, 1.3), (0.1, 1.6), (0.08, 2.3)]], [1.4, 1.0, 0.5], "f1_macro", {"min_skill": -1.0}),
+                     [(0.1, 1.3), (0.1, 1.6), (0.04, 2.3)]], [1.4, 1.0, 0.5], "f1_macro", {"min_skill": -1.0}),
+    # The same climb with the metric 0.03 below its best: over-confidence at the default
+    # metric_drop 0.05, overfitting at 0.02.
+    ("overfitting", [{"f1_macro": f, "chance": 0.1, "loss": v, "loss_se": 0.01} for f, v in
+                     [(0.3, 1.0), (0.5, 0.8), (0.49, 0.9), (0.47, 1.0)]], [1.0, 0.6, 0.3, 0.15], "f1_macro",
+     {"metric_drop": 0.02}),
 ])
 def test_every_limit_of_a_rule_is_a_setting(rule: str, metrics: list[dict], losses: list[float], primary: str,
                                             change: dict) -> None:

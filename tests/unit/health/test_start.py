@@ -175,3 +175,37 @@ def test_a_starved_minority_with_a_learned_ranking_is_a_leaning_threshold() -> N
     assert "class_collapse" not in _epochs(_monitor(None), ranked, [1.0, 0.8, 0.7, 0.6, 0.55, 0.5])
     unranked = [_calls(starved, 0.6, f1=0.5 + 0.01 * i) for i in range(6)]
     assert "class_collapse" in _epochs(_monitor(None), unranked, [1.0, 0.8, 0.7, 0.6, 0.55, 0.5])
+
+
+def _fit_curve(f1: list[float], val: list[float], train: list[float], floor: float) -> tuple[list, list, list]:
+    metrics = [{"f1_macro": f, "chance": 0.145, "loss": v, "loss_se": 0.02} for f, v in zip(f1, val)]
+    return metrics, train, [{"train/loss_floor": floor}] * len(f1)
+
+
+def test_overfitting_under_label_smoothing_is_read_on_the_loss_above_its_floor() -> None:
+    """Label smoothing 0.3 on 4 classes: predicting the smoothed targets exactly costs
+    0.78, so the memorising train loss goes 1.1 -> 0.80 and never halves. Its excess over
+    the floor goes 0.32 -> 0.02: the training set is fitted, the validation side climbs
+    away and F1 falls 0.10 below its best: overfitting. The old reading, the raw loss,
+    missed it."""
+    f1 = [0.3, 0.55, 0.65, 0.62, 0.58, 0.55]
+    val = [1.2, 1.0, 0.9, 1.0, 1.12, 1.25]
+    train = [1.35, 1.2, 1.1, 0.95, 0.85, 0.80]
+    metrics, losses, extra = _fit_curve(f1, val, train, 0.78)
+    monitor = _monitor(None)
+    assert _epochs(monitor, metrics, losses, extra) == ["overfitting"]
+    assert monitor.diagnoses[0].evidence["train_loss_floor"] == 0.78
+    # Without the floor (smoothing 0, or a stage that reports none) the same losses have
+    # not halved: the model is not yet fitting its training set.
+    assert _epochs(_monitor(None), metrics, losses, [{}] * 6) == []
+
+
+def test_a_long_run_whose_validation_loss_climbs_from_over_confidence_is_not_overfitting() -> None:
+    """Smoothing 0, 12 epochs: the train loss goes to 0.02, the validation loss climbs
+    0.45 -> 0.80 (far beyond its noise) as the model grows confident, and F1 holds at
+    0.90 +- 0.01. The metric is not harmed: no overfitting."""
+    f1 = [0.5, 0.75, 0.85, 0.89, 0.9, 0.9, 0.91, 0.9, 0.9, 0.91, 0.9, 0.9]
+    val = [1.0, 0.7, 0.5, 0.45, 0.47, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]
+    train = [1.2, 0.8, 0.5, 0.3, 0.2, 0.12, 0.08, 0.06, 0.04, 0.03, 0.025, 0.02]
+    metrics, losses, extra = _fit_curve(f1, val, train, 0.0)
+    assert "overfitting" not in _epochs(_monitor(None), metrics, losses, extra)

@@ -54,3 +54,29 @@ def test_perfect_worse_and_a_step(name: str) -> None:
 def test_unknown_name_lists_the_known() -> None:
     with pytest.raises(ConfigError, match="'ce', 'focal'"):
         classification_loss(torch.zeros(1, 2), torch.tensor([0]), "hinge")
+
+
+def test_the_grading_loss_floor_is_the_loss_of_predicting_the_targets_exactly() -> None:
+    """Hand-computed: with label smoothing 0.3 on 4 classes the target of a label is
+    (0.775, 0.075, 0.075, 0.075), whose entropy, the least cross-entropy a model can
+    reach, is 0.7804; without smoothing it is 0. The train step reports it beside the
+    loss, and the loss of a model predicting those targets equals it."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+    from torch.nn import functional as F
+
+    from medsight_ray.config import apply_overrides
+    from medsight_ray.stages.grading import GradingStage
+
+    stage = GradingStage()
+    for smoothing, expected in ((0.3, -(0.775 * math.log(0.775) + 3 * 0.075 * math.log(0.075))), (0.0, 0.0)):
+        cfg = apply_overrides(stage.config_cls(), [f"loss.label_smoothing={smoothing}", "loss.class_weight_power=0"])
+        ctx = SimpleNamespace(cfg=cfg, extra={"class_weight": torch.ones(4)})
+        target = torch.tensor([0, 2, 3, 1])
+        floor = float(stage._loss_floor(target, 4, ctx))
+        assert floor == pytest.approx(expected, abs=1e-4)
+        q = F.one_hot(target, 4).float() * (1 - smoothing) + smoothing / 4
+        assert float(stage._loss(q.clamp_min(1e-12).log(), target, ctx)) == pytest.approx(floor, abs=1e-6)
+    assert expected == 0.0 and floor == pytest.approx(0.0, abs=1e-4)
