@@ -335,8 +335,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         remedy = ", ".join(f"{k} {a:g}->{b:g}" if isinstance(a, float) else f"{k} {a}->{b}"
                            for k, (a, b) in v["remedy"].items()) or "-"
         state = r["truth"] + (f" ({r['truth_cause']})" if r["truth_cause"] else "")
-        lines.append(f"| {r['name']}-s{r['seed']} | {state} | {shown} | "
-                     f"{(v['rule'] or '-') + (f' at epoch {v[chr(101) + 'poch']}' if v['rule'] else '')} | {remedy} |")
+        said = f"{v['rule']} at epoch {v['epoch']}" if v["rule"] else "-"
+        lines.append(f"| {r['name']}-s{r['seed']} | {state} | {shown} | {said} | {remedy} |")
     return "\n".join(lines)
 
 
