@@ -31,6 +31,7 @@ from medsight_ray.fit.distributed import all_gather, gather_arrays, mean_across,
 from medsight_ray.fit.optim import Schedule, build_optimizer
 from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.fit.stage import Context, Stage, resolve_stage
+from medsight_ray.fit.stepsize import StepSize
 from medsight_ray.health.diagnosis import not_judged_words
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
@@ -125,6 +126,7 @@ class _Trainer:
         rows = config["stats"]["rows"] // max(self.world_size, 1)
         self.drop_last = rows >= self.cfg.fit.batch_size
         steps = max(rows // self.cfg.fit.batch_size if self.drop_last else 1, 1)
+        self.steps_per_epoch = math.ceil(steps / self.cfg.fit.accumulate)
         self.schedule = Schedule(self.optimizer, self.cfg.optim,
                                  math.ceil(steps / self.cfg.fit.accumulate) * self.cfg.fit.epochs)
         fit = self.cfg.fit
@@ -134,6 +136,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=fit.amp_init_scale,
                                            enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.skipped_steps = 0  # this epoch's steps GradScaler skipped (overflowed)
+        self.step_size = StepSize(self.steps_per_epoch)  # renewed each epoch
         self.ctx = Context(self.cfg, self.info, config["stats"], self.device, self.model)
         self.stage.prepare(self.ctx)
         self.monitor = HealthMonitor(self.cfg.health, f"{self.stage.task}/{self.stage.name}",
@@ -214,8 +217,10 @@ class _Trainer:
             self.exporter.on_step(norm)
         if math.isfinite(norm) or scaling:
             # A non-finite gradient would corrupt the weights; GradScaler skips it itself.
+            self.step_size.before(params)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self.step_size.after(params)
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
         return norm, halt
@@ -231,6 +236,7 @@ class _Trainer:
         # The trainable weights at the epoch's start: how far the optimiser moves them
         # tells a learning rate too low to learn from a slow but moving run.
         start_weights = torch.nn.utils.parameters_to_vector(params).detach().clone() if params else None
+        self.step_size = StepSize(self.steps_per_epoch)
         epoch = self.ctx.epoch
         batches = shard.iter_torch_batches(batch_size=fit.batch_size, local_shuffle_buffer_size=fit.shuffle_buffer,
                                            local_shuffle_seed=fit.seed * 7919 + epoch, drop_last=self.drop_last,
@@ -299,6 +305,8 @@ class _Trainer:
             local["train/loss_start"] = float(np.mean(finite_losses[:START_BATCHES]))
         if start_weights is not None and norms:
             local["train/update_ratio"] = update_ratio(start_weights, params, len(norms))
+        if self.step_size.ratios:
+            local["train/step_update"] = self.step_size.mean()
         late = [x for x in spreads[-START_BATCHES:] if math.isfinite(x)]
         if late:
             # The outputs' spread at the end of the epoch (validation's comes after it,

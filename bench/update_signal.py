@@ -1,0 +1,74 @@
+"""Does the weight-update signal mean the same on any dataset size?
+
+    python bench/update_signal.py [--out bench/results/update_signal.json] [--epochs 3]
+
+Grading on synthetic data at 1x and 10x the rows (400 and 4,000; batch 32, so about 10
+and 100 steps an epoch), at four learning rates from far too low to far too high, side
+by side in one local Ray. For each run: the epoch's displacement per step
+(``train/update_ratio``, what the rules read until now) and the mean change of single
+steps (``train/step_update``, :mod:`medsight_ray.fit.stepsize`), at the last epoch, and
+the ratio of the large run's reading to the small run's. A signal that means the same
+on any dataset size reads within 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from medsight_ray.raylocal import set_local_env
+
+set_local_env()
+
+ROOT = Path(__file__).resolve().parent.parent
+LRS = (1e-7, 3e-3, 3e-2, 0.3)
+ROWS = (400, 4000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/update_signal.json")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench/results/update_signal_work")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    from medsight_ray.config import apply_overrides
+    from medsight_ray.data.synth import Knobs, synthesize
+    from medsight_ray.fit.runner import prepare_data, run_stage
+    from medsight_ray.raylocal import init_ray
+    from medsight_ray.stages.registry import get_stage
+
+    init_ray()
+    stage = get_stage("grading")
+    rows_out = []
+    for rows in ROWS:
+        data = args.work / f"grading-{rows}"
+        if not (data / "train-00000.parquet").is_file():
+            synthesize("grading", data, rows=rows, image_size=32, seed=0, knobs=Knobs())
+        prepared = prepare_data(str(data), "grading")
+        for lr in LRS:
+            cfg = apply_overrides(stage.config_cls(), [
+                "fit.cpus_per_worker=0.5", "model.backbone.name=resnet10t", "data.image_size=32", "fit.batch_size=32",
+                f"fit.epochs={args.epochs}", f"optim.lr={lr}", "health.enabled=false"])
+            result = run_stage(stage, cfg, prepared, str(args.work / "ray"), f"rows{rows}-lr{lr:g}")
+            last = result.history[-1]
+            rows_out.append({"rows": rows, "lr": lr, "steps": last.get("train/steps"),
+                             "update_ratio": last.get("train/update_ratio"),
+                             "step_update": last.get("train/step_update")})
+            print(rows_out[-1], flush=True)
+    table = ["| lr | steps/epoch (1x, 10x) | displacement per step (1x, 10x, ratio) | single steps (1x, 10x, ratio) |",
+             "| --- | --- | --- | --- |"]
+    for lr in LRS:
+        small, large = (next(r for r in rows_out if r["rows"] == n and r["lr"] == lr) for n in ROWS)
+        table.append(f"| {lr:g} | {small['steps']:.0f}, {large['steps']:.0f} | {small['update_ratio']:.3g}, "
+                     f"{large['update_ratio']:.3g}, {large['update_ratio'] / small['update_ratio']:.2f} | "
+                     f"{small['step_update']:.3g}, {large['step_update']:.3g}, "
+                     f"{large['step_update'] / small['step_update']:.2f} |")
+    print("\n".join(table))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": rows_out, "table": table}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
