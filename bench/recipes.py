@@ -365,7 +365,11 @@ def main() -> None:
                 rows.append(json.loads(record.read_text()))
                 continue
             shutil.rmtree(work / "ray", ignore_errors=True)
-            row = run_recipe(recipe, seed, root, work, cache)
+            try:
+                row = run_recipe(recipe, seed, root, work, cache)
+            except Exception as err:  # one broken recipe must not lose the others' runs
+                print(f"{recipe[0]}-s{seed}: FAILED {type(err).__name__}: {err}", flush=True)
+                continue
             record.write_text(json.dumps(row, indent=2, default=str))
             print(f"{row['name']}-s{seed}: {row['truth']} {row['truth_cause'] or ''} -> "
                   f"{row['verdict']['rule'] or 'quiet'} ({row['wall_s']} s)", flush=True)

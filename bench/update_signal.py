@@ -6,8 +6,8 @@ Grading on synthetic data at 1x and 10x the rows (400 and 4,000; batch 32, so ab
 and 100 steps an epoch), at four learning rates from far too low to far too high, side
 by side in one local Ray. For each run: the epoch's displacement per step
 (``train/update_ratio``, what the rules read until now) and the mean change of single
-steps (``train/step_update``, :mod:`medsight_ray.fit.stepsize`), at the last epoch, and
-the ratio of the large run's reading to the small run's. A signal that means the same
+steps (``train/step_update``, :mod:`medsight_ray.fit.stepsize`), at the first epoch (and the
+last, in the JSON), and the ratio of the large run's reading to the small run's. A signal that means the same
 on any dataset size reads within 1.5x.
 """
 
@@ -52,10 +52,12 @@ def main() -> None:
                 "fit.cpus_per_worker=0.5", "model.backbone.name=resnet10t", "data.image_size=32", "fit.batch_size=32",
                 f"fit.epochs={args.epochs}", f"optim.lr={lr}", "health.enabled=false"])
             result = run_stage(stage, cfg, prepared, str(args.work / "ray"), f"rows{rows}-lr{lr:g}")
-            last = result.history[-1]
+            first, last = result.history[0], result.history[-1]
             rows_out.append({"rows": rows, "lr": lr, "steps": last.get("train/steps"),
-                             "update_ratio": last.get("train/update_ratio"),
-                             "step_update": last.get("train/step_update")})
+                             "update_ratio": first.get("train/update_ratio"),
+                             "step_update": first.get("train/step_update"),
+                             "update_ratio_last": last.get("train/update_ratio"),
+                             "step_update_last": last.get("train/step_update")})
             print(rows_out[-1], flush=True)
     table = ["| lr | steps/epoch (1x, 10x) | displacement per step (1x, 10x, ratio) | single steps (1x, 10x, ratio) |",
              "| --- | --- | --- | --- |"]

@@ -143,14 +143,22 @@ def test_build_report_writes_markdown_html_and_figures(tmp_path: Path) -> None:
     sweep = _sweep()
     sweep["stages"][0]["best"] = _trial("edge", 1.1e-4, 1.0, 0.95)
     sweep["stages"][0]["trials"].append(sweep["stages"][0]["best"])
+    # A trial that ended before two rules could judge it, and one stopped by its verdict.
+    sweep["stages"][0]["trials"][0]["outcome"] = {"not_judged": {"not_learning": "3 judged epochs and 30 steps",
+                                                                 "overfitting": "3 judged epochs"}}
+    sweep["stages"][0]["trials"][1]["outcome"] = {"stop_reason": "health", "fatal_rules": ["not_learning"],
+                                                  "not_judged": {"overfitting": "3 judged epochs"}}
     (tmp_path / "summary.json").write_text(json.dumps(sweep))
     paths = build_report(tmp_path)
     md = paths["markdown"].read_text()
     for needle in ("| seedlrs | health-stopped | 3 |", "health: not_learning", "raise the learning rate 10-100x",
                    "## Warnings", "optim.lr = 0.00011 sits at the low edge", "### Hyperparameter importance",
                    "![concepts/concepts: metric curves per trial, coloured by health](curves-0.png)",
-                   "health-timeline.png", "Rules that stopped trials: not_learning"):
+                   "health-timeline.png", "Rules that stopped trials: not_learning",
+                   "| concepts/concepts | healthy1 | 3 | not_learning | 3 judged epochs and 30 steps |",
+                   "| concepts/concepts | healthy1 | 3 | overfitting | 3 judged epochs |"):
         assert needle in md, needle
+    assert "| seedlrs | 3 | overfitting |" not in md.replace("concepts/concepts | ", "")  # its verdict is in
     assert "<table>" in paths["html"].read_text()
     for name in ("curves-0.png", "health-timeline.png", "importance-0.png"):
         assert (tmp_path / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
