@@ -69,11 +69,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _strip(state: dict[str, torch.Tensor], targets: set[str]) -> dict[str, torch.Tensor]:
-    """Strip the prefixes that increase the number of keys matching ``targets``."""
+    """Strip the prefixes, up to two deep, that make the most keys match ``targets``.
+    Two deep together: one of our own final models nests the backbone's keys under
+    ``backbone.model.``, and stripping ``backbone.`` alone matches nothing."""
+    def stripped(keys: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):] if prefix and k.startswith(prefix) else k: v for k, v in keys.items()}
+
     best = state
-    for _ in range(2):
-        for prefix in PREFIXES:
-            cand = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in best.items()}
+    for outer in ("", *PREFIXES):
+        for inner in ("", *PREFIXES):
+            cand = stripped(stripped(state, outer), inner)
             if len(targets & cand.keys()) > len(targets & best.keys()):
                 best = cand
     return best

@@ -49,3 +49,17 @@ def test_missing_corrupt_and_foreign_checkpoints_are_refused(tmp_path: Path) -> 
     torch.save({"encoder.layer.weight": torch.zeros(3)}, tmp_path / "foreign.pth")
     with pytest.raises(ConfigError, match="does not fit this backbone"):
         Backbone(BackboneConfig("resnet10t", pretrained_path=str(tmp_path / "foreign.pth")), 1, 64)
+
+
+def test_a_final_model_of_our_own_fine_tunes_a_new_run(tmp_path: Path) -> None:
+    """The usual fine-tuning recipe: start from an earlier run's final model, whose
+    backbone keys sit under ``backbone.model.`` beside its head's. Every tensor of its
+    backbone loads (the stages it kept: a backbone is cut after its feature stage)."""
+    torch.manual_seed(0)
+    trained = Backbone(BackboneConfig("resnet10t"), 1, 64)
+    state = {f"backbone.{k}": v for k, v in trained.state_dict().items()}
+    state["classifier.weight"] = torch.zeros(4, 512)
+    torch.save({"state_dict": state}, tmp_path / "final_model.pt")
+    fresh = Backbone(BackboneConfig("resnet10t", pretrained_path=str(tmp_path / "final_model.pt")), 1, 64)
+    assert set(fresh.load_report.loaded) == set(trained.model.state_dict())
+    assert torch.equal(fresh.model.conv1[0].weight, trained.model.conv1[0].weight)
