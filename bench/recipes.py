@@ -1,6 +1,6 @@
 """Verdicts on runs the rules were not fitted to: recipes users launch, and natural failures.
 
-    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--markdown]
+    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--rerun]
 
 A corpus of runs that users launch (fine-tuning from a pretrained file, SGD, OneCycle,
 long cosine schedules, label smoothing, MixUp, a frozen-backbone warm-up, a 95/5
@@ -276,22 +276,43 @@ def pretrained_file(root: Path, seed: int, work: Path) -> str:
     return str(path)
 
 
-def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) -> dict[str, Any]:
+def recipe_config(recipe: tuple, seed: int, pretrained_path: str | None) -> Any:
+    """The stage config a recipe trains with (before every rule is made warn-only)."""
     from medsight_ray.config import apply_overrides
+    from medsight_ray.stages.registry import get_stage
+
+    name, data_name, task, stage_name, overrides = recipe
+    sets = [o for o in overrides if o != "PRETRAINED"]
+    if pretrained_path:
+        sets.append(f"model.backbone.pretrained_path={pretrained_path}")
+    size = next((o.split("=")[1] for o in sets if o.startswith("data.image_size=")), None)
+    default_size = {"nuclei": "64", "synth_concepts": "48"}.get(data_name, "32")
+    return apply_overrides(get_stage(task, stage_name).config_cls(),
+                           [*TINY, f"data.image_size={size or default_size}", f"fit.seed={seed}", *sets])
+
+
+def rescore(row: dict[str, Any]) -> dict[str, Any]:
+    """A record's verdict again, from its stored diagnoses, by the current remedies
+    (the rules' checks themselves need the run again)."""
+    from medsight_ray.stages.registry import get_stage
+
+    recipe = next(r for r in RECIPES if r[0] == row["name"])
+    cfg = recipe_config(recipe, row["seed"], "pretrained.pt" if row.get("pretrained") else None)
+    judged = verdict(row["diagnoses"], cfg, get_stage(recipe[2], recipe[3]).config_cls())
+    return {**row, "verdict": judged,
+            "correct_cause": judged["cause"] == row["truth_cause"] if row["truth"] == "failed" and judged["rule"]
+            else None, "wrong_way": wrong_way(row["truth_cause"], judged["remedy"], bool(row.get("pretrained")))}
+
+
+def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) -> dict[str, Any]:
     from medsight_ray.fit.runner import prepare_data, run_stage
     from medsight_ray.stages.registry import get_stage
     from medsight_ray.zoo.entries import ZooEntry, _previous_stage, warn_only
 
     name, data_name, task, stage_name, overrides = recipe
     stage = get_stage(task, stage_name)
-    sets = [o for o in overrides if o != "PRETRAINED"]
     pretrained = "PRETRAINED" in overrides
-    if pretrained:
-        sets.append(f"model.backbone.pretrained_path={pretrained_file(root, seed, work)}")
-    size = next((o.split("=")[1] for o in sets if o.startswith("data.image_size=")), None)
-    default_size = {"nuclei": "64", "synth_concepts": "48"}.get(data_name, "32")
-    cfg = apply_overrides(stage.config_cls(), [*TINY, f"data.image_size={size or default_size}", f"fit.seed={seed}",
-                                               *sets])
+    cfg = recipe_config(recipe, seed, pretrained_file(root, seed, work) if pretrained else None)
     data = dataset(data_name, root, seed)
     prepared = prepare_data(data, task)
     init = None
@@ -302,6 +323,9 @@ def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) ->
     state, cause = truth(result.history, stage.primary_metric)
     judged = verdict(list(result.outcome.diagnoses), cfg, stage.config_cls())
     return {"name": name, "seed": seed, "truth": state, "truth_cause": cause, "verdict": judged,
+            "pretrained": pretrained, "overrides": list(overrides),
+            "diagnoses": [{k: d.get(k) for k in ("rule", "severity", "epoch", "step", "evidence")}
+                          for d in result.outcome.diagnoses],
             "correct_cause": judged["cause"] == cause if state == "failed" and judged["rule"] else None,
             "wrong_way": wrong_way(cause, judged["remedy"], pretrained),
             "skills": [round(s, 3) for s in _skills(result.history, stage.primary_metric)],
@@ -345,7 +369,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/recipes")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated recipe names")
-    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="train the kept runs again")
     args = parser.parse_args()
     from medsight_ray.raylocal import init_ray
 
@@ -362,8 +386,13 @@ def main() -> None:
                 continue
             record = runs / f"{recipe[0]}-s{seed}.json"
             if record.is_file():
-                rows.append(json.loads(record.read_text()))
-                continue
+                # A kept run is judged again by the current remedies (``--rerun`` trains
+                # it again, for a change of the rules' checks).
+                if args.rerun:
+                    record.unlink()
+                else:
+                    rows.append(rescore(json.loads(record.read_text())))
+                    continue
             shutil.rmtree(work / "ray", ignore_errors=True)
             try:
                 row = run_recipe(recipe, seed, root, work, cache)

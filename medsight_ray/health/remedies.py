@@ -239,9 +239,17 @@ def _dead_outputs(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
 
 
 def _chance_metric(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # At chance with a learning rate far above the default, the outputs died; else stalled.
+    # At chance with a learning rate far above the default, the outputs died.
     if _lr_ratio(cfg, default) >= ORDERS_OFF:
         return [*_too_fast(evidence, cfg, default), CHECK_DATA]
+    # At chance while the optimiser moves the weights at a learning rate's healthy pace:
+    # the rate is not too low, and raising it is no cure (the labels or the inputs teach
+    # nothing the metric rewards). The evidence cannot tell which, so nothing changes.
+    moved = evidence.get("update_ratio")
+    if isinstance(moved, (int, float)) and _has(cfg, "health.not_learning.max_update") \
+            and moved >= value_of(cfg, "health.not_learning.max_update"):
+        return [CHECK_DATA, Advice("the weights move at a healthy rate, so a learning rate too low is not the "
+                                   "cause: check that the labels belong to the images and that the images differ")]
     return [raise_lr(evidence, cfg, default), CHECK_DATA]
 
 

@@ -311,6 +311,11 @@ def chance_metric(cfg: ChanceConfig, history: list[dict[str, Any]],
     if value is None or best is None:
         return None
     evidence = {"metric": history[-1]["objective"], "chance": history[-1]["metrics"]["chance"], "skill": value}
+    ratios = _update_ratios(history)
+    if ratios:
+        # What tells a learning rate too low from inputs or labels that teach nothing:
+        # whether the optimiser moves the weights (the remedies read it).
+        evidence["update_ratio"] = max(ratios)
     if _ranking_at_chance(cfg, history):
         m = history[-1]["metrics"]
         return ({**evidence, "auc_macro": m["auc_macro"], "auc_se": m["auc_se"]},

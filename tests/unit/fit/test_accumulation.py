@@ -16,6 +16,7 @@ from torch import nn
 
 from medsight_ray.config import apply_overrides
 from medsight_ray.fit.loop import _Trainer
+from medsight_ray.fit.stepsize import StepSize
 from medsight_ray.stages.grading import GradingConfig
 
 
@@ -53,6 +54,8 @@ def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
     trainer.stage, trainer.model, trainer.wrapped, trainer.ctx = _Stage(), model, model, SimpleNamespace(epoch=0)
     trainer.device, trainer.use_amp, trainer.drop_last = torch.device("cpu"), False, False
     trainer.amp_dtype, trainer.skipped_steps = torch.float16, 0
+    trainer.steps_per_epoch = 5
+    trainer.step_size = StepSize(trainer.steps_per_epoch)
     trainer.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.scaler = torch.amp.GradScaler("cpu", enabled=False)
     trainer.monitor, trainer.exporter, trainer.schedule = _Quiet(), _Quiet(), _Quiet()

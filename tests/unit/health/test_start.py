@@ -209,3 +209,23 @@ def test_a_long_run_whose_validation_loss_climbs_from_over_confidence_is_not_ove
     train = [1.2, 0.8, 0.5, 0.3, 0.2, 0.12, 0.08, 0.06, 0.04, 0.03, 0.025, 0.02]
     metrics, losses, extra = _fit_curve(f1, val, train, 0.0)
     assert "overfitting" not in _epochs(_monitor(None), metrics, losses, extra)
+
+
+def test_a_metric_at_chance_while_the_weights_move_prescribes_no_learning_rate() -> None:
+    """Shuffled labels at the default lr: the weights move 0.01 of their norm a step and
+    the metric stays at chance. A learning rate too low is ruled out by that measure, so
+    the verdict changes nothing and says what to check; moving 1e-6 a step, it raises
+    the rate."""
+    stage = get_stage("grading")
+    default = stage.config_cls()
+    moving = plan("chance_metric", {"update_ratio": 0.01}, default, default)
+    assert next_remedy(moving, default) is None and "labels belong to the images" in moving[1].words()
+    stalled = next_remedy(plan("chance_metric", {"update_ratio": 1e-6}, default, default), default)
+    assert stalled is not None and stalled.changed(default)["optim.lr"] > default.optim.lr
+    # The evidence carries it: the rule reports the largest weight change of the run.
+    monitor = _monitor(None)
+    chance = [_calls({"one": 0.3, "three": 0.1, "two": 0.3, "zero": 0.3}, 0.5, f1=0.14)] * 3
+    _epochs(monitor, chance, [1.4, 1.3, 1.2], [{"train/update_ratio": 0.01}] * 3)
+    (diagnosis,) = [d for d in monitor.diagnoses if d.rule == "chance_metric"]
+    assert diagnosis.evidence["update_ratio"] == 0.01
+    assert not any(r.startswith("raise the learning rate") for r in diagnosis.remedies)
