@@ -47,7 +47,9 @@ def data_statistics(model: nn.Module, images: Iterable[torch.Tensor], world_size
     try:
         with torch.no_grad():
             # BatchNorm cannot take statistics of one image in train mode (the last batch
-            # of a split may hold one); a batch of one adds nothing to them anyway.
+            # of a split may hold one); a batch of one adds nothing to them anyway. The
+            # shard is read to its end: Ray Data's split iterators advance together, and
+            # one abandoned halfway would hold the other workers' next pass.
             update_bn((x for x in images if x.shape[0] > 1), model)
             if world_size > 1:
                 # Every worker judges with the same statistics: the mean of the workers'.
