@@ -355,6 +355,10 @@ class OverfittingConfig(RuleConfig):
             validation loss that climbs with the metric held is over-confidence, which
             the best checkpoint does not suffer (the zoo's measure of the harm: F1 0.05
             below its best; the memorised runs fell 0.09-0.12).
+        rare_images: images of the rarest validation class (where the stage reports
+            the class counts, ``support``) whose flips a drop must exceed: each moves a
+            macro metric by up to 1 / (classes × that class's count), so on a split
+            with 2 images of a class a drop of 0.5 in F1 is two images, not harm.
         grace: epochs before the rule may fire.
         patience: consecutive epochs the whole condition must hold.
     """
@@ -362,6 +366,7 @@ class OverfittingConfig(RuleConfig):
     threshold: float = 0.1
     train_fraction: float = 0.5
     metric_drop: float = 0.05
+    rare_images: float = 2.0
     noise_se: float = 2.0
     rising_epochs: int = 2
     min_skill: float = 0.25
