@@ -117,6 +117,11 @@ class HealthMonitor:
         # The class shares it predicted, too: a collapse is what training did to them.
         shares = {k: metrics[k] for k in ("pred_histogram",) if isinstance(metrics.get(k), dict)}
         self.start = {**scalars, **shares, "objective": scalars.get(self.primary, float("nan"))}
+        if self.config is not None:
+            from medsight_ray.health.remedies import pretrained
+
+            # Whether the run fine-tunes a pretrained backbone: its start is its knowledge.
+            self.start["pretrained"] = float(pretrained(self.config))
 
     def on_epoch(self, epoch: int, train: dict[str, Any], metrics: dict[str, Any]) -> list[Diagnosis]:
         """See one epoch's (gathered) metrics; returns the diagnoses new this epoch (the

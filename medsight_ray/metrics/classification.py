@@ -96,7 +96,7 @@ def multilabel_metrics(scores: np.ndarray, labels: np.ndarray, names: tuple[str,
 
 
 def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> dict:
-    """Macro/micro F1, per-class F1, accuracy, macro one-vs-rest AUC, confusion matrix
+    """Macro/micro F1, per-class F1, accuracy, macro and per-class one-vs-rest AUC, confusion matrix
     (rows = true class), the predicted-class histogram (share of predictions), the
     score spread, ``auc_se`` (:func:`chance_auc_se`), and ``chance``: the macro F1 of
     the best constant predictor."""
@@ -108,8 +108,16 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, 
         auc = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=classes))
     except ValueError:
         auc = float("nan")
+    auc_each = {}
+    for c, name in zip(classes, names):
+        positive = labels == c
+        if positive.any() and (~positive).any():
+            auc_each[name] = float(roc_auc_score(positive, probs[:, c]))
     return {
         "f1_macro": float(np.mean([f1_each[c] for c in present])) if present else float("nan"),
+        # Each class's own one-vs-rest AUC (classes with both labels in the split): a
+        # macro AUC can be high while one class is not ranked at all.
+        "auc_per_class": auc_each,
         "f1_micro": float(f1_score(labels, pred, labels=classes, average="micro", zero_division=0)),
         "accuracy": float((pred == labels).mean()),
         "auc_macro": auc,

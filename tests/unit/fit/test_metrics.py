@@ -115,3 +115,12 @@ def test_a_batch_reduced_loss_is_computed_image_by_image() -> None:
         return 1 - 2 * (p * t).sum() / (p.sum() + t.sum())
 
     assert per_image_loss(dice_loss, 2) == pytest.approx([0.0, 1.0])
+
+
+def test_each_class_has_its_own_one_vs_rest_auc() -> None:
+    """Hand-computed, labels x, x, y, y: class x's scores (0.8, 0.7 | 0.2, 0.1) rank both
+    x images first (AUC 1); class y's (0.1, 0.2 | 0.1, 0.3) win 2.5 of the 4 pairs (a
+    tie counts a half: AUC 0.625); class z has no image and no AUC."""
+    probs = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.2, 0.1, 0.7], [0.1, 0.3, 0.6]])
+    m = multiclass_metrics(probs, np.array([0, 0, 1, 1]), ("x", "y", "z"))
+    assert m["auc_per_class"] == {"x": 1.0, "y": 0.625}
