@@ -1,6 +1,6 @@
 """Verdicts on runs the rules were not fitted to: recipes users launch, and natural failures.
 
-    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--rerun]
+    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--rerun] [--summary]
 
 A corpus of runs that users launch (fine-tuning from a pretrained file, SGD, OneCycle,
 long cosine schedules, label smoothing, MixUp, a frozen-backbone warm-up, a 95/5
@@ -370,6 +370,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated recipe names")
     parser.add_argument("--rerun", action="store_true", help="train the kept runs again")
+    parser.add_argument("--summary", action="store_true", help="train nothing: judge the kept runs and summarise")
     args = parser.parse_args()
     from medsight_ray.raylocal import init_ray
 
@@ -380,7 +381,7 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     cache: dict = {}
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(0 if args.summary else args.seeds):
         for recipe in RECIPES:
             if only and recipe[0] not in only:
                 continue
@@ -403,6 +404,9 @@ def main() -> None:
             print(f"{row['name']}-s{seed}: {row['truth']} {row['truth_cause'] or ''} -> "
                   f"{row['verdict']['rule'] or 'quiet'} ({row['wall_s']} s)", flush=True)
             rows.append(row)
+    if only or args.summary:
+        # The summary covers every kept run, not only the ones named here.
+        rows = [rescore(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
     summary = summarise(rows)
     (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": rows}, indent=2, default=str))
     print(table(rows))
