@@ -344,7 +344,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "failed": len(failed), "false_alarms": len(alarms),
             "false_alarm_bound_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
             "alarms": [f"{r['name']}-s{r['seed']}: {r['verdict']['rule']}" for r in alarms],
-            "missed": [f"{r['name']}-s{r['seed']} ({r['truth_cause']})" for r in missed],
+            "missed": [f"{r['name']}-s{r['seed']} ({r['truth_cause']}"
+                       + (f"; not judged: {', '.join(r['not_judged'])})" if r.get("not_judged") else ")")
+                       for r in missed],
             "wrong_cause": [f"{r['name']}-s{r['seed']}: {r['verdict']['rule']} for {r['truth_cause']}" for r in wrong],
             "named_right": len(failed) - len(missed) - len(wrong),
             "wrong_way": [f"{r['name']}-s{r['seed']}: {r['verdict']['remedy']}" for r in rows if r["wrong_way"]]}
@@ -374,7 +376,8 @@ def main() -> None:
     args = parser.parse_args()
     from medsight_ray.raylocal import init_ray
 
-    init_ray()
+    if not args.summary:
+        init_ray()
     runs, root, work = args.out / "runs", args.out / "data", args.out / "work"
     runs.mkdir(parents=True, exist_ok=True)
     root.mkdir(parents=True, exist_ok=True)
