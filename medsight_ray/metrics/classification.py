@@ -111,7 +111,8 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, 
     auc_each = {}
     for c, name in zip(classes, names):
         positive = labels == c
-        if positive.any() and (~positive).any():
+        if positive.any() and (~positive).any() and np.isfinite(probs[:, c]).all():
+            # Non-finite scores (a diverged model) have no ranking: no AUC, as for the macro.
             auc_each[name] = float(roc_auc_score(positive, probs[:, c]))
     return {
         "f1_macro": float(np.mean([f1_each[c] for c in present])) if present else float("nan"),

@@ -124,3 +124,11 @@ def test_each_class_has_its_own_one_vs_rest_auc() -> None:
     probs = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.2, 0.1, 0.7], [0.1, 0.3, 0.6]])
     m = multiclass_metrics(probs, np.array([0, 0, 1, 1]), ("x", "y", "z"))
     assert m["auc_per_class"] == {"x": 1.0, "y": 0.625}
+
+
+def test_a_diverged_models_nan_scores_have_no_per_class_auc_and_raise_nothing() -> None:
+    """NaN probabilities (a learning rate far too high): the metrics are still computed,
+    with no AUC, so the health monitor gets to name the cause."""
+    probs = np.full((4, 3), np.nan)
+    m = multiclass_metrics(probs, np.array([0, 0, 1, 1]), ("x", "y", "z"))
+    assert m["auc_per_class"] == {} and np.isnan(m["auc_macro"])
