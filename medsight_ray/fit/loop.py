@@ -127,8 +127,7 @@ class _Trainer:
         self.drop_last = rows >= self.cfg.fit.batch_size
         steps = max(rows // self.cfg.fit.batch_size if self.drop_last else 1, 1)
         self.steps_per_epoch = math.ceil(steps / self.cfg.fit.accumulate)
-        self.schedule = Schedule(self.optimizer, self.cfg.optim,
-                                 math.ceil(steps / self.cfg.fit.accumulate) * self.cfg.fit.epochs)
+        self.schedule = Schedule(self.optimizer, self.cfg.optim, self.steps_per_epoch * self.cfg.fit.epochs)
         fit = self.cfg.fit
         self.use_amp = fit.amp and (self.device.type == "cuda" or fit.amp_on_cpu)
         self.amp_dtype = getattr(torch, fit.amp_dtype)

@@ -156,19 +156,23 @@ def _restore_lr(why: str, cfg: Any, default: Any) -> Remedy:
 LR_MOVES = {"raise": (2.0, 10.0), "lower": (0.01, 0.5)}
 
 
-def _move_lr(direction: str, evidence: Evidence, cfg: Any, default: Any) -> Remedy:
-    """Back to the stage default when ``ORDERS_OFF`` x off it the wrong way; else by the
-    factor that brings the measured per-step weight change (``update_ratio``) to a
-    healthy one, within :data:`LR_MOVES` (x10 or x0.1 unmeasured)."""
+def _lr_factor(direction: str, evidence: Evidence) -> float:
+    """The factor that brings the measured per-step weight change (``update_ratio``) to
+    a healthy one, within :data:`LR_MOVES` (x10 or x0.1 unmeasured)."""
     low, high = LR_MOVES[direction]
+    measured = evidence.get("update_ratio")
+    if isinstance(measured, (int, float)) and measured > 0 and math.isfinite(measured):
+        return min(high, max(low, HEALTHY_UPDATE / measured))
+    return high if direction == "raise" else 0.1
+
+
+def _move_lr(direction: str, evidence: Evidence, cfg: Any, default: Any) -> Remedy:
+    """Back to the stage default when ``ORDERS_OFF`` x off it the wrong way; else by
+    :func:`_lr_factor`."""
     off = _lr_ratio(cfg, default)
     if off <= 1 / ORDERS_OFF if direction == "raise" else off >= ORDERS_OFF:
         return _restore_lr(f"{direction} the learning rate to the stage default", cfg, default)
-    measured = evidence.get("update_ratio")
-    factor = high if direction == "raise" else 0.1
-    if isinstance(measured, (int, float)) and measured > 0 and math.isfinite(measured):
-        factor = min(high, max(low, HEALTHY_UPDATE / measured))
-    return Remedy(f"{direction} the learning rate", (Change("optim.lr", factor=factor),))
+    return Remedy(f"{direction} the learning rate", (Change("optim.lr", factor=_lr_factor(direction, evidence)),))
 
 
 def lower_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
@@ -188,13 +192,8 @@ def raise_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
     freshly initialised head is what a low rate starves, so the head's rate rises."""
     if not pretrained(cfg):
         return _move_lr("raise", evidence, cfg, default)
-    low, high = LR_MOVES["raise"]
-    measured = evidence.get("update_ratio")
-    factor = high
-    if isinstance(measured, (int, float)) and measured > 0 and math.isfinite(measured):
-        factor = min(high, max(low, HEALTHY_UPDATE / measured))
     return Remedy("raise the head's learning rate; the pretrained backbone keeps its own",
-                  (Change("optim.head_lr_scale", factor=factor),))
+                  (Change("optim.head_lr_scale", factor=_lr_factor("raise", evidence)),))
 
 
 def warm_up(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
