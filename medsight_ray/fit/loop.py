@@ -32,6 +32,7 @@ from medsight_ray.fit.optim import Schedule, build_optimizer
 from medsight_ray.fit.outcome import OUTCOME_FILE, Outcome, read_outcome
 from medsight_ray.fit.stage import Context, Stage, resolve_stage
 from medsight_ray.fit.stepsize import StepSize
+from medsight_ray.fit.timeline import TIMELINE_FILE, LoopTimeline
 from medsight_ray.health.diagnosis import not_judged_words
 from medsight_ray.health.export import HealthExporter
 from medsight_ray.health.monitor import HealthMonitor
@@ -104,6 +105,7 @@ class _Trainer:
         import ray.train
         import ray.train.torch
 
+        self.timeline = LoopTimeline(config.get("launched"))
         self.stage: Stage = resolve_stage(config["stage_ref"])
         self.cfg = from_dict(self.stage.config_cls, config["config"])
         self.info = DatasetInfo.from_json(config["info"])
@@ -151,19 +153,22 @@ class _Trainer:
         self.start_epoch = 0
         self.best = -math.inf
         self.stale = 0
-        self._resume(ray.train.get_checkpoint())
+        # This run's own last checkpoint (a restarted worker group), else the run it
+        # continues (the same config, cut by the scheduler in another trial).
+        self._resume(ray.train.get_checkpoint() or config.get("continue_from"))
         # Where this worker group runs, in the record (a restart appends its own group).
         self.outcome = self.outcome.placed(self.start_epoch + 1, all_gather(
             {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}))
         self.wrapped = self._wrap()
         self.label = f"[{self.stage.task}/{self.stage.name}{' ' + config['label'] if config.get('label') else ''}]"
+        self.timeline.mark("model_built")
         if self.rank == 0:
             # Set-up detail: the log, not the console.
             print(f"{self.label} {self.world_size} worker(s) on {self.device}, "
                   f"{torch.get_num_threads()} torch thread(s) each", flush=True)
 
     def _resume(self, checkpoint: Any) -> None:
-        """Continue after a worker failure from the last reported checkpoint."""
+        """Continue from a reported checkpoint: after a worker failure, or another run's."""
         if checkpoint is None:
             return
         with checkpoint.as_directory() as directory:
@@ -250,6 +255,7 @@ class _Trainer:
         tick = time.perf_counter()
         for batch in batches:
             waited += time.perf_counter() - tick
+            self.timeline.mark("first_train_batch")
             if "label" in batch and self.split_entropy > 0:
                 mix.append(entropy(torch.bincount(batch["label"].flatten().cpu()).numpy()))
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -339,6 +345,7 @@ class _Trainer:
         """Validate the untrained model once, before the first step, and give the
         monitor its metrics: the run's own start (``health.baseline_eval``)."""
         if self.start_epoch or not (self.cfg.health.enabled and self.cfg.health.baseline_eval):
+            self.timeline.mark("start_measured")
             return
         self.ctx.epoch = 0
         # With the data's BatchNorm statistics, as every later epoch is validated.
@@ -348,6 +355,7 @@ class _Trainer:
             metrics = self.validate(shard)
         self.monitor.on_start(metrics)
         self.outcome = self.outcome.started(self.monitor.start or {})
+        self.timeline.mark("start_measured")
         if self.rank == 0:
             # The log, not the console: a person acts on the epochs, not on the start.
             values = scalar_metrics(metrics, "")
@@ -370,12 +378,14 @@ class _Trainer:
         if self.rank != 0:
             ray.train.report(scalars)
             return
+        self.timeline.epoch_end()
         with tempfile.TemporaryDirectory() as tmp:
             meta = {**self.meta, "epoch": epoch + 1, "metrics": scalars, "stopped": stop}
             train_state = {**state, "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
             model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
             # The run's outcome so far and the monitor's state travel with every checkpoint.
-            records = {OUTCOME_FILE: self.outcome.to_dict(), HEALTH_FILE: self.monitor.state_dict()}
+            records = {OUTCOME_FILE: self.outcome.to_dict(), HEALTH_FILE: self.monitor.state_dict(),
+                       TIMELINE_FILE: self.timeline.marks}
             save_checkpoint(Path(tmp), model_state, meta, train_state, self.history, records)
             ray.train.report(scalars, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
@@ -442,6 +452,8 @@ def fit_loop(config: dict[str, Any]) -> None:
     ``config`` (the stage config as a dict),
     ``info`` (dataset info JSON), ``stats`` (train label statistics), ``fingerprint``,
     ``init_checkpoint`` (a ``ray.train.Checkpoint`` of the previous stage, or None),
-    ``label`` (what names the run on the console, e.g. a Tune trial id; optional).
+    ``label`` (what names the run on the console, e.g. a Tune trial id; optional),
+    ``continue_from`` (a ``ray.train.Checkpoint`` of another run of this config to go on
+    from, or None).
     """
     _Trainer(config).run()

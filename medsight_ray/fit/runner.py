@@ -18,9 +18,10 @@ from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.stats import fingerprint, label_stats
 from medsight_ray.data.store import list_dataset, ray_storage, read_info, resolve, uri_of
 from medsight_ray.errors import ConfigError, DataError, redact, redact_all
-from medsight_ray.fit.checkpoint import load_model_file, read_history
+from medsight_ray.fit.checkpoint import load_model_file, read_history, read_json
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.stage import Stage
+from medsight_ray.fit.timeline import TIMELINE_FILE, parts
 
 
 @dataclass
@@ -33,6 +34,8 @@ class StageResult:
         checkpoint: path of the best checkpoint directory (highest ``objective``).
         best: scalar metrics of the best epoch; final: of the last epoch.
         history: per-epoch scalars and details.
+        time_parts: seconds spent in each part of the run's fixed start and end, and in
+            its epochs (:func:`medsight_ray.fit.timeline.parts`).
     """
 
     task: str
@@ -44,6 +47,7 @@ class StageResult:
     checkpoint: str | None
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    time_parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -70,6 +74,7 @@ class StageResult:
             "wall_seconds": round(self.wall_seconds, 2), "error": self.error, "diagnoses": self.diagnoses,
             "history": [{k: v for k, v in h.items() if k != "details"} for h in self.history],
             "details": self.history[-1].get("details", {}) if self.history else {},
+            "time_parts": self.time_parts,
         }
 
 
@@ -195,18 +200,23 @@ def storage_path(storage: str) -> str:
 
 def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,
                 init_checkpoint: Any = None, callbacks: list | None = None,
-                fold: tuple[int, int, int] | None = None, label: str | None = None) -> Any:
+                fold: tuple[int, int, int] | None = None, label: str | None = None,
+                continue_from: Any = None) -> Any:
     """The configured ``TorchTrainer`` of one stage run (not started).
 
     ``fold = (index, folds, seed)`` trains on the patients outside fold ``index`` of
-    the train and val files and validates on those inside it.
+    the train and val files and validates on those inside it. ``continue_from`` (a
+    ``ray.train.Checkpoint`` of another run of the same config) continues that run as a
+    worker restart would: from its epoch, with its optimiser, history and monitor.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from medsight_ray.data.sharding import EvalExactDataConfig
     from medsight_ray.fit.loop import fit_loop
+    from medsight_ray.fit.timeline_callback import ControllerTimeline
 
+    launched = time.time()
     stats = data.stats if fold is None else label_stats(list_dataset(data.uri), data.info, fold=fold)
     rates = stage.resample_rates(cfg, stats)
     _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold, seed=cfg.fit.seed)
@@ -219,6 +229,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         "stage_ref": stage.ref(), "task": stage.task, "stage": stage.name, "config": to_dict(cfg),
         "info": data.info.to_json(),
         "stats": stats, "fingerprint": data.fingerprint, "init_checkpoint": init_checkpoint, "label": label,
+        "continue_from": continue_from, "launched": launched,
     }
     return TorchTrainer(
         fit_loop,
@@ -230,7 +241,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         dataset_config=EvalExactDataConfig(),
         run_config=RunConfig(
             name=name, storage_path=storage_path(storage), storage_filesystem=ray_storage(storage)[1],
-            callbacks=callbacks or [],
+            callbacks=[*(callbacks or []), ControllerTimeline(f"{str(storage).rstrip('/')}/{name}")],
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.fit.keep_checkpoints,
                                                checkpoint_score_attribute="objective", checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=cfg.fit.max_failures),
@@ -242,13 +253,17 @@ def collect(stage: Stage, cfg: Any, result: Any, started: float, storage: str) -
     """Turn a Train ``Result`` into a :class:`StageResult`: the outcome is the one the fit
     loop checkpointed last, completed by what only the driver saw (an error). The best
     checkpoint is named as a URI on ``storage`` (:func:`uri_of`), which opens anywhere."""
+    returned = time.time()
     history: list[dict[str, Any]] = []
     outcome = None
     best_ckpt = None
+    loop_marks: dict[str, Any] = {}
     if result.checkpoint is not None:
         with result.checkpoint.as_directory() as directory:
             history = read_history(directory)
             outcome = read_outcome(directory)
+            loop_marks = read_json(directory, TIMELINE_FILE) or {}
+    controller_marks = (read_json(uri_of(storage, result.path), TIMELINE_FILE) or {}) if result.path else {}
     if result.best_checkpoints:
         best_ckpt = max(result.best_checkpoints, key=lambda cm: cm[1].get("objective", -math.inf))[0]
     best = max(history, key=lambda h: h.get("objective", -math.inf)) if history else {}
@@ -259,7 +274,7 @@ def collect(stage: Stage, cfg: Any, result: Any, started: float, storage: str) -
                        {k: v for k, v in best.items() if k != "details"},
                        {k: v for k, v in final.items() if k != "details"},
                        uri_of(storage, best_ckpt.path) if best_ckpt is not None else None, history,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, parts({"returned": returned}, controller_marks, loop_marks))
 
 
 def run_stage(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: str,

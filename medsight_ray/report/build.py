@@ -54,12 +54,17 @@ def _stage_blocks(section: dict[str, Any], out: Path, index: int) -> list[Block]
     rows = []
     for t in section["trials"]:
         diags = sorted({d["rule"] for d in t.get("diagnoses", [])})
-        rows.append([t["trial_id"], health_class(t), t["epochs_run"], _fmt(t["best"].get(key)),
+        # A trial that repeated another's run took its result: it names that trial.
+        trial = t["trial_id"] + (f" (= {t['reused_from']})" if t.get("reused_from") else "")
+        rows.append([trial, health_class(t), t["epochs_run"], _fmt(t["best"].get(key)),
                      _fmt(t["final"].get(key)), t.get("stop_reason") or "", ", ".join(diags),
                      f"{t.get('wall_seconds', 0):.0f}",
                      ", ".join(f"{k}={_fmt(v)}" for k, v in t["config"].items())])
     blocks.append(("table", ["trial", "health", "epochs", f"best {key}", f"final {key}", "stop reason",
                              "diagnoses", "wall s", "config"], rows))
+    if any(t.get("reused_from") for t in section["trials"]):
+        blocks.append(("p", "A trial marked (= T) had the same config, data and start as trial T: it took T's "
+                            "result instead of training the same run again."))
     best = section.get("best")
     blocks.append(("p", f"Best trial: {best['trial_id']} with {key} {_fmt(best['best'].get(key))}; checkpoint "
                         f"{best['checkpoint']}." if best else "No healthy trial finished with a checkpoint."))

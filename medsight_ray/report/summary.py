@@ -131,8 +131,10 @@ def lineage_lines(section: dict[str, Any]) -> list[str]:
             lineage = trial["lineage"]
             metric = (trial.get("best") or {}).get(key)
             ending = ("healed" if healed(trial) else "stopped by " + ", ".join(fatal_rules(trial) or ["error"]))
+            same = f" (same config as {trial['reused_from']}: its result reused)" if trial.get("reused_from") else ""
+            shown = f", {key} {_fmt(metric)}" if metric is not None else ""
             steps.append(f"{lineage['rule']} @ epoch {lineage['epoch']} -> {', '.join(lineage['overrides'])} -> "
-                         f"{trial['trial_id']} {ending}" + (f", {key} {_fmt(metric)}" if metric is not None else ""))
+                         f"{trial['trial_id']}{same} {ending}{shown}")
         lines.append("    remedy: " + " -> ".join(steps))
     return lines
 
@@ -160,6 +162,11 @@ def console_summary(summary: dict[str, Any]) -> str:
                     f"{m} {_fmt(v)} {'>=' if ok else 'BELOW'} {t:g}" for m, t, v, ok in targets))
         else:
             lines.append("    no healthy trial finished with a checkpoint")
+        reused = [t for t in section["trials"] if t.get("reused_from")]
+        if reused:
+            lines.append(f"    {len(reused)} trial{'s' if len(reused) > 1 else ''} repeated an earlier trial's config: "
+                         + ", ".join(f"{t['trial_id']} = {t['reused_from']}" for t in reused)
+                         + " (its result reused, not trained again)")
         lines += lineage_lines(section)
         lines += [f"    warning: {w}" for w in edge_warnings(section)]
     if summary.get("failed"):

@@ -17,6 +17,7 @@ from ray.tune import Callback
 from ray.tune.progress_reporter import ProgressReporter
 
 from medsight_ray.console import say
+from medsight_ray.tune.reuse import REUSE_KEY
 from medsight_ray.tune.trial import LINEAGE_KEY
 
 #: Trial states in which a trial still runs or will.
@@ -111,7 +112,10 @@ class SweepProgress(Callback):
 
     def _ended(self, trial: Any, how: str) -> None:
         # A remedy trial comes on top of the samples: counted apart, named with its parent.
-        lineage = (getattr(trial, "config", None) or {}).get(LINEAGE_KEY)
+        config = getattr(trial, "config", None) or {}
+        if config.get(REUSE_KEY):
+            how = f"same config as {config[REUSE_KEY]}: its result reused, {how}"
+        lineage = config.get(LINEAGE_KEY)
         if lineage:
             self.remedies += 1
             how = f"(remedy of {lineage['parent']}: {', '.join(lineage['overrides'])}) {how}"

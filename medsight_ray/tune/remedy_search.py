@@ -16,6 +16,14 @@ samples are out, no remedy is queued and no trial that could still queue one run
 Each remedy trial's config carries its lineage under ``LINEAGE_KEY`` (parent trial,
 lineage root, attempt, the diagnosis, the remedy's words and exact overrides), so the
 summary, the console and the report read it from the trial itself, also after a resume.
+
+No config trains twice (:mod:`medsight_ray.tune.reuse`): a suggestion, sampled or a
+remedy, whose run is one a trial of this sweep already trains or trained gets that
+trial as its source under ``REUSE_KEY``, and takes its result instead of training. A
+sampled one still reaches the inner searcher, which learns from it as from any trial;
+a remedy that lands on a diagnosed run goes on with its lineage's next remedy. A
+sampled trial that repeats a diagnosed run queues no remedy: the run's own lineage
+already did.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from medsight_ray.console import say
 from medsight_ray.errors import MedsightError
 from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.health.lineage import next_attempt
+from medsight_ray.tune.reuse import REUSE_KEY, identity, mark_ended
 from medsight_ray.tune.trial import LINEAGE_KEY, trial_overrides
 
 
@@ -64,17 +73,32 @@ class Healer:
         task, stage: the stage the sweep tunes.
         base_config: every trial's config before its sampled keys (as a dict).
         train_root: where the trials' Ray Train runs live (``train-<trial_id>`` each).
+        fingerprint: the dataset's; init_checkpoint: what every trial starts from.
     """
 
     task: str
     stage: str
     base_config: dict[str, Any]
     train_root: str
+    fingerprint: str = ""
+    init_checkpoint: str | None = None
+
+    def identity(self, config: dict[str, Any]) -> str:
+        """The identity of the run a trial with ``config`` trains (see :func:`identity`)."""
+        from medsight_ray.stages.registry import get_stage
+
+        return identity(get_stage(self.task, self.stage).config_cls, self.base_config, trial_overrides(config),
+                        self.fingerprint, self.init_checkpoint)
+
+    def ended(self, trial_id: str, error: bool) -> None:
+        """Tell the trials that repeat ``trial_id``'s run that it ended."""
+        mark_ended(self.train_root, trial_id, error)
 
     def diagnoses(self, trial_id: str) -> list[dict[str, Any]]:
-        """Every diagnosis of the trial, from the outcome in its newest checkpoint (the
-        report that carried a fatal diagnosis carried a checkpoint, and Ray Train keeps
-        the newest checkpoint whatever its score)."""
+        """Every diagnosis of the trial's run, from the outcome in its newest checkpoint
+        (the report that carried a fatal diagnosis carried a checkpoint, and Ray Train
+        keeps the newest checkpoint whatever its score). ``trial_id`` is the trial that
+        trained the run: a trial that took another's result names that one."""
         checkpoint = latest_checkpoint(f"{self.train_root}/train-{trial_id}")
         outcome = read_outcome(checkpoint) if checkpoint else None
         return list(outcome.diagnoses) if outcome else []
@@ -86,7 +110,8 @@ class Healer:
 
         stage = get_stage(self.task, self.stage)
         cfg = apply_overrides(from_dict(stage.config_cls, self.base_config), trial_overrides(config))
-        diagnosis, remedy, advice = next_attempt(self.diagnoses(trial_id), cfg, stage.config_cls(), tried)
+        diagnoses = self.diagnoses(config.get(REUSE_KEY) or trial_id)
+        diagnosis, remedy, advice = next_attempt(diagnoses, cfg, stage.config_cls(), tried)
         if diagnosis is None or remedy is None:
             return None
         changed = remedy.changed(cfg)
@@ -101,7 +126,8 @@ class Healer:
 
 class RemedySearcher(Searcher):
     """Wraps ``inner`` (OptunaSearch): its samples, then a remedy trial after each
-    trial a fatal diagnosis stopped, up to ``remedies`` per lineage (see the module)."""
+    trial a fatal diagnosis stopped, up to ``remedies`` per lineage (0: none), and no
+    run trained twice (see the module)."""
 
     def __init__(self, inner: Searcher, healer: Healer, samples: int, remedies: int,
                  metric: str = "objective", mode: str = "max") -> None:
@@ -116,6 +142,7 @@ class RemedySearcher(Searcher):
         self.live: set[str] = set()
         self.remedy_ids: set[str] = set()
         self.unhealed: list[dict[str, Any]] = []  # lineages that ran out of remedies
+        self.runs: dict[str, str] = {}  # run identity -> the trial that trains (trained) it
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         super().set_search_properties(metric, mode, config, **spec)
@@ -134,6 +161,11 @@ class RemedySearcher(Searcher):
             return None  # a trial still running may end diagnosed and queue a remedy
         else:
             return Searcher.FINISHED
+        key = self.healer.identity(config)
+        if key in self.runs:
+            config = {**config, REUSE_KEY: self.runs[key]}
+        else:
+            self.runs[key] = trial_id
         self.configs[trial_id] = config
         self.live.add(trial_id)
         return config
@@ -146,10 +178,15 @@ class RemedySearcher(Searcher):
         if trial_id not in self.remedy_ids:
             self.inner.on_trial_complete(trial_id, result=result, error=error)
         self.live.discard(trial_id)
-        if error or not result or result.get("health/fatal", 0.0) < 1.0 or trial_id not in self.configs:
+        if trial_id not in self.configs:
             return
         config = self.configs[trial_id]
+        self._ended(trial_id, config, error)
+        if error or not result or result.get("health/fatal", 0.0) < 1.0:
+            return
         lineage = config.get(LINEAGE_KEY) or {}
+        if config.get(REUSE_KEY) and not lineage:
+            return  # a sample that repeats a diagnosed run: that run's lineage is under way
         if lineage.get("attempt", 0) >= self.remedies:
             self.unhealed.append({"trial_id": trial_id, **lineage})
             return
@@ -163,6 +200,17 @@ class RemedySearcher(Searcher):
         if remedy is not None:
             self.queue.append(remedy)
 
+    def _ended(self, trial_id: str, config: dict[str, Any], error: bool) -> None:
+        if error and self.runs.get(self.healer.identity(config)) == trial_id:
+            # What an errored run did may say nothing of its config: the next trial
+            # with it trains it again.
+            del self.runs[self.healer.identity(config)]
+        try:
+            self.healer.ended(trial_id, error)
+        except OSError as err:
+            # Only a trial that repeats this one waits for the mark; say why it may wait.
+            say(f"-- could not record that trial {trial_id} ended: {err}")
+
     def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
         self.inner.add_evaluated_point(*args, **kwargs)
 
@@ -175,11 +223,12 @@ class RemedySearcher(Searcher):
                 inner = base64.b64encode(fh.read()).decode()
         return {"suggested": self.suggested, "queue": self.queue, "configs": self.configs,
                 "live": sorted(self.live), "remedy_ids": sorted(self.remedy_ids), "unhealed": self.unhealed,
-                "inner": inner}
+                "runs": self.runs, "inner": inner}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.suggested, self.queue, self.configs = state["suggested"], state["queue"], state["configs"]
         self.live, self.remedy_ids, self.unhealed = set(state["live"]), set(state["remedy_ids"]), state["unhealed"]
+        self.runs = state.get("runs", {})
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "inner")
             with open(path, "wb") as fh:

@@ -18,6 +18,7 @@ from medsight_ray.fit.checkpoint import read_history, read_json
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.runner import PreparedData, storage_path
 from medsight_ray.tune.progress import StatusTable, SweepProgress
+from medsight_ray.tune.reuse import REUSE_KEY
 from medsight_ray.tune.space import SearchSpace
 from medsight_ray.tune.stopper import HealthStopper
 from medsight_ray.tune.trial import LINEAGE_KEY, RESULT_FILE, stage_trial, trial_overrides
@@ -41,7 +42,8 @@ class SweepOptions:
         overrides: config keys set for every trial, after the space's ``fixed``.
         health_stop: end a trial at its first fatal diagnosis (the ``HealthStopper``).
         remedies: remedy trials per lineage after a fatal diagnosis (0 = none;
-            :mod:`medsight_ray.tune.remedy_search`).
+            :mod:`medsight_ray.tune.remedy_search`). With or without them, no run is
+            trained twice (:mod:`medsight_ray.tune.reuse`).
         trial_failures: restarts of a trial whose driver died (its node was lost, or
             Train gave up after ``fit.max_failures`` worker-group restarts). A restart
             reruns the trial's driver, and Ray Train resumes its run from the run's last
@@ -78,6 +80,8 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] | None = None
+    reused_from: str | None = None
+    time_parts: dict[str, float] = field(default_factory=dict)
 
 
 def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: str | None) -> Outcome:
@@ -88,6 +92,16 @@ def trial_outcome(summary: dict[str, Any], last_checkpoint: str | None, error: s
         return Outcome.from_dict(summary["outcome"]).ended_by_driver(error)
     stored = read_outcome(last_checkpoint) if last_checkpoint else None
     return (stored or Outcome()).ended_by_driver(error)
+
+
+def _reused_from(summary: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any] | None) -> str | None:
+    """The trial whose result this trial took: as its driver wrote, or (Tune stopped it
+    while it reported that trial's epochs) as its checkpoints say. A trial whose source
+    errored trained itself and took nothing."""
+    source = (config or {}).get(REUSE_KEY)
+    if summary or not source:
+        return summary.get("reused_from")
+    return source if any(f"/train-{source}/" in str(r.get("checkpoint_path") or "") for r in rows) else None
 
 
 def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
@@ -116,7 +130,8 @@ def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
             wall_seconds=round(float((result.metrics or {}).get("time_total_s") or summary.get("wall_seconds") or 0),
                                1),
             diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict(),
-            lineage=(result.config or {}).get(LINEAGE_KEY)))
+            lineage=(result.config or {}).get(LINEAGE_KEY), reused_from=_reused_from(summary, rows, result.config),
+            time_parts=summary.get("time_parts") or {}))
     return records
 
 
@@ -151,6 +166,8 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from medsight_ray.tune.remedy_search import Healer, RemedySearcher
+
     stage = space.stage
     base = base_config(space, options)
     epochs = base.fit.epochs
@@ -174,12 +191,10 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                               fix="start the sweep again under a new --out") from None
     else:
         samples = options.samples or space.num_samples
-        searcher = OptunaSearch(seed=options.seed, points_to_evaluate=[dict(p) for p in space.points] or None)
-        if options.remedies > 0:
-            from medsight_ray.tune.remedy_search import Healer, RemedySearcher
-
-            healer = Healer(stage.task, stage.name, to_dict(base), static["storage"])
-            searcher = RemedySearcher(searcher, healer, samples, options.remedies)
+        # Remedies (if any) and no run trained twice, around TPE.
+        healer = Healer(stage.task, stage.name, to_dict(base), static["storage"], data.fingerprint, init_checkpoint)
+        searcher = RemedySearcher(OptunaSearch(seed=options.seed, points_to_evaluate=[dict(p) for p in space.points]
+                                               or None), healer, samples, options.remedies)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(ASHA_GRACE_EPOCHS, epochs),
                                   reduction_factor=2) if options.asha else None
         tuner = tune.Tuner(

@@ -5,6 +5,9 @@ The trial is a Tune function trainable acting as a driver: it builds the stage's
 (metrics and checkpoint path) to Tune, and fits it. When the trial ends it writes the
 stage result to ``stage_result.json`` in the trial directory; a trial restarted on
 resume that finds that file returns at once, so a finished trial never runs twice.
+
+A trial whose config names a source (``REUSE_KEY``: the same run, trained earlier in
+the sweep) takes the source's result instead of training (:mod:`medsight_ray.tune.reuse`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from typing import Any
 
 from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides, from_dict
+from medsight_ray.data.store import resolve
+from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
 from medsight_ray.stages.registry import get_stage
+from medsight_ray.tune.reuse import REUSE_KEY, replay_rows, wait_for_source
 
 RESULT_FILE = "stage_result.json"
 #: The config key of a remedy trial's lineage (:mod:`medsight_ray.tune.remedy_search`);
@@ -26,8 +32,9 @@ LINEAGE_KEY = "_lineage"
 
 
 def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config without its lineage: the dotted keys to apply to the base config."""
-    return {k: v for k, v in config.items() if k != LINEAGE_KEY}
+    """A trial's config without its lineage and source: the dotted keys to apply to the
+    base config."""
+    return {k: v for k, v in config.items() if k not in (LINEAGE_KEY, REUSE_KEY)}
 
 
 def _finished(experiment: str, trial_dir_name: str) -> bool:
@@ -64,9 +71,24 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
         cfg = init_from(stage, cfg, init, data)
         ckpt = Checkpoint(checkpoint_dir(init))
     started = time.perf_counter()
+    source = wait_for_source(static["storage"], config[REUSE_KEY]) if config.get(REUSE_KEY) else None
+    if source is not None and source.how != "errored":
+        # The same run trained earlier in the sweep: its epochs are this trial's.
+        for row in replay_rows(source, lambda uri: resolve(uri)[1]):
+            ray.tune.report(row)
+        if source.how == "final":
+            outcome = read_outcome(source.last) if source.last else None
+            summary = {"reused_from": source.trial_id, "outcome": outcome.to_dict() if outcome else {},
+                       "history": source.history, "wall_seconds": time.perf_counter() - started}
+            atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))
+            return
+    # An unfinished source (cut by the scheduler) is continued from its last checkpoint.
+    continued = Checkpoint(source.last) if source is not None and source.how == "unfinished" else None
     trainer = trainer_for(stage, cfg, data, static["storage"], f"train-{context.get_trial_id()}", ckpt,
-                          callbacks=[TuneReportCallback()], label=context.get_trial_id())
+                          callbacks=[TuneReportCallback()], label=context.get_trial_id(), continue_from=continued)
     result = trainer.fit()
     summary = collect(stage, cfg, result, started, static["storage"]).summary()
+    if continued is not None:
+        summary["reused_from"] = source.trial_id
     # Written whole or not at all: a resumed sweep reads it to skip this trial.
     atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))

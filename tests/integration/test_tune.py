@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -253,19 +254,23 @@ points_to_evaluate:
 """
 
 
-def test_a_diagnosed_trial_is_followed_by_its_remedy_trial_which_heals(synth_dir, tmp_path: Path, capsys) -> None:
-    """The sweep's one sample, lr 3.0 (a thousand times the grading default), is stopped
-    at epoch 1 by a learning-rate rule; the searcher queues its remedy (back to the
-    stage default, one move) on top of the sample budget, and the remedy trial heals.
-    The stopped trial alone reaches TPE; the lineage is in the summary, the console and
-    the report."""
-    (tmp_path / "space.yaml").write_text(REMEDY_SPACE)
+def test_a_diagnosed_trial_is_followed_by_its_remedy_trial_which_heals_on_the_default_run(
+        synth_dir, tmp_path: Path, capsys) -> None:
+    """The sweep's samples are the grading default (lr 0.003) and lr 3.0 (a thousand times
+    it). lr 3.0 is stopped at epoch 1 by a learning-rate rule; the searcher queues its
+    remedy (back to the stage default, one move) on top of the sample budget. That run
+    was trained already: the remedy trial takes its result without training, and its
+    lineage records "healed" with the default's metric. The stopped trial reaches TPE;
+    the lineage is in the summary, the console and the report."""
+    (tmp_path / "space.yaml").write_text(REMEDY_SPACE.replace("num_samples: 1", "num_samples: 2").replace(
+        "  - {optim.lr: 3.0}", "  - {optim.lr: 0.003}\n  - {optim.lr: 3.0}"))
     out = tmp_path / "heal"
     code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
                       "--out", str(out), "--no-asha")
     assert code == 0, text[-3000:]
     (stage,) = json.loads((out / "summary.json").read_text())["stages"]
-    broken, remedy = stage["trials"]
+    default, broken, remedy = stage["trials"]
+    assert default["config"] == {"optim.lr": 0.003} and default["status"] == "completed"
     assert broken["config"] == {"optim.lr": 3.0} and broken["status"] == "stopped" and broken["lineage"] is None
     rule = broken["outcome"]["fatal_rules"][0]
     assert rule in ("oversized_updates", "exploding_gradients", "non_finite", "dead_outputs")
@@ -274,9 +279,17 @@ def test_a_diagnosed_trial_is_followed_by_its_remedy_trial_which_heals(synth_dir
     assert (lineage["parent"], lineage["root"], lineage["attempt"], lineage["rule"]) == (
         broken["trial_id"], broken["trial_id"], 1, rule)
     assert lineage["overrides"] == ["optim.lr=0.003"] and "optim.lr 3 -> 0.003" in lineage["remedy"]
+    # The remedy's run is the default's: its result, not a second training.
+    assert remedy["reused_from"] == default["trial_id"] and default["reused_from"] is None
+    assert not (out / "train" / f"train-{remedy['trial_id']}").exists()
     assert remedy["status"] == "completed" and not remedy["outcome"]["fatal_rules"]
-    assert stage["best"]["trial_id"] == remedy["trial_id"]
-    assert f"remedy: {broken['trial_id']} -> {rule} @ epoch 1 -> optim.lr=0.003 -> {remedy['trial_id']} healed" in text
+    assert remedy["history"] == default["history"] and remedy["best"] == default["best"]
+    assert remedy["checkpoint"] == default["checkpoint"]
+    assert stage["best"]["trial_id"] == default["trial_id"]
+    metric = f"{default['best']['val/f1_macro']:.4g}"
+    assert (f"remedy: {broken['trial_id']} -> {rule} @ epoch 1 -> optim.lr=0.003 -> {remedy['trial_id']} "
+            f"(same config as {default['trial_id']}: its result reused) healed, val/f1_macro {metric}") in text
+    assert re.search(rf"trial {remedy['trial_id']} .*same config as {default['trial_id']}: its result reused", text)
 
 
 def test_a_remedy_queued_before_the_driver_was_killed_runs_after_the_resume(synth_dir, tmp_path: Path,

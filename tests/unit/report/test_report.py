@@ -223,6 +223,20 @@ def test_each_lineage_reads_trial_diagnosis_changes_outcome_in_console_and_repor
     assert "# Remedies" not in build_report(tmp_path)["markdown"].read_text()
 
 
+def test_a_trial_that_took_an_earlier_trials_result_says_so_in_console_and_report(tmp_path: Path) -> None:
+    """The lineage's last remedy, r2, repeated the run of the sweep's first trial."""
+    sweep = _healed_sweep()
+    trials = sweep["stages"][0]["trials"]
+    trials[-1]["reused_from"] = trials[0]["trial_id"]
+    text = console_summary(sweep)
+    source = trials[0]["trial_id"]
+    assert f"-> r2 (same config as {source}: its result reused) healed, val/auc_macro 0.91" in text
+    assert f"1 trial repeated an earlier trial's config: r2 = {source} (its result reused, not trained again)" in text
+    (tmp_path / "summary.json").write_text(json.dumps(sweep))
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert f"| r2 (= {source}) |" in md and "took T's result instead of training the same run again" in md
+
+
 def _text_boxes(fig) -> list:
     renderer = fig.canvas.get_renderer()
     return [(t.get_text(), t.get_window_extent(renderer)) for ax in fig.axes for t in ax.texts if t.get_text()]
