@@ -27,21 +27,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
-SPACE = """
-stage: grading/grading
-num_samples: {trials}
-fixed:
-  fit.epochs: {epochs}
-  fit.batch_size: 16
-  fit.cpus_per_worker: 0.5
-  data.image_size: 32
-  model.backbone.name: resnet10t
-params:
-  optim.lr: {{dist: loguniform, low: 1.0e-3, high: 1.0e-2}}
-points_to_evaluate:
-{points}
-"""
+
+
+def space(trials: int, epochs: int) -> dict:
+    """The sweep: grading at 32 px with resnet10t, each trial a learning rate of its own."""
+    return {"stage": "grading/grading", "num_samples": trials,
+            "fixed": {"fit.epochs": epochs, "fit.batch_size": 16, "fit.cpus_per_worker": 0.5, "data.image_size": 32,
+                      "model.backbone.name": "resnet10t"},
+            "params": {"optim.lr": {"dist": "loguniform", "low": 1.0e-3, "high": 1.0e-2}},
+            "points_to_evaluate": [{"optim.lr": 1.0e-3 * (1.0 + 0.5 * i)} for i in range(trials)]}
 
 
 def main() -> None:
@@ -58,9 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         synthesize("grading", work / "data", rows=args.rows, image_size=32, seed=0, knobs=Knobs())
-        lrs = [1.0e-3 * (1.0 + 0.5 * i) for i in range(args.trials)]
-        points = "\n".join(f"  - {{optim.lr: {lr}}}" for lr in lrs)
-        (work / "space.yaml").write_text(SPACE.format(trials=args.trials, epochs=args.epochs, points=points))
+        (work / "space.yaml").write_text(yaml.safe_dump(space(args.trials, args.epochs)))
         command = [sys.executable, "-m", "medsight_ray.tune", "--space", str(work / "space.yaml"), "--data",
                    str(work / "data"), "--out", str(work / "out"), "--no-asha", "--remedies", "0",
                    *[x for s in args.overrides for x in ("--set", s)]]

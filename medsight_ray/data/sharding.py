@@ -37,6 +37,9 @@ class EvalExactDataConfig(DataConfig):
             # in the same order every time.
             options.preserve_order = True
             ds.context.execution_options = options
+            if world_size == 1:
+                output[0][name] = ds.iterator()
+                continue
             shards = ds.streaming_split(world_size, equal=name in self._equal, locality_hints=hints)
             for i, shard in enumerate(shards):
                 output[i][name] = shard

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from medsight_ray import atomicfile
 from medsight_ray.data.schema import METADATA_KEY, SPLITS, DatasetInfo
 from medsight_ray.errors import DataError, redact
 
@@ -59,6 +60,20 @@ def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
             "cannot open this location", where=redact(text),
             expected="a local path or a file://, s3:// or gs:// URI", got=str(err),
         ) from None
+
+
+def write_text_at(uri: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a local path or URI, whole or not at all: on local disk
+    through a renamed temporary sibling (:mod:`medsight_ray.atomicfile`), on an object
+    store as one object (a PUT is whole or absent). Parent folders are created."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomicfile.write_text(path, text)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def ray_storage(uri: str | Path) -> tuple[str, pafs.FileSystem | None]:

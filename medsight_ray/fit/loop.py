@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,12 @@ def update_ratio(start: torch.Tensor, params: list[nn.Parameter], steps: int) ->
     if not (scale > 0 and math.isfinite(scale)):
         return float("nan")
     return float((end - start).norm()) / scale / max(steps, 1)
+
+
+#: Bytes of validation batches the start's statistics pass keeps to validate from, so the
+#: split is read once; above it, the split is read a second time (a large validation split
+#: at full resolution must not be held in memory).
+START_KEEP_BYTES = 256 * 2**20
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
@@ -326,10 +333,14 @@ class _Trainer:
 
     @torch.no_grad()
     def validate(self, shard: Any) -> dict[str, Any]:
+        """Metrics of the validation split: ``shard`` (read once more), or the batches of
+        a pass already read (a list)."""
         self.model.eval()
         parts: dict[str, list[np.ndarray]] = {}
         sketches: list[np.ndarray] = []
-        for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size, device=self.device):
+        batches = shard if isinstance(shard, list) else shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size,
+                                                                                 device=self.device)
+        for batch in batches:
             batch = _to_device(batch, self.device)
             sketches.append(sketch(batch["image"]))
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -348,11 +359,30 @@ class _Trainer:
             self.timeline.mark("start_measured")
             return
         self.ctx.epoch = 0
+        kept: list[dict[str, Any]] = []  # the pass's batches, while they fit START_KEEP_BYTES
+        held, read = 0, False
+
+        def images() -> Iterator[torch.Tensor]:
+            nonlocal held, read
+            for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size, device=self.device):
+                if held <= START_KEEP_BYTES:
+                    kept.append(batch)
+                    held += sum(v.numel() * v.element_size() for v in batch.values() if isinstance(v, torch.Tensor))
+                    if held > START_KEEP_BYTES:
+                        kept.clear()
+                yield batch["image"]
+            read = True
+
         # With the data's BatchNorm statistics, as every later epoch is validated.
-        images = (batch["image"] for batch in shard.iter_torch_batches(batch_size=self.cfg.fit.batch_size,
-                                                                        device=self.device))
-        with data_statistics(self.model, images, self.world_size):
-            metrics = self.validate(shard)
+        with data_statistics(self.model, images(), self.world_size):
+            # The pass that took the statistics is validated as it was kept: a second
+            # pass costs a whole execution of the split (2-3 s a run on small data).
+            # Every worker reads again if one must: the splits' passes go together. (A
+            # model without BatchNorm takes no statistics: nothing was read.)
+            fits = read and held <= START_KEEP_BYTES
+            if self.world_size > 1:
+                fits = all(all_gather(fits))
+            metrics = self.validate(kept if fits else shard)
         self.monitor.on_start(metrics)
         self.outcome = self.outcome.started(self.monitor.start or {})
         self.timeline.mark("start_measured")

@@ -7,6 +7,7 @@ callbacks", as its trainer says); they are developer APIs, so nothing here may f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -48,11 +49,7 @@ class ControllerTimeline(ControllerCallback, WorkerGroupCallback):
 
     def after_controller_finish(self, result: Any) -> None:
         self.marks["controller_finished"] = time.time()
-        from medsight_ray.data.store import resolve
+        from medsight_ray.data.store import write_text_at
 
-        try:
-            fs, path = resolve(f"{self.run_dir.rstrip('/')}/{TIMELINE_FILE}")
-            with fs.open_output_stream(path) as fh:
-                fh.write(json.dumps(self.marks).encode())
-        except OSError:
-            pass  # a record of timings is never worth failing a finished run
+        with contextlib.suppress(OSError):  # a record of timings is never worth failing a finished run
+            write_text_at(f"{self.run_dir.rstrip('/')}/{TIMELINE_FILE}", json.dumps(self.marks))

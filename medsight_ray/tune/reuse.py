@@ -75,12 +75,9 @@ def _marker(train_root: str, trial_id: str) -> str:
 
 def mark_ended(train_root: str, trial_id: str, error: bool) -> None:
     """Record that a trial ended (and whether it errored) where its duplicates look."""
-    from medsight_ray.data.store import resolve
+    from medsight_ray.data.store import write_text_at
 
-    fs, path = resolve(_marker(train_root, trial_id))
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as fh:
-        fh.write(json.dumps({"trial_id": trial_id, "error": error}).encode())
+    write_text_at(_marker(train_root, trial_id), json.dumps({"trial_id": trial_id, "error": error}))
 
 
 def _ended(train_root: str, trial_id: str) -> dict[str, Any] | None:
@@ -91,11 +88,8 @@ def _ended(train_root: str, trial_id: str) -> dict[str, Any] | None:
     fs, path = resolve(_marker(train_root, trial_id))
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
-    try:
-        with fs.open_input_file(path) as fh:
-            return json.loads(fh.read())
-    except ValueError:  # caught while being written: look again
-        return None
+    with fs.open_input_file(path) as fh:
+        return json.loads(fh.read())  # written whole (write_text_at)
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,10 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         # Remedy trials come on top of the samples;
                                         # the searcher says when it is finished.
                                         num_samples=samples * (1 + options.remedies),
-                                        max_concurrent_trials=options.max_concurrent),
+                                        max_concurrent_trials=options.max_concurrent,
+                                        # A trial's driver process serves the next trial:
+                                        # no new process, no imports again per trial.
+                                        reuse_actors=True),
             run_config=tune.RunConfig(
                 name=name, storage_path=root, storage_filesystem=filesystem,
                 stop=HealthStopper() if options.health_stop else None,

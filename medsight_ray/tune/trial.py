@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medsight_ray import atomicfile
 from medsight_ray.config import apply_overrides, from_dict
-from medsight_ray.data.store import resolve
+from medsight_ray.data.store import resolve, write_text_at
 from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
 from medsight_ray.stages.registry import get_stage
@@ -37,15 +36,14 @@ def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in (LINEAGE_KEY, REUSE_KEY)}
 
 
-def _finished(experiment: str, trial_dir_name: str) -> bool:
-    """Does the trial's directory in storage (where Tune syncs the local trial directory)
-    already hold its stage result?"""
+def _finished(result_file: str) -> bool:
+    """Does the trial's folder in storage already hold its stage result?"""
     import pyarrow.fs as pafs
 
     from medsight_ray.data.store import resolve
 
-    fs, root = resolve(experiment)
-    return fs.get_file_info(f"{root}/{trial_dir_name}/{RESULT_FILE}").type == pafs.FileType.File
+    fs, path = resolve(result_file)
+    return fs.get_file_info(path).type == pafs.FileType.File
 
 
 def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
@@ -57,7 +55,11 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     context = ray.tune.get_context()
-    if _finished(static["experiment"], Path(context.get_trial_dir()).name):
+    # The trial's folder in the experiment's storage. Written there directly, not to the
+    # trial's local folder for Tune to copy: a reused trial actor's local folder is
+    # another one (Ray 2.60 hands a reused function actor its working directory).
+    result_file = f"{static['experiment'].rstrip('/')}/{Path(context.get_trial_dir()).name}/{RESULT_FILE}"
+    if _finished(result_file):
         # The trial finished before the sweep was interrupted, but Tune's last saved
         # experiment state predates that: it restarts the trial on --resume. Its results
         # are complete, so it must not train (or write) again.
@@ -78,9 +80,11 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
             ray.tune.report(row)
         if source.how == "final":
             outcome = read_outcome(source.last) if source.last else None
+            # As the source's own summary has it: the history without per-class details.
+            history = [{k: v for k, v in h.items() if k != "details"} for h in source.history]
             summary = {"reused_from": source.trial_id, "outcome": outcome.to_dict() if outcome else {},
-                       "history": source.history, "wall_seconds": time.perf_counter() - started}
-            atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))
+                       "history": history, "wall_seconds": time.perf_counter() - started}
+            write_text_at(result_file, json.dumps(summary, default=str))
             return
     # An unfinished source (cut by the scheduler) is continued from its last checkpoint.
     continued = Checkpoint(source.last) if source is not None and source.how == "unfinished" else None
@@ -91,4 +95,4 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     if continued is not None:
         summary["reused_from"] = source.trial_id
     # Written whole or not at all: a resumed sweep reads it to skip this trial.
-    atomicfile.write_text(Path(context.get_trial_dir(), RESULT_FILE), json.dumps(summary, default=str))
+    write_text_at(result_file, json.dumps(summary, default=str))

@@ -17,6 +17,7 @@ from torch import nn
 from medsight_ray.config import apply_overrides
 from medsight_ray.fit.loop import _Trainer
 from medsight_ray.fit.stepsize import StepSize
+from medsight_ray.fit.timeline import LoopTimeline
 from medsight_ray.stages.grading import GradingConfig
 
 
@@ -59,6 +60,7 @@ def _trainer(model: nn.Module, accumulate: int) -> _Trainer:
     trainer.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.scaler = torch.amp.GradScaler("cpu", enabled=False)
     trainer.monitor, trainer.exporter, trainer.schedule = _Quiet(), _Quiet(), _Quiet()
+    trainer.timeline = LoopTimeline()
     return trainer
 
 
