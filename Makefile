@@ -30,10 +30,8 @@ browser:
 	    else echo "chromium not installed (apt-get install chromium chromium-driver): the browser test skips"; fi; \
 	fi
 
-# Two workers: a Ray test mostly waits on process starts and Ray's own polls, so two
-# groups of them share two cores well (tests/conftest.py assigns the groups).
 test: setup browser
-	$(PY) -m pytest -q --durations=10 -n 2 --dist loadgroup
+	$(PY) -m pytest -q --durations=10
 
 clean:
 	rm -rf $(VENV) medsight_results .pytest_cache

@@ -44,28 +44,6 @@ def compressed(plain: Path, folder: Path, suffix: str) -> Path:
     return target
 
 
-#: Test modules that start Ray clusters of their own (a head and nodes as processes):
-#: one group, so that two such clusters never run at once.
-OWN_CLUSTERS = ("test_multinode.py", "test_autoscaling.py", "test_job_submit.py", "test_local_cluster.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for ``pytest -n 2 --dist loadgroup`` (the Makefile's ``test``): most of a Ray
-    test's time is process starts, imports and Ray's own waits, so two run side by side
-    on two cores. Each group runs in one worker process: the tests that share the
-    session's Ray in two groups (each worker starts its own), the own-cluster tests in a
-    third. Unit tests go to whichever worker is free."""
-    for item in items:
-        name = item.path.name
-        if name in OWN_CLUSTERS:
-            group = "clusters"
-        elif "ray_local" in getattr(item, "fixturenames", ()):
-            group = "ray-training" if name == "test_training.py" else "ray-rest"
-        else:
-            continue
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
     """One shared local Ray; 4 logical CPUs leave room for Ray Data beside 2 workers."""

@@ -62,6 +62,17 @@ def resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
         ) from None
 
 
+def child(uri: str | Path, *names: str) -> str:
+    """``uri`` (a local path or URI) with ``names`` appended to its path: a URI keeps its
+    scheme, keys and options (``?endpoint_override=...``) around the longer path."""
+    text = str(uri)
+    if "://" not in text:
+        return str(Path(text, *names))
+    parts = urlsplit(text)
+    path = "/".join([parts.path.rstrip("/"), *names])
+    return parts._replace(path=path).geturl()
+
+
 def write_text_at(uri: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to a local path or URI, whole or not at all: on local disk
     through a renamed temporary sibling (:mod:`medsight_ray.atomicfile`), on an object

@@ -16,7 +16,7 @@ from medsight_ray.data.checks import check_dataset
 from medsight_ray.data.pipeline import build_datasets
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.stats import fingerprint, label_stats
-from medsight_ray.data.store import list_dataset, ray_storage, read_info, resolve, uri_of
+from medsight_ray.data.store import child, list_dataset, ray_storage, read_info, resolve, uri_of
 from medsight_ray.errors import ConfigError, DataError, redact, redact_all
 from medsight_ray.fit.checkpoint import load_model_file, read_history, read_json
 from medsight_ray.fit.outcome import Outcome, read_outcome
@@ -241,7 +241,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
         dataset_config=EvalExactDataConfig(),
         run_config=RunConfig(
             name=name, storage_path=storage_path(storage), storage_filesystem=ray_storage(storage)[1],
-            callbacks=[*(callbacks or []), ControllerTimeline(f"{str(storage).rstrip('/')}/{name}")],
+            callbacks=[*(callbacks or []), ControllerTimeline(child(storage, name))],
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.fit.keep_checkpoints,
                                                checkpoint_score_attribute="objective", checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=cfg.fit.max_failures),

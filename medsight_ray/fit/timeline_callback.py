@@ -49,7 +49,7 @@ class ControllerTimeline(ControllerCallback, WorkerGroupCallback):
 
     def after_controller_finish(self, result: Any) -> None:
         self.marks["controller_finished"] = time.time()
-        from medsight_ray.data.store import write_text_at
+        from medsight_ray.data.store import child, write_text_at
 
         with contextlib.suppress(OSError):  # a record of timings is never worth failing a finished run
-            write_text_at(f"{self.run_dir.rstrip('/')}/{TIMELINE_FILE}", json.dumps(self.marks))
+            write_text_at(child(self.run_dir, TIMELINE_FILE), json.dumps(self.marks))

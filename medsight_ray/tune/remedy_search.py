@@ -51,7 +51,7 @@ def latest_checkpoint(run_dir: str) -> str | None:
     """The newest ``checkpoint_*`` directory of a Ray Train run (local path or URI)."""
     import pyarrow.fs as pafs
 
-    from medsight_ray.data.store import resolve
+    from medsight_ray.data.store import child, resolve
 
     fs, root = resolve(run_dir)
     try:
@@ -62,7 +62,7 @@ def latest_checkpoint(run_dir: str) -> str | None:
                    and i.base_name.startswith("checkpoint_"))
     if not names:
         return None
-    return f"{run_dir.rstrip('/')}/{names[-1]}"
+    return child(run_dir, names[-1])
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ class Healer:
         (the report that carried a fatal diagnosis carried a checkpoint, and Ray Train
         keeps the newest checkpoint whatever its score). ``trial_id`` is the trial that
         trained the run: a trial that took another's result names that one."""
-        checkpoint = latest_checkpoint(f"{self.train_root}/train-{trial_id}")
+        from medsight_ray.data.store import child
+
+        checkpoint = latest_checkpoint(child(self.train_root, f"train-{trial_id}"))
         outcome = read_outcome(checkpoint) if checkpoint else None
         return list(outcome.diagnoses) if outcome else []
 

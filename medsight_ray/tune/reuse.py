@@ -70,7 +70,9 @@ def identity(config_cls: type, base_config: dict[str, Any], overrides: dict[str,
 
 
 def _marker(train_root: str, trial_id: str) -> str:
-    return f"{train_root.rstrip('/')}/ended/{trial_id}.json"
+    from medsight_ray.data.store import child
+
+    return child(train_root, "ended", f"{trial_id}.json")
 
 
 def mark_ended(train_root: str, trial_id: str, error: bool) -> None:
@@ -115,7 +117,7 @@ class Source:
 def _checkpoints(run_dir: str) -> dict[int, str]:
     import pyarrow.fs as pafs
 
-    from medsight_ray.data.store import resolve
+    from medsight_ray.data.store import child, resolve
     from medsight_ray.fit.checkpoint import read_history
 
     fs, root = resolve(run_dir)
@@ -123,17 +125,18 @@ def _checkpoints(run_dir: str) -> dict[int, str]:
     found = {}
     for name in sorted(i.base_name for i in infos
                        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")):
-        uri = f"{run_dir.rstrip('/')}/{name}"
+        uri = child(run_dir, name)
         found[len(read_history(uri))] = uri  # a checkpoint holds the epochs up to its own
     return found
 
 
 def find_source(train_root: str, trial_id: str) -> Source | None:
     """The source run if it has ended, else None (look again later)."""
+    from medsight_ray.data.store import child
     from medsight_ray.fit.checkpoint import read_history
     from medsight_ray.fit.outcome import read_outcome
 
-    checkpoints = _checkpoints(f"{train_root.rstrip('/')}/train-{trial_id}")
+    checkpoints = _checkpoints(child(train_root, f"train-{trial_id}"))
     last = checkpoints[max(checkpoints)] if checkpoints else None
     outcome = read_outcome(last) if last else None
     history = read_history(last) if last else []

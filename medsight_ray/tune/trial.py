@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, from_dict
-from medsight_ray.data.store import resolve, write_text_at
+from medsight_ray.data.store import child, resolve, write_text_at
+from medsight_ray.errors import redact_all
 from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.fit.runner import PreparedData, checkpoint_dir, collect, init_from, trainer_for
 from medsight_ray.stages.registry import get_stage
@@ -58,7 +59,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     # The trial's folder in the experiment's storage. Written there directly, not to the
     # trial's local folder for Tune to copy: a reused trial actor's local folder is
     # another one (Ray 2.60 hands a reused function actor its working directory).
-    result_file = f"{static['experiment'].rstrip('/')}/{Path(context.get_trial_dir()).name}/{RESULT_FILE}"
+    result_file = child(static["experiment"], Path(context.get_trial_dir()).name, RESULT_FILE)
     if _finished(result_file):
         # The trial finished before the sweep was interrupted, but Tune's last saved
         # experiment state predates that: it restarts the trial on --resume. Its results
@@ -84,7 +85,7 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
             history = [{k: v for k, v in h.items() if k != "details"} for h in source.history]
             summary = {"reused_from": source.trial_id, "outcome": outcome.to_dict() if outcome else {},
                        "history": history, "wall_seconds": time.perf_counter() - started}
-            write_text_at(result_file, json.dumps(summary, default=str))
+            write_text_at(result_file, json.dumps(redact_all(summary), default=str))
             return
     # An unfinished source (cut by the scheduler) is continued from its last checkpoint.
     continued = Checkpoint(source.last) if source is not None and source.how == "unfinished" else None
@@ -94,5 +95,6 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
     summary = collect(stage, cfg, result, started, static["storage"]).summary()
     if continued is not None:
         summary["reused_from"] = source.trial_id
-    # Written whole or not at all: a resumed sweep reads it to skip this trial.
-    write_text_at(result_file, json.dumps(summary, default=str))
+    # Written whole or not at all: a resumed sweep reads it to skip this trial. It lies in
+    # the storage it names, so no key goes with a URI in it (the sweep reads none of them).
+    write_text_at(result_file, json.dumps(redact_all(summary), default=str))

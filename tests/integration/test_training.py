@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ from medsight_ray import train
 from medsight_ray.config import apply_overrides
 from medsight_ray.errors import ConfigError
 from medsight_ray.fit.checkpoint import load_model_file
-from medsight_ray.fit.runner import init_from, prepare_data, run_stage
+from medsight_ray.fit.runner import collect, init_from, prepare_data, run_stage, trainer_for
 from medsight_ray.stages.registry import get_stage, pipeline
 from medsight_ray.zoo.entries import fired_rules, product_stop, warn_only
 from tests.conftest import FIXTURES, run_cli
@@ -65,6 +66,24 @@ def test_three_stage_pipeline_keeps_frozen_parts_frozen(concept_runs) -> None:
         assert any(not torch.equal(v, _part(s1, prefix)[k]) for k, v in _part(s2, prefix).items())
         assert all(torch.equal(v, _part(s3, prefix)[k]) for k, v in _part(s2, prefix).items())
     assert not torch.equal(s2["task_head.weight"], s3["task_head.weight"])
+
+
+def test_a_run_continues_another_run_of_its_config_from_its_last_checkpoint(concept_runs, tmp_path: Path) -> None:
+    """What a sweep does for a trial that repeats a run ASHA cut (``continue_from``): the
+    new run starts where the other stopped, with its history, monitor and optimiser, and
+    trains only the epochs it had not (here stage 1's one-epoch run, continued to two)."""
+    from ray.train import Checkpoint
+
+    data, results = concept_runs
+    stage, source = get_stage("concepts", "concepts"), results["concepts"]
+    started = time.perf_counter()
+    trainer = trainer_for(stage, _cfg(stage, "fit.epochs=2"), data, str(tmp_path), "continued",
+                          continue_from=Checkpoint(source.checkpoint))
+    result = collect(stage, _cfg(stage, "fit.epochs=2"), trainer.fit(), started, str(tmp_path))
+    assert result.status == "completed" and [h["epoch"] for h in result.history] == [1, 2]
+    assert result.history[0] == source.history[0]  # epoch 1 is the other run's, not trained again
+    assert len(list((tmp_path / "continued").glob("checkpoint_*"))) == 1  # this run trained epoch 2 only
+    assert result.time_parts["total"] > 0 and "first train batch" in result.time_parts
 
 
 def test_chaining_refuses_another_dataset(concept_runs, synth_dir) -> None:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from medsight_ray import console
-from medsight_ray.data.store import uri_of
+from medsight_ray.data.store import child, uri_of
 from medsight_ray.errors import redact_all
 
 KEYED = "s3://AKID:SECRET@bucket/runs/x?endpoint_override=10.0.0.1:9000&scheme=http"
@@ -28,6 +28,13 @@ def test_a_checkpoint_uri_keeps_the_keys_to_open_it_and_shows_none(tmp_path: Pat
                       "?endpoint_override=10.0.0.1:9000&scheme=http")
     assert redact_all(opened) == "s3://bucket/runs/x/train/checkpoint_1"
     assert uri_of(str(tmp_path), f"{tmp_path}/c") == f"{tmp_path}/c"
+
+
+def test_a_file_under_a_uri_keeps_its_keys_and_options_after_the_longer_path(tmp_path: Path) -> None:
+    # Appending to the text would put the file name inside the options.
+    assert child(KEYED, "train-a", "ended.json") == ("s3://AKID:SECRET@bucket/runs/x/train-a/ended.json"
+                                                     "?endpoint_override=10.0.0.1:9000&scheme=http")
+    assert child(str(tmp_path) + "/", "a", "b.json") == str(tmp_path / "a" / "b.json")
 
 
 def test_console_lines_and_log_records_are_redacted(tmp_path: Path, capsys) -> None:
