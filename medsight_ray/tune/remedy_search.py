@@ -97,8 +97,7 @@ class Healer:
     def diagnoses(self, trial_id: str) -> list[dict[str, Any]]:
         """Every diagnosis of the trial's run, from the outcome in its newest checkpoint
         (the report that carried a fatal diagnosis carried a checkpoint, and Ray Train
-        keeps the newest checkpoint whatever its score). ``trial_id`` is the trial that
-        trained the run: a trial that took another's result names that one."""
+        keeps the newest checkpoint whatever its score); none when it trained no run."""
         from medsight_ray.data.store import child
 
         checkpoint = latest_checkpoint(child(self.train_root, f"train-{trial_id}"))
@@ -112,7 +111,8 @@ class Healer:
 
         stage = get_stage(self.task, self.stage)
         cfg = apply_overrides(from_dict(stage.config_cls, self.base_config), trial_overrides(config))
-        diagnoses = self.diagnoses(config.get(REUSE_KEY) or trial_id)
+        # Its own run's (it trained, or continued a run ASHA cut), else its source's.
+        diagnoses = self.diagnoses(trial_id) or (self.diagnoses(config[REUSE_KEY]) if config.get(REUSE_KEY) else [])
         diagnosis, remedy, advice = next_attempt(diagnoses, cfg, stage.config_cls(), tried)
         if diagnosis is None or remedy is None:
             return None

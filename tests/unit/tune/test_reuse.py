@@ -89,3 +89,25 @@ def test_the_summary_names_a_source_only_where_its_result_was_taken() -> None:
     trained = [{"epoch": 1, "checkpoint_path": "/store/train/train-b/checkpoint_000000"}]
     assert _reused_from({"outcome": {}}, trained, config) is None and _reused_from({}, trained, config) is None
     assert _reused_from({}, replayed, {"optim.lr": 0.003}) is None
+
+
+def _diagnosed_run(root: Path, trial: str, rule: str) -> None:
+    diagnosis = {"rule": rule, "severity": "fatal", "stage": "grading/grading", "epoch": 1, "step": 0,
+                 "evidence": {}, "threshold": "", "causes": [], "remedies": []}
+    outcome = Outcome(status="stopped", epochs_run=1, diagnoses=(diagnosis,))
+    save_checkpoint(root / f"train-{trial}" / "checkpoint_000000", {}, {}, None, [{"epoch": 1}],
+                    {OUTCOME_FILE: outcome.to_dict()})
+
+
+def test_a_remedy_reads_the_diagnosis_of_the_run_the_trial_trained_else_of_its_source(tmp_path: Path) -> None:
+    from medsight_ray.tune.remedy_search import Healer
+    from medsight_ray.tune.trial import LINEAGE_KEY
+
+    healer = Healer("grading", "grading", to_dict(GRADING.config_cls()), str(tmp_path), "f1")
+    _diagnosed_run(tmp_path, "a", "non_finite")
+    config = {"optim.lr": 3.0, "_same_as": "a"}
+    # "b" took "a"'s result and trained nothing: a's diagnosis is b's.
+    assert healer.remedy("b", config, [])[LINEAGE_KEY]["rule"] == "non_finite"
+    # "b" continued "a"'s run (ASHA had cut it) and was diagnosed in its own run.
+    _diagnosed_run(tmp_path, "b", "exploding_gradients")
+    assert healer.remedy("b", config, [])[LINEAGE_KEY]["rule"] == "exploding_gradients"
