@@ -111,3 +111,28 @@ def test_a_remedy_reads_the_diagnosis_of_the_run_the_trial_trained_else_of_its_s
     # "b" continued "a"'s run (ASHA had cut it) and was diagnosed in its own run.
     _diagnosed_run(tmp_path, "b", "exploding_gradients")
     assert healer.remedy("b", config, [])[LINEAGE_KEY]["rule"] == "exploding_gradients"
+
+
+def test_the_demos_stage_1_remedy_of_lr_1_is_its_default_point_so_it_is_not_trained_again(tmp_path: Path) -> None:
+    """The demo's concepts sweep (tune_spaces/concepts.yaml, with the demo's own settings)
+    evaluates the seeds' rates, lr 1.0 and the defaults first. lr 1.0 is stopped as too
+    fast; its remedy goes back to the stage default in one move: the default point's run,
+    which the searcher hands to that trial as its source. The first points are three runs."""
+    from medsight_ray.tune.__main__ import DEMO_PLAN, DEMO_SIZE, spaces_dir
+    from medsight_ray.tune.remedy_search import Healer
+    from medsight_ray.tune.space import load_space
+    from medsight_ray.tune.sweep import SweepOptions, base_config
+
+    space = load_space(spaces_dir() / "concepts.yaml")
+    epochs = DEMO_PLAN["concepts"][1]
+    options = SweepOptions(overrides=(f"fit.epochs={epochs}", f"data.image_size={DEMO_SIZE}",
+                                      "fit.cpus_per_worker=0.5"))
+    healer = Healer("concepts", "concepts", to_dict(base_config(space, options)), str(tmp_path), "demo")
+    seeds, too_fast, default = (dict(p) for p in space.points)
+    assert len({healer.identity(p) for p in (seeds, too_fast, default)}) == 3
+    diagnosis = {"rule": "oversized_updates", "severity": "fatal", "stage": "concepts/concepts", "epoch": 1,
+                 "step": 0, "evidence": {}, "threshold": "", "causes": [], "remedies": []}
+    save_checkpoint(tmp_path / "train-fast" / "checkpoint_000000", {}, {}, None, [{"epoch": 1}],
+                    {OUTCOME_FILE: Outcome(status="stopped", epochs_run=1, diagnoses=(diagnosis,)).to_dict()})
+    remedy = healer.remedy("fast", too_fast, [])
+    assert healer.identity(remedy) == healer.identity(default)
