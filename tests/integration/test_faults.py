@@ -23,17 +23,27 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 TINY = ["fit.batch_size=16", "fit.cpus_per_worker=0.5", "data.image_size=32", "model.backbone.name=resnet10t"]
 
 
+def _session_ray() -> str:
+    """The shared Ray's dashboard, named: with no address, Ray's state API refuses to
+    guess when another Ray runs on the machine (a CLI's own, a local cluster's)."""
+    from ray._private.worker import get_dashboard_url
+
+    return f"http://{get_dashboard_url()}"
+
+
 def _alive_train_workers() -> list[Any]:
     """The alive Train worker actors (``actor_id``, ``pid``) on the shared Ray."""
     from ray.util.state import list_actors
 
-    return list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")], limit=10000)
+    return list_actors(address=_session_ray(), filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+                       limit=10000)
 
 
 def _train_worker_ids() -> set[str]:
     from ray.util.state import list_actors
 
-    return {a.actor_id for a in list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000)}
+    return {a.actor_id for a in list_actors(address=_session_ray(), filters=[("class_name", "=", "RayTrainWorker")],
+                                            limit=10000)}
 
 
 def test_killed_train_worker_restores_from_the_last_checkpoint(synth_dir, tmp_path: Path) -> None:
