@@ -43,26 +43,17 @@ from medsight_ray.console import say
 from medsight_ray.errors import MedsightError
 from medsight_ray.fit.outcome import read_outcome
 from medsight_ray.health.lineage import next_attempt
-from medsight_ray.tune.reuse import REUSE_KEY, identity, mark_ended
+from medsight_ray.tune.reuse import REUSE_KEY, checkpoint_dirs, identity, mark_ended
 from medsight_ray.tune.trial import LINEAGE_KEY, trial_overrides
 
 
 def latest_checkpoint(run_dir: str) -> str | None:
     """The newest ``checkpoint_*`` directory of a Ray Train run (local path or URI)."""
-    import pyarrow.fs as pafs
-
-    from medsight_ray.data.store import child, resolve
-
-    fs, root = resolve(run_dir)
     try:
-        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        found = checkpoint_dirs(run_dir)
     except OSError:
         return None
-    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
-                   and i.base_name.startswith("checkpoint_"))
-    if not names:
-        return None
-    return child(run_dir, names[-1])
+    return found[-1] if found else None
 
 
 @dataclass(frozen=True)
@@ -203,10 +194,11 @@ class RemedySearcher(Searcher):
             self.queue.append(remedy)
 
     def _ended(self, trial_id: str, config: dict[str, Any], error: bool) -> None:
-        if error and self.runs.get(self.healer.identity(config)) == trial_id:
+        key = self.healer.identity(config)
+        if error and self.runs.get(key) == trial_id:
             # What an errored run did may say nothing of its config: the next trial
             # with it trains it again.
-            del self.runs[self.healer.identity(config)]
+            del self.runs[key]
         try:
             self.healer.ended(trial_id, error)
         except OSError as err:

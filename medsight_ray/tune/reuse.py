@@ -114,20 +114,28 @@ class Source:
     last: str | None
 
 
-def _checkpoints(run_dir: str) -> dict[int, str]:
+def checkpoint_dirs(run_dir: str) -> list[str]:
+    """The ``checkpoint_*`` directories of a Ray Train run (local path or URI), oldest
+    first (Train names them by time).
+
+    Raises:
+        OSError: the storage cannot be listed.
+    """
     import pyarrow.fs as pafs
 
     from medsight_ray.data.store import child, resolve
-    from medsight_ray.fit.checkpoint import read_history
 
     fs, root = resolve(run_dir)
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    found = {}
-    for name in sorted(i.base_name for i in infos
-                       if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")):
-        uri = child(run_dir, name)
-        found[len(read_history(uri))] = uri  # a checkpoint holds the epochs up to its own
-    return found
+    return [child(run_dir, name) for name in sorted(
+        i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))]
+
+
+def _checkpoints(run_dir: str) -> dict[int, str]:
+    from medsight_ray.fit.checkpoint import read_history
+
+    # A checkpoint holds the epochs up to its own.
+    return {len(read_history(uri)): uri for uri in checkpoint_dirs(run_dir)}
 
 
 def find_source(train_root: str, trial_id: str) -> Source | None:
