@@ -68,9 +68,10 @@ def dry_run(data: str, workers: int = 2, epochs: int = 1, batch_size: int = 32,
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from medsight_ray.data.sharding import EvalExactDataConfig
+    from medsight_ray.data.sharding import EvalExactDataConfig, keep_data_actors_on_head
 
     cfg = cfg or PipelineConfig()
+    keep_data_actors_on_head()
     _, datasets = build_datasets(data, cfg, splits=splits, keep_ids=True)
     with tempfile.TemporaryDirectory(prefix="medsight_dryrun_") as storage:
         trainer = TorchTrainer(

@@ -6,6 +6,11 @@ training, where DDP needs every worker to run the same number of steps, but wron
 evaluation: a metric must see every validation row exactly once. This config splits
 evaluation datasets with ``equal=False``; the fit loop then gathers per-worker
 statistics, so unequal shard sizes cannot skew the metric.
+
+A one-worker run takes each dataset whole (``Dataset.iterator()``), with no split
+coordinator actor: the worker itself executes the dataset. Ray Data then creates its two
+per-cluster actors from that worker, on its node, for the life of the cluster; see
+:func:`keep_data_actors_on_head` for why and how they are put on the head instead.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from ray.train import DataConfig
+
+#: The resource only the head node has (Ray Train pins its own state actor with it).
+HEAD_RESOURCE = "node:__internal_head__"
 
 
 class EvalExactDataConfig(DataConfig):
@@ -44,3 +52,35 @@ class EvalExactDataConfig(DataConfig):
             for i, shard in enumerate(shards):
                 output[i][name] = shard
         return output
+
+
+def _create_data_actors() -> None:
+    """Ray Data's stats actor and autoscaling coordinator, created on this process's node
+    unless they exist (Ray Data's own ``get_if_exists`` calls)."""
+    from ray.data._internal.cluster_autoscaler import get_or_create_autoscaling_coordinator
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    get_or_create_stats_actor()
+    get_or_create_autoscaling_coordinator()
+
+
+def keep_data_actors_on_head() -> None:
+    """Make sure Ray Data's detached per-cluster actors live on the head node.
+
+    Ray Data creates its stats actor and its autoscaling coordinator (both detached, one
+    per cluster) on the node of the first process that executes a dataset, pinned there.
+    A one-worker run executes its datasets in its Train worker, so on an autoscaling
+    cluster they would land on a worker node the autoscaler added for that run: that
+    node's raylet would then report busy workers for ever, and the autoscaler would never
+    remove it, billing an idle GPU node until the cluster is torn down. The head is the one
+    node that stays. Called by the driver before a run starts; once they exist this costs
+    two name lookups.
+    """
+    import ray
+
+    here = ray.get_runtime_context().get_node_id()
+    if any(n["NodeID"] == here and HEAD_RESOURCE in n.get("Resources", {}) for n in ray.nodes() if n["Alive"]):
+        _create_data_actors()  # the driver is on the head (the CLI there, a Ray job)
+        return
+    # A driver elsewhere (a Tune trial's driver on a worker node) asks the head to do it.
+    ray.get(ray.remote(num_cpus=0, resources={HEAD_RESOURCE: 0.001})(_create_data_actors).remote())

@@ -212,7 +212,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from medsight_ray.data.sharding import EvalExactDataConfig
+    from medsight_ray.data.sharding import EvalExactDataConfig, keep_data_actors_on_head
     from medsight_ray.fit.loop import fit_loop
     from medsight_ray.fit.timeline_callback import ControllerTimeline
 
@@ -220,6 +220,7 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
     stats = data.stats if fold is None else label_stats(list_dataset(data.uri), data.info, fold=fold)
     rates = stage.resample_rates(cfg, stats)
     _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold, seed=cfg.fit.seed)
+    keep_data_actors_on_head()
     use_gpu = cfg.fit.use_gpu
     if use_gpu is None:
         import ray
