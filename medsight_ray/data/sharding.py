@@ -21,6 +21,8 @@ from ray.train import DataConfig
 
 #: The resource only the head node has (Ray Train pins its own state actor with it).
 HEAD_RESOURCE = "node:__internal_head__"
+#: Ray Data's detached per-cluster actors: (name, namespace).
+DATA_ACTORS = (("datasets_stats_actor", "_dataset_stats_actor"), ("AutoscalingCoordinator", "AutoscalingCoordinator"))
 
 
 class EvalExactDataConfig(DataConfig):
@@ -77,10 +79,19 @@ def keep_data_actors_on_head() -> None:
     two name lookups.
     """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = ray.get_runtime_context().get_node_id()
-    if any(n["NodeID"] == here and HEAD_RESOURCE in n.get("Resources", {}) for n in ray.nodes() if n["Alive"]):
+    try:
+        for name, namespace in DATA_ACTORS:
+            ray.get_actor(name, namespace=namespace)
+        return
+    except ValueError:  # not created yet
+        pass
+    head = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and HEAD_RESOURCE in n.get("Resources", {}))
+    if ray.get_runtime_context().get_node_id() == head:
         _create_data_actors()  # the driver is on the head (the CLI there, a Ray job)
         return
-    # A driver elsewhere (a Tune trial's driver on a worker node) asks the head to do it.
-    ray.get(ray.remote(num_cpus=0, resources={HEAD_RESOURCE: 0.001})(_create_data_actors).remote())
+    # A driver elsewhere (a Tune trial's driver on a worker node) asks the head to do it,
+    # by node, which also takes the task out of the trial's placement group.
+    ray.get(ray.remote(num_cpus=0)(_create_data_actors).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote())
