@@ -205,9 +205,13 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
                                         # the searcher says when it is finished.
                                         num_samples=samples * (1 + options.remedies),
                                         max_concurrent_trials=options.max_concurrent,
-                                        # A trial's driver process serves the next trial:
-                                        # no new process, no imports again per trial.
-                                        reuse_actors=True),
+                                        # Never reuse a trial's driver: a trial that ASHA
+                                        # or the health stopper stops is inside Train's
+                                        # fit(), which no thread can interrupt. Only
+                                        # killing its actor ends that Train run; a reused
+                                        # actor kept it training, blocked on a report
+                                        # nobody read, and the sweep hung.
+                                        reuse_actors=False),
             run_config=tune.RunConfig(
                 name=name, storage_path=root, storage_filesystem=filesystem,
                 stop=HealthStopper() if options.health_stop else None,

@@ -57,8 +57,8 @@ def stage_trial(config: dict[str, Any], static: dict[str, Any]) -> None:
 
     context = ray.tune.get_context()
     # The trial's folder in the experiment's storage. Written there directly, not to the
-    # trial's local folder for Tune to copy: a reused trial actor's local folder is
-    # another one (Ray 2.60 hands a reused function actor its working directory).
+    # trial's local folder for Tune to copy, so that it reaches remote storage too, where
+    # --resume reads it.
     result_file = child(static["experiment"], Path(context.get_trial_dir()).name, RESULT_FILE)
     if _finished(result_file):
         # The trial finished before the sweep was interrupted, but Tune's last saved
