@@ -95,14 +95,13 @@ def meets(row: dict[str, Any], targets: list[tuple[str, float]]) -> bool:
     return all(isinstance(v, (int, float)) and v >= t for v, (_, t) in zip(values, targets, strict=True))
 
 
-def trained_epochs(way: str, out: Path, rows: dict[str, list[dict[str, Any]]]) -> int:
-    """Trial-epochs trained. (a): from ``summary.json``, where a trial that took another's
-    result trained only the epochs beyond its source's (a continued ASHA cut); (b): every
-    report is an epoch trained."""
-    if way == "vanilla":
+def trained_epochs(trials: list[dict[str, Any]] | None, rows: dict[str, list[dict[str, Any]]]) -> int:
+    """Trial-epochs trained. (a): from its ``summary.json`` trials, where a trial that took
+    another's result trained only the epochs beyond its source's (a continued ASHA cut);
+    (b) (``trials`` None): every report is an epoch trained."""
+    if trials is None:
         return sum(len(r) for r in rows.values())
-    (stage,) = json.loads((out / "summary.json").read_text())["stages"]
-    runs = {t["trial_id"]: t for t in stage["trials"]}
+    runs = {t["trial_id"]: t for t in trials}
     total = 0
     for t in runs.values():
         source = runs.get(t.get("reused_from") or "")
@@ -130,24 +129,23 @@ def run_one(way: str, task: str, data: Path, work: Path, seed: int, samples: int
     if done.returncode not in (0, 1):  # 1: the product found no usable trial (a result)
         raise SystemExit(f"{way} {task} seed {seed} failed ({done.returncode}):\n{done.stdout[-3000:]}"
                          f"{done.stderr[-3000:]}")
-    stage = STAGE_TARGETS[STAGES[task]]
-    primary = stage[0][0] if task == "concepts" else "val/f1_macro"
+    targets = STAGE_TARGETS[STAGES[task]]
+    primary = targets[0][0]  # the stage's primary metric comes first
     rows = trial_rows(out / STAGES[task].replace("/", "-"))
     reports = sorted((r for rs in rows.values() for r in rs), key=lambda r: r.get("timestamp", 0))
-    hit = next((r for r in reports if meets(r, stage)), None)
+    hit = next((r for r in reports if meets(r, targets)), None)
     values = [r[primary] for r in reports if isinstance(r.get(primary), (int, float))]
+    trials = json.loads((out / "summary.json").read_text())["stages"][0]["trials"] if way == "medsight" else None
     parts: dict[str, float] = {}
-    if way == "medsight":  # where (a)'s trial time goes, summed over its trials
-        (section,) = json.loads((out / "summary.json").read_text())["stages"]
-        for trial in section["trials"]:
-            for part, seconds in (trial.get("time_parts") or {}).items():
-                parts[part] = round(parts.get(part, 0.0) + float(seconds), 1)
+    for trial in trials or []:  # where (a)'s trial time goes, summed over its trials
+        for part, seconds in (trial.get("time_parts") or {}).items():
+            parts[part] = round(parts.get(part, 0.0) + float(seconds), 1)
     return {"way": way, "task": task, "seed": seed, "trials": len(rows), "time_parts": parts,
             "wall_s": round(ended - started, 1), "cpu_s": round(clock.at(ended), 1),
             "target_wall_s": round(hit["timestamp"] - started, 1) if hit else None,
             "target_cpu_s": round(clock.at(hit["timestamp"]), 1) if hit else None,
             "best": round(max(values), 4) if values else None, "primary": primary,
-            "trial_epochs": trained_epochs(way, out, rows)}
+            "trial_epochs": trained_epochs(trials, rows)}
 
 
 def median(values: list[Any]) -> float | None:

@@ -32,8 +32,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 class ParquetRows:
     """A map-style torch dataset over one split's parquet rows, decoded on access.
