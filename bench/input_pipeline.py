@@ -1,7 +1,8 @@
 """Is Ray Data the bottleneck? Training throughput fed from parquet against in-memory tensors,
 and peak memory as the dataset grows.
 
-    python bench/input_pipeline.py [--rows 1000] [--size 64] [--rounds 3] [--scale 10] [--decode-tasks N]
+    python bench/input_pipeline.py [--rows 1000] [--size 64] [--source-size 64] [--rounds 3] [--scale 10]
+                                   [--decode-tasks N] [--threads N] [--skip-memory]
                                    [--out bench/results/input_pipeline.json]
 
 Throughput: the grading model's train step (resnet10t, batch 32, AdamW, clipping) over
@@ -12,13 +13,19 @@ tensors, and (c) by the same parquet rows decoded batch by batch inside the loop
 without Ray (the seeds' style: a ``Dataset.__getitem__`` with ``num_workers=0``). Every
 arm's step augments the batch, as the fit loop's workers do. Arms alternate for
 ``--rounds`` rounds; samples per second are compared by their medians.
-Target: (a) / (b) >= 0.9; (a) / (c) says whether Ray Data adds cost or overlap.
+Target: (a) / (b) >= 0.9; (a) / (c) says whether Ray Data adds cost or overlap. Arm
+(d) streams the decoded mirror a sweep writes once before its first trial
+(:mod:`medsight_ray.data.decoded`) through the same pipeline; target (d) / (b) >= 0.95.
+
+``--source-size`` is the side of the stored images (PNG), resized to ``--size`` on
+decode: stored images larger than the training size are the common case (scans kept at
+full resolution), and there the decode is most of the pipeline's work.
 
 Memory: peak memory of this process and every Ray process it started while arm (a)
 streams one epoch of a dataset of ``--rows`` and of ``--scale`` × ``--rows`` rows, as
 summed RSS (counts the object store's shared pages once per process that maps them)
 and as summed PSS (shared pages divided among the processes that map them: what the
-machine actually holds). Target: peak at 10× <= 1.2 × peak at 1×.
+machine actually holds), for arms (a) and (d). Target: peak at 10× <= 1.2 × peak at 1×.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from grading_step import grading_step  # bench/, on sys.path when run as a scrip
 
 from medsight_ray.config import to_dict
 from medsight_ray.data.augment import augment, epoch_generator
+from medsight_ray.data.decoded import ensure_decoded
 from medsight_ray.data.pipeline import build_datasets, decode_batch
+from medsight_ray.data.stats import fingerprint
 from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.data.synth import synthesize
 from medsight_ray.raylocal import init_ray, local_machine_overrides
@@ -104,9 +113,9 @@ def _trainer(data: str, size: int):
     return cfg, info, step
 
 
-def ray_data_epoch(data: str, cfg, step) -> tuple[int, float]:
-    """(samples, seconds) of one streamed epoch."""
-    _, datasets = build_datasets(data, cfg.data, splits=("train",))
+def ray_data_epoch(data: str, cfg, step, decoded: str | None = None) -> tuple[int, float]:
+    """(samples, seconds) of one streamed epoch (from the decoded mirror ``decoded``, if given)."""
+    _, datasets = build_datasets(data, cfg.data, splits=("train",), decoded=decoded)
     start, n = time.perf_counter(), 0
     for batch in datasets["train"].iter_torch_batches(batch_size=BATCH, local_shuffle_buffer_size=256,
                                                       drop_last=True):
@@ -138,6 +147,14 @@ def memory_epoch(batches: list[dict[str, torch.Tensor]], step) -> tuple[int, flo
     return n, time.perf_counter() - start
 
 
+def mirror(data: str, size: int, root: Path) -> tuple[str, float]:
+    """The decoded mirror of ``data`` (as a sweep writes it before its first trial), and
+    the seconds it took."""
+    start = time.perf_counter()
+    uri = ensure_decoded(data, fingerprint(list_dataset(data)), size, str(root))
+    return uri, time.perf_counter() - start
+
+
 def decode_in_loop_epoch(table, cfg, info, step, rng) -> tuple[int, float]:
     """(samples, seconds) of one epoch decoding each shuffled batch just before its step."""
     start, n = time.perf_counter(), 0
@@ -154,6 +171,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=1000)
     p.add_argument("--size", type=int, default=64)
+    p.add_argument("--source-size", type=int, help="side of the stored PNGs (default: --size)")
+    p.add_argument("--threads", type=int, help="torch threads of the train step (default: torch's, the cores)")
+    p.add_argument("--skip-memory", action="store_true", help="measure throughput only")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--scale", type=int, default=10)
     p.add_argument("--decode-tasks", type=int, help="data.decode_tasks (default: the machine's cores, as the CLIs "
@@ -162,7 +182,10 @@ def main() -> None:
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medsight_input_"))
     small, large = str(work / "x1"), str(work / f"x{args.scale}")
-    synthesize("grading", small, rows=args.rows, image_size=args.size, seed=0)
+    source = args.source_size or args.size
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    synthesize("grading", small, rows=args.rows, image_size=source, seed=0)
     init_ray(num_cpus=4)
     cfg, info, step = _trainer(small, args.size)
     # As the CLIs do on a local Ray they start, unless --decode-tasks says otherwise.
@@ -170,8 +193,11 @@ def main() -> None:
     cfg = replace(cfg, data=replace(cfg.data, decode_tasks=tasks))
     batches = in_memory(small, cfg, info)
     table, rng = train_table(small), np.random.default_rng(0)
+    small_mirror, mirror_s = mirror(small, args.size, work / "decoded")
     ray_data_epoch(small, cfg, step)  # warm-up: worker start, imports, first plan
-    arms = {"ray_data": partial(ray_data_epoch, small, cfg, step), "in_memory": partial(memory_epoch, batches, step),
+    arms = {"ray_data": partial(ray_data_epoch, small, cfg, step),
+            "decoded_once": partial(ray_data_epoch, small, cfg, step, small_mirror),
+            "in_memory": partial(memory_epoch, batches, step),
             "decode_in_loop": partial(decode_in_loop_epoch, table, cfg, info, step, rng)}
     rates: dict[str, list[float]] = {k: [] for k in arms}
     for r in range(args.rounds):
@@ -180,29 +206,46 @@ def main() -> None:
             rates[name].append(n / s)
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items()), flush=True)
     del arms, batches, table
-    synthesize("grading", large, rows=args.rows * args.scale, image_size=args.size, seed=1)
-    peaks: dict[str, dict[str, float]] = {"rss": {}, "pss": {}}
-    for name, data in (("x1", small), (f"x{args.scale}", large)):
-        with PeakMemory() as memory:
-            ray_data_epoch(data, cfg, step)
-        peaks["rss"][name], peaks["pss"][name] = memory.rss / 2**20, memory.pss / 2**20
-        peaks.setdefault("processes", {})[name] = memory.processes
+    large_mirror_s = float("nan")
+    # feed -> "rss" / "pss" / "processes" -> "x1" / "x10"
+    peaks: dict[str, dict[str, dict[str, float]]] = {}
+    if not args.skip_memory:
+        synthesize("grading", large, rows=args.rows * args.scale, image_size=source, seed=1)
+        large_mirror, large_mirror_s = mirror(large, args.size, work / "decoded")
+        scales = (("x1", small, small_mirror), (f"x{args.scale}", large, large_mirror))
+    # Scale by scale, the mirror first: an epoch of large PNG files leaves large heaps in
+    # Ray's idle workers, which a feed measured after it would be charged for.
+    for name, data, decoded in scales if not args.skip_memory else ():
+        for feed in ("decoded_once", "ray_data"):
+            with PeakMemory() as memory:
+                ray_data_epoch(data, cfg, step, decoded if feed == "decoded_once" else None)
+            got = peaks.setdefault(feed, {"rss": {}, "pss": {}, "processes": {}})
+            got["rss"][name], got["pss"][name] = memory.rss / 2**20, memory.pss / 2**20
+            got["processes"][name] = memory.processes
     med = {k: statistics.median(v) for k, v in rates.items()}
-    ratio = med["ray_data"] / med["in_memory"]
-    growth = {k: v[f"x{args.scale}"] / v["x1"] for k, v in peaks.items()}
-    print(f"decode tasks {tasks}; processes at the peak: {peaks['processes']}")
-    print(f"\n{'feed':<15} {'samples/s (median)':>19}")
+    ratio = {k: med[k] / med["in_memory"] for k in ("ray_data", "decoded_once")}
+    growth = {feed: {k: v[f"x{args.scale}"] / v["x1"] for k, v in p.items() if k != "processes"}
+              for feed, p in peaks.items()}
+    print(f"decode tasks {tasks}; decoding once took {mirror_s:.1f} s ({args.rows} rows), "
+          f"{large_mirror_s:.1f} s ({args.rows * args.scale} rows)")
+    print(f"\n{'feed':<15} {'samples/s (median)':>19} {'/ in_memory':>12}")
     for k, v in med.items():
-        print(f"{k:<15} {v:>19.1f}")
-    print(f"ray_data / in_memory: {ratio:.3f} (target >= 0.9); ray_data / decode_in_loop: "
+        print(f"{k:<15} {v:>19.1f} {v / med['in_memory']:>12.3f}")
+    print(f"ray_data / in_memory: {ratio['ray_data']:.3f} (target >= 0.9); decoded_once / in_memory: "
+          f"{ratio['decoded_once']:.3f} (target >= 0.95); ray_data / decode_in_loop: "
           f"{med['ray_data'] / med['decode_in_loop']:.3f}")
-    for kind, values in ((k, peaks[k]) for k in ("rss", "pss")):
-        print(f"peak {kind.upper()} streaming {args.rows} rows: {values['x1']:.0f} MiB; {args.rows * args.scale} "
-              f"rows: {values[f'x{args.scale}']:.0f} MiB; growth {growth[kind]:.2f}x (target <= 1.2)")
-    result = {"rows": args.rows, "size": args.size, "batch": BATCH, "decode_tasks": tasks, "rates": rates,
+    for feed, p in peaks.items():
+        for kind in ("rss", "pss"):
+            values = p[kind]
+            print(f"{feed}: peak {kind.upper()} streaming {args.rows} rows: {values['x1']:.0f} MiB "
+                  f"({p['processes']['x1']} processes); {args.rows * args.scale} rows: "
+                  f"{values[f'x{args.scale}']:.0f} MiB ({p['processes'][f'x{args.scale}']}); "
+                  f"growth {growth[feed][kind]:.2f}x (target <= 1.2)")
+    result = {"rows": args.rows, "size": args.size, "source_size": source, "threads": torch.get_num_threads(),
+              "batch": BATCH, "decode_tasks": tasks, "rates": rates,
               "median": med, "ratio": ratio,
               "ratio_vs_decode_in_loop": med["ray_data"] / med["decode_in_loop"], "peak_mib": peaks,
-              "growth": growth}
+              "growth": growth, "decode_once_seconds": {"x1": mirror_s, f"x{args.scale}": large_mirror_s}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

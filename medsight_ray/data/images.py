@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from medsight_ray.data.location import Location
@@ -57,6 +58,40 @@ def resize(array: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
         return array
     method = Image.NEAREST if nearest else Image.BILINEAR
     return np.asarray(Image.fromarray(array).resize((size, size), method))
+
+
+def decode_images(column: pa.ChunkedArray | pa.Array, ids: list[str], mode: str, size: int,
+                  nearest: bool = False) -> np.ndarray:
+    """A column of images as uint8 (B, ch, S, S), S = ``size``, ch = 1 for mode ``L``.
+
+    PNG/JPEG bytes (``binary``) are decoded and resized (bilinear, or nearest for
+    masks). Raw pixels of a decoded mirror (``fixed_size_binary``, written by
+    :mod:`medsight_ray.data.decoded` from this function's output) are only reshaped.
+
+    Raises:
+        DataError: bytes that do not decode (names the row's ``ids`` entry), or raw
+            pixels of another size or mode than asked for.
+    """
+    channels = 1 if mode == "L" else 3
+    if pa.types.is_fixed_size_binary(column.type):
+        width = column.type.byte_width
+        if width != channels * size * size:
+            raise DataError("decoded images are of another size or mode", where=f"column of {len(ids)} rows",
+                            expected=f"{channels} x {size} x {size} = {channels * size * size} bytes an image",
+                            got=f"{width} bytes an image",
+                            fix="decode the dataset again at this size (a new sweep does)")
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        parts = [np.frombuffer(c.buffers()[1], dtype=np.uint8, count=len(c) * width, offset=c.offset * width)
+                 for c in chunks if len(c)]
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        return flat.reshape(len(ids), channels, size, size)
+    out = []
+    for data, image_id in zip(column.to_pylist(), ids):
+        arr = resize(decode_image(data, mode, where=f"image_id {image_id}"), size, nearest=nearest)
+        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    if not out:  # resampling can leave a batch empty
+        return np.zeros((0, channels, size, size), dtype=np.uint8)
+    return np.stack(out)
 
 
 def read_dicom(path: Path | Location) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from medsight_ray.data.images import decode_image, resize
+from medsight_ray.data.images import decode_images
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.store import list_dataset, read_info
 from medsight_ray.errors import DataError
@@ -70,18 +70,6 @@ class PipelineConfig:
 
 def normalise(images: np.ndarray) -> np.ndarray:
     return ((images / 255.0 - MEAN) / STD).astype(np.float32)
-
-
-def _decode_images(column: pa.ChunkedArray | pa.Array, ids: list[str], mode: str, size: int,
-                   nearest: bool = False) -> np.ndarray:
-    """Decode PNG bytes to uint8 (B, ch, S, S)."""
-    out = []
-    for data, image_id in zip(column.to_pylist(), ids):
-        arr = resize(decode_image(data, mode, where=f"image_id {image_id}"), size, nearest=nearest)
-        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-    if not out:  # resampling can leave a batch empty
-        return np.zeros((0, 1 if mode == "L" else 3, size, size), dtype=np.uint8)
-    return np.stack(out)
 
 
 def _boxes(column: pa.ChunkedArray | pa.Array, max_boxes: int) -> np.ndarray:
@@ -132,7 +120,7 @@ def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bo
         table = resample(table, rates, np.random.default_rng(entropy))
     ids = table.column("image_id").to_pylist()
     batch: dict[str, np.ndarray] = {
-        "image": normalise(_decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
+        "image": normalise(decode_images(table.column("image"), ids, info.image_mode, config.image_size)),
     }
     if info.task == "concepts":
         batch["concepts"] = np.asarray(table.column("concepts").to_pylist(), dtype=np.float32)
@@ -141,7 +129,7 @@ def decode_batch(table: pa.Table, info_json: str, cfg: dict[str, Any], train: bo
     elif info.task == "grading":
         batch["label"] = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
     else:
-        masks = _decode_images(table.column("mask"), ids, "L", config.image_size, nearest=True)
+        masks = decode_images(table.column("mask"), ids, "L", config.image_size, nearest=True)
         batch["mask"] = (masks > 127).astype(np.float32)
         batch["has_mask"] = np.asarray(table.column("has_segmentation").to_pylist(), dtype=np.float32)
     batch["image"] = np.ascontiguousarray(batch["image"])
@@ -160,6 +148,7 @@ def build_datasets(
     rates: list[float] | None = None,
     fold: tuple[int, int, int] | None = None,
     seed: int | None = None,
+    decoded: str | None = None,
 ) -> tuple[DatasetInfo, dict[str, Any]]:
     """Lazy Ray Datasets for ``splits`` of the dataset at ``data``.
 
@@ -174,6 +163,9 @@ def build_datasets(
             ``val`` are then both drawn from the train and val files, by patient.
         seed: draws the train split's file order (a new order each epoch, the same
             orders in every run) and its resampling; None = unseeded.
+        decoded: a decoded mirror of ``data`` (:mod:`medsight_ray.data.decoded`),
+            read instead of ``data`` when it is complete and at ``cfg.image_size``:
+            the same batches, without decoding a PNG.
 
     Returns:
         (dataset info, split name → ``ray.data.Dataset``).
@@ -189,8 +181,11 @@ def build_datasets(
     # every epoch (bench/input_pipeline.py measures it). The plan is built on the
     # driver, so setting it here covers every read of this pipeline.
     ray.data.DataContext.get_current().use_datasource_v2 = False
+    from medsight_ray.data.decoded import read_manifest
+
     cfg = cfg or PipelineConfig()
-    files = list_dataset(data)
+    manifest = read_manifest(decoded) if decoded else None
+    files = list_dataset(decoded if manifest and manifest.get("size") == cfg.image_size else data)
     info = read_info(files)
     columns = list(info.schema().names)
     out: dict[str, Any] = {}

@@ -80,21 +80,25 @@ class StageResult:
 
 @dataclass(frozen=True)
 class PreparedData:
-    """A checked dataset: its info, train statistics and fingerprint."""
+    """A checked dataset: its info, train statistics and fingerprint, and where a sweep
+    decoded it once (``decoded``: :mod:`medsight_ray.data.decoded`), if it did."""
 
     uri: str
     info: DatasetInfo
     stats: dict[str, Any]
     fingerprint: str
+    decoded: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (to hand to remote trials)."""
-        return {"uri": self.uri, "info": self.info.to_json(), "stats": self.stats, "fingerprint": self.fingerprint}
+        return {"uri": self.uri, "info": self.info.to_json(), "stats": self.stats, "fingerprint": self.fingerprint,
+                "decoded": self.decoded}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreparedData:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["uri"], DatasetInfo.from_json(data["info"]), data["stats"], data["fingerprint"])
+        return cls(data["uri"], DatasetInfo.from_json(data["info"]), data["stats"], data["fingerprint"],
+                   data.get("decoded"))
 
 
 def prepare_data(data: str, task: str, check: bool = True) -> PreparedData:
@@ -219,7 +223,8 @@ def trainer_for(stage: Stage, cfg: Any, data: PreparedData, storage: str, name: 
     launched = time.time()
     stats = data.stats if fold is None else label_stats(list_dataset(data.uri), data.info, fold=fold)
     rates = stage.resample_rates(cfg, stats)
-    _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold, seed=cfg.fit.seed)
+    _, datasets = build_datasets(data.uri, cfg.data, rates=rates, fold=fold, seed=cfg.fit.seed,
+                                 decoded=data.decoded)
     keep_data_actors_on_head()
     use_gpu = cfg.fit.use_gpu
     if use_gpu is None:

@@ -58,13 +58,17 @@ def parts(driver: dict[str, float], controller: dict[str, float], loop: dict[str
     (``health.baseline_eval``: the untrained model's metrics), ``first train batch``,
     ``epochs`` (first train batch to the last epoch's end), ``last checkpoint`` (the last
     epoch's end to the worker group's shutdown call), ``shutdown`` (to ``fit()``
-    returning) and ``total``. A part whose marks are missing is left out.
+    returning) and ``total``; ``to loop`` (launch to rank 0's loop entered) is the first
+    three together, and the only start part known of a run whose driver was killed (a
+    trial Tune stopped: its controller's marks die with it). A part whose marks are
+    missing is left out.
     """
     t = {**driver, **controller, **{k: v for k, v in loop.items() if not isinstance(v, list)}}
     ends = loop.get("epoch_end") or []
     if ends:
         t["last_epoch_end"] = ends[-1]
     spans = {
+        "to loop": ("launched", "loop_entered"),
         "controller": ("launched", "controller_started"),
         "placement+workers+datasets+process group": ("group_requested", "group_started"),
         "worker start": ("training_started", "loop_entered"),

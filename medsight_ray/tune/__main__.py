@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="trials per stage (default: the space's num_samples)")
     p.add_argument("--max-concurrent", type=int, default=1, help="trials at once (default 1)")
     p.add_argument("--no-asha", action="store_true", help="turn ASHA early stopping off")
+    p.add_argument("--decode-each-epoch", action="store_true",
+                   help="decode the images in every epoch of every trial, as train does, instead of once per sweep "
+                        "into a copy of raw pixels in the storage (STORAGE/decoded; ch x size^2 bytes an image)")
     return p
 
 
@@ -180,6 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stages = [(space, SweepOptions(samples=samples, max_concurrent=args.max_concurrent,
                                    seed=args.seed if args.seed is not None else 0,
                                    asha=not args.no_asha, overrides=tuple(overrides),
+                                   decode_once=not args.decode_each_epoch,
                                    # A sweep explores: a diagnosed trial is followed by its cure.
                                    remedies=flags.remedies(args, default=2)))
               for space, overrides, samples in plan]

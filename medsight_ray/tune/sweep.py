@@ -7,16 +7,18 @@ so that no NaN reaches ASHA or TPE) and ``epoch`` (ASHA's time axis).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
+from medsight_ray.data.decoded import ensure_decoded
 from medsight_ray.data.store import ray_storage, uri_of
 from medsight_ray.errors import ConfigError, redact
 from medsight_ray.fit.checkpoint import read_history, read_json
 from medsight_ray.fit.outcome import Outcome, read_outcome
 from medsight_ray.fit.runner import PreparedData, storage_path
+from medsight_ray.fit.timeline import TIMELINE_FILE, parts
 from medsight_ray.tune.progress import StatusTable, SweepProgress
 from medsight_ray.tune.reuse import REUSE_KEY
 from medsight_ray.tune.space import SearchSpace
@@ -48,6 +50,9 @@ class SweepOptions:
             Train gave up after ``fit.max_failures`` worker-group restarts). A restart
             reruns the trial's driver, and Ray Train resumes its run from the run's last
             checkpoint (same name and storage), so at most the epoch in flight is lost.
+        decode_once: decode each split once, before the first trial, into a mirror of
+            raw pixels under the storage (:mod:`medsight_ray.data.decoded`) that every
+            trial and epoch streams; False decodes the images in every epoch.
     """
 
     samples: int | None = None
@@ -59,6 +64,7 @@ class SweepOptions:
     health_stop: bool = True
     remedies: int = 0
     trial_failures: int = 1
+    decode_once: bool = True
 
 
 @dataclass
@@ -104,6 +110,13 @@ def _reused_from(summary: dict[str, Any], rows: list[dict[str, Any]], config: di
     return source if any(f"/train-{source}/" in str(r.get("checkpoint_path") or "") for r in rows) else None
 
 
+def _loop_parts(last_checkpoint: str | None) -> dict[str, float]:
+    """The parts of a run's time its last checkpoint knows (rank 0's marks): all there is
+    of a trial Tune stopped, whose driver and controller it killed before they wrote theirs."""
+    marks = read_json(last_checkpoint, TIMELINE_FILE) if last_checkpoint else None
+    return parts({}, {}, marks) if marks else {}
+
+
 def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
     records = []
     for result in grid:
@@ -131,7 +144,7 @@ def _records(grid: Any, stage_name: str, storage: str) -> list[TrialRecord]:
                                1),
             diagnoses=list(outcome.diagnoses), history=history, outcome=outcome.to_dict(),
             lineage=(result.config or {}).get(LINEAGE_KEY), reused_from=_reused_from(summary, rows, result.config),
-            time_parts=summary.get("time_parts") or {}))
+            time_parts=summary.get("time_parts") or _loop_parts(last)))
     return records
 
 
@@ -176,6 +189,11 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     # key in it reaches Ray); what this module opens itself is named by URI.
     root, filesystem = storage_path(out), ray_storage(out)[1]
     experiment = uri_of(out, f"{root}/{name}")
+    if options.decode_once:
+        # Once for the sweep (and found again by its other stages and on --resume):
+        # trials then stream raw pixels, the same batches without a PNG decode.
+        data = replace(data, decoded=ensure_decoded(data.uri, data.fingerprint, base.data.image_size,
+                                                    uri_of(out, f"{root}/decoded")))
     static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
               "storage": uri_of(out, f"{root}/train"), "experiment": experiment, "init_checkpoint": init_checkpoint}
     trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})

@@ -96,6 +96,11 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     assert rule in ("non_finite", "exploding_gradients") and broken["diagnoses"][0]["remedies"]
     assert broken["status"] == "stopped" and broken["stop_reason"] == f"health: {rule}"
     assert broken["epochs_run"] == 1 and broken["best"]["objective"] == 0.0
+    # Tune killed its driver before it wrote its own record: the times come from its checkpoint.
+    assert broken["time_parts"]["to loop"] > 0 and "epochs" in broken["time_parts"]
+    # Every trial streamed the one decoded mirror the sweep wrote before its first trial.
+    (mirror,) = (out / "decoded").iterdir()
+    assert json.loads((mirror / "decoded.json").read_text())["size"] == 32
     best = stage["best"]
     assert best["trial_id"] != broken["trial_id"]
     assert best["best"]["objective"] == max(t["best"]["objective"] for t in stage["trials"] if not t["diagnoses"])

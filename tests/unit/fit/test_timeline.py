@@ -16,12 +16,15 @@ def test_parts_are_the_spans_between_marks_and_a_missing_mark_leaves_its_part_ou
     loop = {"launched": 100.0, "loop_entered": 113.0, "model_built": 113.5, "start_measured": 116.0,
             "first_train_batch": 118.0, "epoch_end": [130.0, 147.0]}
     got = parts({"returned": 155.0}, controller, loop)
-    assert got == {"controller": 2.0, "placement+workers+datasets+process group": 7.5, "worker start": 2.0,
+    assert got == {"to loop": 13.0, "controller": 2.0, "placement+workers+datasets+process group": 7.5, "worker start": 2.0,
                    "model build": 0.5, "start validation": 2.5, "first train batch": 2.0, "epochs": 29.0,
                    "last checkpoint": 3.0, "shutdown": 5.0, "total": 55.0}
     # Without the controller's record (it could not write), the loop's parts remain.
-    assert set(parts({"returned": 155.0}, {}, loop)) == {"model build", "start validation", "first train batch",
-                                                          "epochs", "total"}
+    assert set(parts({"returned": 155.0}, {}, loop)) == {"to loop", "model build", "start validation",
+                                                          "first train batch", "epochs", "total"}
+    # A trial Tune stopped: its driver and controller were killed; the checkpoint's marks remain.
+    assert parts({}, {}, loop) == {"to loop": 13.0, "model build": 0.5, "start validation": 2.5,
+                                   "first train batch": 2.0, "epochs": 29.0}
 
 
 def test_the_loop_marks_each_moment_once_and_every_epoch_end() -> None:

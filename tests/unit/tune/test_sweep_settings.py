@@ -41,7 +41,7 @@ def test_a_stopped_trials_driver_is_never_reused(tmp_path: Path, monkeypatch: py
     info = DatasetInfo("grading", "RGB", CATARACT_CLASSES)
     data = PreparedData(str(tmp_path / "data"), info, {"rows": 100, "class_counts": [40, 30, 20, 10]}, "fp")
     with pytest.raises(_Built):
-        sweep_stage(space, data, str(tmp_path / "out"), SweepOptions(samples=2))
+        sweep_stage(space, data, str(tmp_path / "out"), SweepOptions(samples=2, decode_once=False))
     config = built["tune_config"]
     assert config.reuse_actors is False
     # The scheduler is ASHA by default, which stops trials mid-run: the case above.
