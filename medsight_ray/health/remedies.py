@@ -136,7 +136,7 @@ Planner = Callable[[Evidence, Any, Any], list[Step]]
 CHECK_DATA = Advice("check the data with 'python -m medsight_ray.data check --data URI' (labels, boxes, row order)")
 
 
-def _lr_ratio(cfg: Any, default: Any) -> float:
+def lr_ratio(cfg: Any, default: Any) -> float:
     """The smallest (when below 1) or largest ratio of a parameter group's effective
     learning rate to the stage default's, over the groups; 1 when all equal."""
     ratios = [value_of(cfg, "optim.lr") * value_of(cfg, s) / (value_of(default, "optim.lr") * value_of(default, s))
@@ -145,7 +145,7 @@ def _lr_ratio(cfg: Any, default: Any) -> float:
     return low if low < 1 / high else high
 
 
-def _restore_lr(why: str, cfg: Any, default: Any) -> Remedy:
+def restore_lr(why: str, cfg: Any, default: Any) -> Remedy:
     """The stage default's optimiser, learning rate and group scales: a learning rate
     suited to another optimiser (SGD's is 10-100x Adam's) is no default at all."""
     return Remedy(why, tuple(Change(k, value_of(default, k)) for k in ("optim.name", "optim.lr", *LR_SCALES)))
@@ -169,9 +169,9 @@ def _lr_factor(direction: str, evidence: Evidence) -> float:
 def _move_lr(direction: str, evidence: Evidence, cfg: Any, default: Any) -> Remedy:
     """Back to the stage default when ``ORDERS_OFF`` x off it the wrong way; else by
     :func:`_lr_factor`."""
-    off = _lr_ratio(cfg, default)
+    off = lr_ratio(cfg, default)
     if off <= 1 / ORDERS_OFF if direction == "raise" else off >= ORDERS_OFF:
-        return _restore_lr(f"{direction} the learning rate to the stage default", cfg, default)
+        return restore_lr(f"{direction} the learning rate to the stage default", cfg, default)
     return Remedy(f"{direction} the learning rate", (Change("optim.lr", factor=_lr_factor(direction, evidence)),))
 
 
@@ -182,7 +182,7 @@ def lower_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
 
 def pretrained(cfg: Any) -> bool:
     """The run starts from a pretrained backbone file (``model.backbone.pretrained_path``)."""
-    return _has(cfg, "model.backbone.pretrained_path") and bool(value_of(cfg, "model.backbone.pretrained_path"))
+    return has(cfg, "model.backbone.pretrained_path") and bool(value_of(cfg, "model.backbone.pretrained_path"))
 
 
 def raise_lr(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
@@ -202,117 +202,28 @@ def warm_up(evidence: Evidence, cfg: Any, default: Any) -> Remedy:
                                                  Change("optim.warmup_fraction", 0.1), Change("fit.grad_clip", 1.0)))
 
 
-def _too_fast(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+def too_fast(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    """A learning rate too high: lower it, then warm up and clip."""
     return [lower_lr(evidence, cfg, default), warm_up(evidence, cfg, default)]
 
 
-def _non_finite(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    return [*_too_fast(evidence, cfg, default), Remedy("train in full precision", (Change("fit.amp", False),)),
-            CHECK_DATA]
-
-
-def _outputs_ignore_input(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # No config change gives a model information its input does not carry.
-    return [Advice("look at the images the model is given: 'python -m medsight_ray.data check --data URI' "
-                   "counts byte-identical images; open a few decoded ones (window, bit depth, decode errors)"),
-            Advice("check that every part between the input and the output trains or passes the input on")]
-
-
-def _loss_scale_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # Full precision cures an overflow of float16's range, and harms no cause: a
-    # learning rate too high then shows as itself (non_finite, exploding_gradients).
-    return [Remedy("train in full precision", (Change("fit.amp", False),)), CHECK_DATA]
-
-
-def _stalled(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+def stalled(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    """A run whose weights barely move: raise the learning rate (:func:`raise_lr`)."""
     return [raise_lr(evidence, cfg, default),
             Advice("check which parts the stage trains: a frozen or saturated part cannot change the output")]
 
 
-def _dead_outputs(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    steps: list[Step] = _too_fast(evidence, cfg, default)
-    auc, se = evidence.get("auc_macro"), evidence.get("auc_se")
-    if isinstance(auc, (int, float)) and isinstance(se, (int, float)):
-        steps.insert(0, CHECK_DATA)  # an AUC far below 0.5 ranks backwards: labels, not the lr
-    return steps
-
-
-def _chance_metric(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # At chance with a learning rate far above the default, the outputs died.
-    if _lr_ratio(cfg, default) >= ORDERS_OFF:
-        return [*_too_fast(evidence, cfg, default), CHECK_DATA]
-    # At chance while the optimiser moves the weights at a learning rate's healthy pace:
-    # the rate is not too low, and raising it is no cure (the labels or the inputs teach
-    # nothing the metric rewards). The evidence cannot tell which, so nothing changes.
-    moved = evidence.get("update_ratio")
-    if isinstance(moved, (int, float)) and _has(cfg, "health.not_learning.max_update") \
-            and moved >= value_of(cfg, "health.not_learning.max_update"):
-        return [CHECK_DATA, Advice("the weights move at a healthy rate, so a learning rate too low is not the "
-                                   "cause: check that the labels belong to the images and that the images differ")]
-    return [raise_lr(evidence, cfg, default), CHECK_DATA]
-
-
-def _diverging(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    return [*_too_fast(evidence, cfg, default),
-            Advice("write the training rows in random order (the importers do)")]
-
-
-def _unmixed(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # A buffer of a few thousand rows mixes any split whose label runs are shorter; it
-    # holds decoded images, so it stops there (4096 at 224 px RGB float is 2.4 GB).
-    buffer = value_of(cfg, "fit.shuffle_buffer")
-    bigger = Change("fit.shuffle_buffer", max(buffer, min(4096, 16 * buffer)))
-    return [Remedy("mix the batches with a larger shuffle buffer", (bigger,)),
-            Advice("write the training rows in random order (python -m medsight_ray.data import does)")]
-
-
-def _overfitting(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    # Regularising first: it removes a cause and raises the peak (measured on 30 %
-    # noisy labels: the stage's augmentation and smoothing peak at F1 0.70 where the
-    # unregularised recipe peaks at 0.65). Stopping at the best epoch only keeps the
-    # peak the run already had (the best checkpoint keeps it too) and saves the epochs.
-    steps: list[Step] = []
-    regularise = [Change(k, value_of(default, k)) for k in ("data.hflip", "data.intensity")
-                  if value_of(default, k) > value_of(cfg, k)]
-    if _has(cfg, "loss.label_smoothing"):
-        regularise.append(Change("loss.label_smoothing", max(0.1, value_of(cfg, "loss.label_smoothing"))))
-    if regularise:
-        steps.append(Remedy("regularise: augment and smooth the labels", tuple(regularise)))
-    lowest = evidence.get("lowest_epoch")
-    if isinstance(lowest, int) and lowest > 0:
-        # The run was at its best validation loss there: train that long, a little more.
-        steps.append(Remedy("stop at the best epoch", (Change("fit.epochs", max(2, lowest + 1)),)))
-    steps.append(Advice("more training data, or a smaller backbone"))
-    return steps
-
-
-def _has(cfg: Any, *keys: str) -> bool:
+def has(cfg: Any, *keys: str) -> bool:
+    """Does the config hold every one of the dotted ``keys``? (Stages differ.)"""
     flat = flatten(to_dict(cfg))
     return all(k in flat for k in keys)
 
 
-#: The class-balance recipe of a single-label stage: loss, class weights, sampler, MixUp.
-BALANCE_KEYS = ("loss.name", "loss.label_smoothing", "loss.class_weight_power", "loss.class_weight_min",
-                "loss.class_weight_max", "sampler.balanced", "sampler.class_fractions", "mixup_prob")
-
-
-def _class_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    steps: list[Step] = []
-    keys = [k for k in BALANCE_KEYS if _has(cfg, k)]
-    if keys:
-        steps.append(Remedy("back to the stage's class-balance recipe (CE with smoothing, clamped weights, "
-                            "no oversampling, no MixUp)", tuple(Change(k, value_of(default, k)) for k in keys)))
-    if value_of(cfg, "fit.batch_size") < 16:
-        steps.append(Remedy("larger batches", (Change("fit.batch_size", 32),)))
-    if evidence.get("starved_classes") and _has(cfg, "sampler.balanced"):
-        # A class never predicted on the default recipe: draw every class equally often.
-        steps.append(Remedy("sample the classes evenly", (Change("sampler.balanced", True),)))
-    return [*steps, Advice("check the class shares of the data with 'python -m medsight_ray.data check'")]
-
-
-def _prediction_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+def more_dice(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+    """Segmentation that predicts nothing: make predicting nothing cost (Dice beside
+    BCE), and advice on rows without annotation."""
     advice = Advice("mark unannotated rows has_segmentation=false instead of giving them empty masks")
-    if not _has(cfg, "loss.name", "loss.bce_weight", "loss.dice_weight"):
+    if not has(cfg, "loss.name", "loss.bce_weight", "loss.dice_weight"):
         return [advice]
     # Predicting nothing is cheap under BCE and costs everything under Dice.
     return [Remedy("add Dice to BCE", (Change("loss.name", "combined"), Change("loss.bce_weight", 0.5),
@@ -321,58 +232,13 @@ def _prediction_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Ste
                                             Change("loss.dice_weight", 0.8))), advice]
 
 
-def _loss_falls_metric_flat(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    if _has(cfg, "loss.dice_weight"):
-        return _prediction_collapse(evidence, cfg, default)
-    if _has(cfg, "loss.beta"):
-        return [Remedy("weigh the localisation term less", (Change("loss.beta", factor=0.5),)), CHECK_DATA]
-    return [CHECK_DATA]
-
-
-def _prototype_collapse(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    steps: list[Step] = []
-    if _has(cfg, "loss.temperature"):
-        tau = value_of(cfg, "loss.temperature")
-        steps.append(Remedy("raise the contrastive temperature toward 0.5",
-                            (Change("loss.temperature", min(0.5, 3 * tau)),)))
-    return [*steps, Remedy("lower the prototype learning rate", (Change("optim.prototype_lr_scale", factor=0.1),)),
-            Advice("check that stage 1's CAMs localise (energy_ratio > 1)")]
-
-
-def _inverted_localisation(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-    steps: list[Step] = [Advice("check the localisation loss: a step must raise the CAM inside the box"),
-                         Advice("check box normalisation and flips with 'python -m medsight_ray.data check'")]
-    if _lr_ratio(cfg, default) >= ORDERS_OFF:
-        steps.insert(0, lower_lr(evidence, cfg, default))
-    return steps
-
-
-#: Each rule's planner: (evidence, config, stage default config) -> ordered remedies.
-PLANNERS: dict[str, Planner] = {
-    "non_finite": _non_finite,
-    "loss_scale_collapse": _loss_scale_collapse,
-    "outputs_ignore_input": _outputs_ignore_input,
-    "exploding_gradients": _too_fast,
-    "oversized_updates": _too_fast,
-    "diverging_loss": _diverging,
-    "dead_outputs": _dead_outputs,
-    "vanishing_gradients": _stalled,
-    "not_learning": _stalled,
-    "chance_metric": _chance_metric,
-    "unmixed_batches": _unmixed,
-    "overfitting": _overfitting,
-    "class_collapse": _class_collapse,
-    "prediction_collapse": _prediction_collapse,
-    "loss_falls_metric_flat": _loss_falls_metric_flat,
-    "prototype_collapse": _prototype_collapse,
-    "inverted_localisation": _inverted_localisation,
-}
-
-
 def plan(rule: str, evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
     """The ordered remedies of a diagnosis of ``rule`` with ``evidence``, for a trial
-    whose config is ``cfg`` (``default``: the stage's default config)."""
-    return PLANNERS[rule](evidence, cfg, default)
+    whose config is ``cfg`` (``default``: the stage's default config): the rule's own
+    :meth:`~medsight_ray.health.rule.Rule.remedies`."""
+    from medsight_ray.health.rules import REGISTRY  # the rules build on this module
+
+    return REGISTRY[rule].remedies(evidence, cfg, default)
 
 
 def next_remedy(steps: list[Step], cfg: Any, tried: Collection[str] = ()) -> Remedy | None:

@@ -16,7 +16,8 @@ def test_parts_are_the_spans_between_marks_and_a_missing_mark_leaves_its_part_ou
     loop = {"launched": 100.0, "loop_entered": 113.0, "model_built": 113.5, "start_measured": 116.0,
             "first_train_batch": 118.0, "epoch_end": [130.0, 147.0]}
     got = parts({"returned": 155.0}, controller, loop)
-    assert got == {"to loop": 13.0, "controller": 2.0, "placement+workers+datasets+process group": 7.5, "worker start": 2.0,
+    assert got == {"to loop": 13.0, "controller": 2.0, "placement+workers+datasets+process group": 7.5,
+                   "worker start": 2.0,
                    "model build": 0.5, "start validation": 2.5, "first train batch": 2.0, "epochs": 29.0,
                    "last checkpoint": 3.0, "shutdown": 5.0, "total": 55.0}
     # Without the controller's record (it could not write), the loop's parts remain.

@@ -10,14 +10,13 @@ import pytest
 from medsight_ray.config import apply_overrides
 from medsight_ray.health.lineage import next_attempt
 from medsight_ray.health.remedies import (
-    PLANNERS,
     Advice,
     Remedy,
     next_remedy,
     plan,
     value_of,
 )
-from medsight_ray.health.rules import ALL_RULES
+from medsight_ray.health.rules import ALL_RULES, REGISTRY
 from medsight_ray.stages.registry import get_stage
 
 STAGES = [("concepts", "concepts"), ("concepts", "prototypes"), ("concepts", "diagnosis"),
@@ -41,11 +40,11 @@ def _default(task: str, name: str) -> Any:
 
 
 def test_every_rule_has_a_planner() -> None:
-    assert set(PLANNERS) == set(ALL_RULES)
+    assert set(REGISTRY) == set(ALL_RULES)
 
 
 @pytest.mark.parametrize("task, name", STAGES)
-@pytest.mark.parametrize("rule", sorted(PLANNERS))
+@pytest.mark.parametrize("rule", sorted(REGISTRY))
 @pytest.mark.parametrize("overrides", PERTURBED)
 def test_every_remedy_of_every_rule_applies_to_every_stage(task: str, name: str, rule: str,
                                                           overrides: tuple[str, ...]) -> None:

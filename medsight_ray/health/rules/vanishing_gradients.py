@@ -1,0 +1,50 @@
+"""The ``vanishing_gradients`` health rule: its settings, check, causes and remedies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from medsight_ray.health.remedies import Evidence, Step, stalled
+from medsight_ray.health.rule import Finding, Rule, RuleConfig, StepState, register
+
+
+@dataclass(frozen=True)
+class VanishingConfig(RuleConfig):
+    """``vanishing_gradients``.
+
+    Attributes:
+        threshold: total gradient norm (L2) below which a step counts.
+        grace: optimiser steps before the rule may fire.
+        patience: consecutive steps below the threshold.
+    """
+
+    threshold: float = 1e-7
+    patience: int = 20
+
+
+@register
+class VanishingGradients(Rule):
+    """vanishing_gradients: see :meth:`check`; its settings: :class:`VanishingConfig`."""
+
+    name = "vanishing_gradients"
+    kind = "step"
+    Config = VanishingConfig
+    causes = (
+        'learning rates 100x too low (seed 001: backbone 1e-6, head 2e-5)',
+        'every trained part frozen or saturated',
+    )
+    fires_when = 'grad norm < 1e-7 for 20 steps'
+    origin = 'seed 000'
+
+    @staticmethod
+    def check(cfg: VanishingConfig, state: StepState, loss: float, grad_norm: float) -> Finding | None:
+        """Total gradient norm below the threshold for ``patience`` consecutive steps."""
+        state.vanish_streak = state.vanish_streak + 1 if grad_norm < cfg.threshold else 0
+        if state.steps > cfg.grace and state.vanish_streak >= cfg.patience:
+            return {"grad_norm": grad_norm, "steps_below": state.vanish_streak}, f"grad norm < {cfg.threshold:g}"
+        return None
+
+    @staticmethod
+    def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+        return stalled(evidence, cfg, default)
