@@ -171,11 +171,13 @@ def ensure_decoded(data: str, fingerprint: str, size: int, root: str, cpus: floa
     for name in names:
         fs.move(f"{staging}/{name}", f"{path}/{name}")
     fs.delete_dir(staging)
+    size_bytes = sum(i.size or 0 for i in fs.get_file_info([f"{path}/{name}" for name in names]))
     manifest = {"fingerprint": fingerprint, "size": size, "mode": info.image_mode, "source": redact(str(data)),
-                "files": dict(zip(names, rows)), "seconds": round(time.perf_counter() - started, 2)}
+                "files": dict(zip(names, rows)), "bytes": size_bytes,
+                "seconds": round(time.perf_counter() - started, 2)}
     write_text_at(child(uri, MANIFEST), json.dumps(manifest, indent=2))
-    log.info("decoded %d rows of %s once, at %d px: %.1f s", sum(rows), redact(str(data)), size,
-             manifest["seconds"])
+    log.info("decoded %d rows of %s once, at %d px, into %s (%.1f MiB): %.1f s", sum(rows), redact(str(data)), size,
+             redact(uri), size_bytes / 2**20, manifest["seconds"])
     return uri
 
 

@@ -28,7 +28,8 @@ def _epoch(data: str, decoded: str | None, split: str, **kw) -> list[dict]:
 def test_mirror_gives_the_batches_of_decoding_every_epoch(synth_dir, tmp_path, task) -> None:
     data = str(synth_dir(task, rows=90, image_size=32))  # resized 32 -> 24 px on the way
     mirror = ensure_decoded(data, fingerprint(list_dataset(data)), 24, str(tmp_path / "decoded"))
-    assert read_manifest(mirror)["size"] == 24
+    manifest = read_manifest(mirror)
+    assert manifest["size"] == 24 and sum(manifest["files"].values()) == 90 and manifest["bytes"] > 0
     rates = [1.0, 2.0, 0.5, 3.0] if task == "grading" else None  # resampling draws the same copies
     for split in ("train", "val"):
         plain, cached = _epoch(data, None, split, rates=rates), _epoch(data, mirror, split, rates=rates)

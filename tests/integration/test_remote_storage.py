@@ -98,6 +98,8 @@ def test_tune_with_s3_storage_completes_and_keeps_its_keys_secret(s3: Callable[.
     # The sweep's own outputs are published beside its trials in the bucket.
     assert {"summary.json", "request.json", "report/report.md"} <= objects.keys()
     assert any(key.endswith("/model.pt") for key in objects)
+    # Each split was decoded once, into a mirror on the bucket every trial read.
+    assert any(key.startswith("decoded/") and key.endswith("/decoded.json") for key in objects)
     # Ray Tune's resume state pickles the storage filesystem and the searcher, keys and
     # all, into the storage it describes (README, "Tuning"): the one known exception.
     resume_state = {k for k in objects if k.endswith("tuner.pkl") or "/search_gen_state-" in k}
