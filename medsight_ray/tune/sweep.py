@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
-from medsight_ray.data.decoded import ensure_decoded
+from medsight_ray.data.decoded import ensure_decoded, pays
 from medsight_ray.data.store import ray_storage, uri_of
 from medsight_ray.errors import ConfigError, redact
 from medsight_ray.fit.checkpoint import read_history, read_json
@@ -50,9 +50,11 @@ class SweepOptions:
             Train gave up after ``fit.max_failures`` worker-group restarts). A restart
             reruns the trial's driver, and Ray Train resumes its run from the run's last
             checkpoint (same name and storage), so at most the epoch in flight is lost.
-        decode_once: decode each split once, before the first trial, into a mirror of
-            raw pixels under the storage (:mod:`medsight_ray.data.decoded`) that every
-            trial and epoch streams; False decodes the images in every epoch.
+        decode_once: where the stored images are larger than the trials' size
+            (:func:`medsight_ray.data.decoded.pays`), decode each split once, before the
+            first trial, into a mirror of raw pixels under the storage
+            (:mod:`medsight_ray.data.decoded`) that every trial and epoch streams; False
+            decodes the images in every epoch.
     """
 
     samples: int | None = None
@@ -189,9 +191,9 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     # key in it reaches Ray); what this module opens itself is named by URI.
     root, filesystem = storage_path(out), ray_storage(out)[1]
     experiment = uri_of(out, f"{root}/{name}")
-    if options.decode_once:
+    if options.decode_once and pays(data.uri, base.data.image_size):
         # Once for the sweep (and found again by its other stages and on --resume):
-        # trials then stream raw pixels, the same batches without a PNG decode.
+        # trials then stream raw pixels, the same batches without decoding and resizing.
         data = replace(data, decoded=ensure_decoded(data.uri, data.fingerprint, base.data.image_size,
                                                     uri_of(out, f"{root}/decoded")))
     static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),

@@ -81,7 +81,9 @@ def test_three_trial_sweep_writes_a_complete_summary(synth_dir, tmp_path: Path, 
     (tmp_path / "space.yaml").write_text(SPACE)
     out = tmp_path / "sweep"
     # ASHA and Optuna both active: the NaN trial must be stopped alone, the rest carry on.
-    code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data", str(synth_dir("grading", rows=90)),
+    # Stored at 40 px, trained at 32: each split is decoded once, before the first trial.
+    code, text = _run(capsys, "--space", str(tmp_path / "space.yaml"), "--data",
+                      str(synth_dir("grading", rows=90, image_size=40)),
                       "--out", str(out), "--remedies", "0", "--mlflow", mlflow_server)
     assert code == 0, text[-3000:]
     summary = json.loads((out / "summary.json").read_text())
