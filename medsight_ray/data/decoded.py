@@ -205,9 +205,16 @@ def ensure_decoded(data: str, fingerprint: str, size: int, root: str, cpus: floa
     except BaseException:
         fs.delete_dir(staging)
         raise
-    for name in names:
-        fs.move(f"{staging}/{name}", f"{path}/{name}")
-    fs.delete_dir(staging)
+    try:
+        for name in names:
+            fs.move(f"{staging}/{name}", f"{path}/{name}")
+        fs.delete_dir(staging)
+    except OSError as err:
+        # A task on another node wrote to its own disk: the storage is not shared.
+        raise DataError("decoded files did not reach the sweep's storage", where=redact(uri),
+                        expected="a storage every node of the cluster writes and reads (a shared path, or an "
+                                 "s3:// or gs:// URI)", got=f"{type(err).__name__}: {err}",
+                        fix="give --storage a shared location, or --decode-each-epoch") from None
     size_bytes = sum(i.size or 0 for i in fs.get_file_info([f"{path}/{name}" for name in names]))
     manifest = {"fingerprint": fingerprint, "size": size, "mode": info.image_mode, "source": redact(str(data)),
                 "files": dict(zip(names, rows)), "bytes": size_bytes,
