@@ -37,14 +37,18 @@ def data_statistics(model: nn.Module, images: Iterable[torch.Tensor], world_size
     """Inside the block, ``model``'s BatchNorm layers hold the running statistics of
     ``images`` (a cumulative average over every batch, PyTorch's ``update_bn``), averaged
     across the ``world_size`` workers; on leaving, their previous statistics come back,
-    so training is exactly as without the block. A model without BatchNorm is left as
-    it is."""
+    and so does the random number generators' state, so training is exactly as without
+    the block. (``update_bn`` runs the model in train mode, where dropout draws from
+    the global generator: the grader's dropout made a run with the monitor train a
+    different curve from the same run without it, measured in ``bench/zoo_sweep.py``.)
+    A model without BatchNorm is left as it is."""
     buffers = _batchnorm_buffers(model)
     if not buffers:
         yield
         return
     saved = {k: v.detach().clone() for k, v in buffers.items()}
-    try:
+    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda), _restored(buffers, saved):
         with torch.no_grad():
             # BatchNorm cannot take statistics of one image in train mode (the last batch
             # of a split may hold one); a batch of one adds nothing to them anyway. The
@@ -58,6 +62,13 @@ def data_statistics(model: nn.Module, images: Iterable[torch.Tensor], world_size
                 mean = {k: np.mean([g[k] for g in all_gather(local)], axis=0) for k in local}
                 for k, value in mean.items():
                     buffers[k].copy_(torch.from_numpy(value).to(buffers[k]))
+        yield
+
+
+@contextmanager
+def _restored(buffers: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> Iterator[None]:
+    """On leaving, ``buffers`` get the ``saved`` values back (however the block ends)."""
+    try:
         yield
     finally:
         with torch.no_grad():

@@ -40,3 +40,18 @@ def test_a_model_without_batchnorm_is_left_as_it_is() -> None:
     with data_statistics(model, iter([torch.randn(2, 4)])):
         pass
     assert not model.training
+
+
+def test_training_draws_the_same_random_numbers_as_without_the_block() -> None:
+    """``update_bn`` runs the model in train mode, where dropout draws from the global
+    generator; without restoring it, a run with the monitor trained another curve than
+    the same run without it (the grader's dropout, measured in bench/zoo_sweep.py)."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Dropout(0.5), nn.Linear(4, 2))
+    images = [torch.randn(8, 1, 12, 12) for _ in range(3)]
+    torch.manual_seed(7)
+    expected = torch.rand(5)
+    torch.manual_seed(7)
+    with data_statistics(model, iter(images)):
+        pass
+    assert torch.equal(torch.rand(5), expected)
