@@ -36,21 +36,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from medsight_ray.data.images import decode_images
 from medsight_ray.data.schema import METADATA_KEY, DatasetInfo
-from medsight_ray.data.store import child, list_dataset, read_info, resolve, write_text_at
+from medsight_ray.data.store import child, list_dataset, new_staging, read_info, resolve, write_text_at
 from medsight_ray.errors import DataError, redact
 
 MANIFEST = "decoded.json"
-_STAGING_PREFIX = ".partial-"
 #: Columns that hold encoded images, and whether each is resized as a mask (nearest).
 IMAGE_COLUMNS = {"image": False, "mask": True}
 
@@ -93,8 +90,7 @@ def usable(uri: str | None, fingerprint: str, size: int) -> bool:
 def _decode_column(column: pa.ChunkedArray, ids: list[str], mode: str, size: int, nearest: bool) -> pa.Array:
     """Encoded images → ``fixed_size_binary`` of their uint8 pixels at ``size``."""
     pixels = decode_images(column, ids, mode, size, nearest=nearest)
-    width = raw_width(pixels.shape[1], size) if len(pixels) else raw_width(1 if mode == "L" else 3, size)
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(ids),
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(raw_width(1 if mode == "L" else 3, size)), len(ids),
                                                 [None, pa.py_buffer(np.ascontiguousarray(pixels).tobytes())])
 
 
@@ -112,22 +108,21 @@ def decode_file(source: str, name: str, dest: str, size: int) -> int:
                             expected="footer metadata key 'medsight_ray' with the dataset info", got="none")
         mode = DatasetInfo.from_json(info_json).image_mode
         schema = pf.schema_arrow.remove_metadata()
-        for column, nearest in IMAGE_COLUMNS.items():
-            if column in schema.names:
-                channels = 1 if nearest or mode == "L" else 3
-                at = schema.get_field_index(column)
-                schema = schema.set(at, pa.field(column, pa.binary(raw_width(channels, size))))
+        # A mask is decoded as gray (and resized nearest), whatever the images' mode.
+        modes = {column: "L" if nearest else mode for column, nearest in IMAGE_COLUMNS.items()
+                 if column in schema.names}
+        for column, column_mode in modes.items():
+            width = raw_width(1 if column_mode == "L" else 3, size)
+            schema = schema.set(schema.get_field_index(column), pa.field(column, pa.binary(width)))
         rows = 0
         with dst_fs.open_output_stream(f"{dst_root}/{name}") as out, pq.ParquetWriter(out, schema) as writer:
             for group in range(pf.num_row_groups):
                 table = pf.read_row_group(group)
                 ids = table.column("image_id").to_pylist()
-                for column, nearest in IMAGE_COLUMNS.items():
-                    if column in table.column_names:
-                        decoded = _decode_column(table.column(column), [f"{i} ({name})" for i in ids],
-                                                 "L" if nearest else mode, size, nearest)
-                        table = table.set_column(table.schema.get_field_index(column),
-                                                 schema.field(column), decoded)
+                for column, column_mode in modes.items():
+                    decoded = _decode_column(table.column(column), [f"{i} ({name})" for i in ids], column_mode,
+                                             size, IMAGE_COLUMNS[column])
+                    table = table.set_column(table.schema.get_field_index(column), schema.field(column), decoded)
                 writer.write_table(table.replace_schema_metadata(None), row_group_size=max(len(table), 1))
                 rows += len(table)
             writer.add_key_value_metadata({METADATA_KEY: info_json})
@@ -186,24 +181,19 @@ def ensure_decoded(data: str, fingerprint: str, size: int, root: str, cpus: floa
     uri = mirror_uri(root, fingerprint, size, info.image_mode)
     if usable(uri, fingerprint, size):
         return uri
-    remove_stale(uri)
     fs, path = resolve(uri)
-    staging = f"{path}/{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-    fs.create_dir(staging, recursive=True)
+    staging = new_staging(fs, path)
     names = [p.rsplit("/", 1)[-1] for p in files.all_paths]
     staging_uri = child(uri, staging.rsplit("/", 1)[-1])
     started = time.perf_counter()
     task = ray.remote(num_cpus=cpus)(decode_file)
     try:
         rows = ray.get([task.remote(data, name, staging_uri, size) for name in names])
-    except ray.exceptions.RayTaskError as err:
+    except BaseException as err:
         fs.delete_dir(staging)
-        cause = err.cause if isinstance(getattr(err, "cause", None), DataError) else None
-        if cause is not None:
-            raise cause from None
-        raise
-    except BaseException:
-        fs.delete_dir(staging)
+        # A bad image raises in the task: the user reads its DataError, not Ray's wrapper.
+        if isinstance(err, ray.exceptions.RayTaskError) and isinstance(getattr(err, "cause", None), DataError):
+            raise err.cause from None
         raise
     try:
         for name in names:
@@ -224,10 +214,3 @@ def ensure_decoded(data: str, fingerprint: str, size: int, root: str, cpus: floa
              redact(uri), size_bytes / 2**20, manifest["seconds"])
     return uri
 
-
-def remove_stale(uri: str) -> None:
-    """Delete staging folders a killed writer left in the mirror at ``uri``."""
-    fs, path = resolve(uri)
-    for entry in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
-        if entry.base_name.startswith(_STAGING_PREFIX) and entry.type == pafs.FileType.Directory:
-            fs.delete_dir(entry.path)

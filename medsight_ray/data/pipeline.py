@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from medsight_ray.data.decoded import read_manifest
 from medsight_ray.data.images import decode_images
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.store import list_dataset, read_info
@@ -181,8 +182,6 @@ def build_datasets(
     # every epoch (bench/input_pipeline.py measures it). The plan is built on the
     # driver, so setting it here covers every read of this pipeline.
     ray.data.DataContext.get_current().use_datasource_v2 = False
-    from medsight_ray.data.decoded import read_manifest
-
     cfg = cfg or PipelineConfig()
     manifest = read_manifest(decoded) if decoded else None
     files = list_dataset(decoded if manifest and manifest.get("size") == cfg.image_size else data)

@@ -208,6 +208,18 @@ def iter_batches(files: DatasetFiles, batch_size: int = 256) -> Iterator[tuple[s
             ) from None
 
 
+def new_staging(fs: pafs.FileSystem, root: str) -> str:
+    """A new hidden staging folder inside ``root`` (created, with ``root``) for files to
+    be moved in once whole; staging folders a killed writer left there are removed first.
+    No reader lists a staging folder."""
+    for stale in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if stale.base_name.startswith(_STAGING_PREFIX) and stale.type == pafs.FileType.Directory:
+            fs.delete_dir(stale.path)
+    staging = f"{root}/{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    fs.create_dir(staging, recursive=True)
+    return staging
+
+
 class DatasetWriter:
     """Write rows into ``{split}-NNNNN.parquet`` files, streaming, and swap them in whole.
 
@@ -235,13 +247,9 @@ class DatasetWriter:
                  rows_per_file: int = 2048) -> None:
         self.fs, self.root = resolve(out)
         self.shown = redact(str(out))
-        self.staging = f"{self.root}/{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
         try:
             self._created_root = self.fs.get_file_info(self.root).type == pafs.FileType.NotFound
-            for stale in self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)):
-                if stale.base_name.startswith(_STAGING_PREFIX) and stale.type == pafs.FileType.Directory:
-                    self.fs.delete_dir(stale.path)
-            self.fs.create_dir(self.staging, recursive=True)
+            self.staging = new_staging(self.fs, self.root)
         except OSError as err:
             raise DataError(
                 "output directory is not writable", where=self.shown,
