@@ -35,8 +35,11 @@ Finding = tuple[dict[str, Any], str]  # (evidence, threshold in words)
 #: ``health.baseline_eval``), or None when not measured: the run's own start, which
 #: epoch rules compare with rather than with a fixed chance level.
 Start = dict[str, Any] | None
-#: What a step, a skipped step or an epoch rule is judged on.
-KINDS = ("step", "skipped_step", "epoch")
+#: Each kind of rule (a step, a skipped step, an epoch rule) and the parameters of its
+#: ``check``: what it is judged on.
+CHECK_PARAMS = {"step": ["cfg", "state", "loss", "grad_norm"], "skipped_step": ["cfg", "state", "scale"],
+                "epoch": ["cfg", "history", "start"]}
+KINDS = tuple(CHECK_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,6 @@ class Rule:
 #: Every registered rule by name, in the order the rules package imports them (for
 #: epoch rules: most specific first).
 REGISTRY: dict[str, type[Rule]] = {}
-_CHECK_PARAMS = {"step": ["cfg", "state", "loss", "grad_norm"], "skipped_step": ["cfg", "state", "scale"],
-                 "epoch": ["cfg", "history", "start"]}
 
 
 def register(rule: type[Rule]) -> type[Rule]:
@@ -169,9 +170,9 @@ def register(rule: type[Rule]) -> type[Rule]:
         if method not in vars(rule):
             raise TypeError(f"health rule {rule.name!r} does not define {method}")
     params = list(inspect.signature(rule.check).parameters)
-    if params != _CHECK_PARAMS[rule.kind]:
+    if params != CHECK_PARAMS[rule.kind]:
         raise TypeError(f"health rule {rule.name!r}: check{tuple(params)}, expected a {rule.kind} rule's "
-                        f"check{tuple(_CHECK_PARAMS[rule.kind])}")
+                        f"check{tuple(CHECK_PARAMS[rule.kind])}")
     rule.Config.rule = rule.name
     rule.Config()  # its defaults pass its own validation
     REGISTRY[rule.name] = rule

@@ -10,52 +10,33 @@ seeds' hard-won terms, corrected where measurement proved a seed wrong (seed 001
 bbox loss was not backwards).
 
 To add a rule: a module here with its ``Config``, ``check``, ``causes``, ``remedies``
-and README row in one ``@register``-ed class, imported below, and its place in
-:data:`ORDER` (for an epoch rule, the order in which a verdict names its cause).
+and README row in one ``@register``-ed class, and its name in :data:`ORDER` (which
+imports it; for an epoch rule, the order in which a verdict names its cause).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from medsight_ray.health.rule import REGISTRY, Finding, Rule, StepState
-
-# Each module registers its rule when imported.
-from medsight_ray.health.rules import (
-    chance_metric,
-    class_collapse,
-    dead_outputs,
-    diverging_loss,
-    exploding_gradients,
-    inverted_localisation,
-    loss_falls_metric_flat,
-    loss_scale_collapse,
-    non_finite,
-    not_learning,
-    outputs_ignore_input,
-    overfitting,
-    oversized_updates,
-    prediction_collapse,
-    prototype_collapse,
-    unmixed_batches,
-    vanishing_gradients,
-)
 from medsight_ray.health.signals import skill
 
 __all__ = ["ALL_RULES", "ORDER", "EPOCH_RULES", "KNOWLEDGE", "REGISTRY", "SKIPPED_STEP_RULES", "STEP_RULES", "Rule",
            "StepState", "readme_table", "skill"]
-del (chance_metric, class_collapse, dead_outputs, diverging_loss, exploding_gradients, inverted_localisation,
-     loss_falls_metric_flat, loss_scale_collapse, non_finite, not_learning, outputs_ignore_input, overfitting,
-     oversized_updates, prediction_collapse, prototype_collapse, unmixed_batches, vanishing_gradients)
+
 
 #: The order the monitor judges the rules in: the step rules, the skipped-step rule,
 #: then the epoch rules most specific first (when several fire in one epoch, the first
 #: names the cause: a collapse onto one class is also a metric at chance, but its cure
-#: differs). Every registered rule has its place here, checked below.
+#: differs). Each name is a module here that registers the rule of that name when
+#: imported; a module that registers another rule, or none, fails the check below.
 ORDER = ("non_finite", "exploding_gradients", "vanishing_gradients", "loss_scale_collapse",
          "outputs_ignore_input", "oversized_updates", "dead_outputs", "overfitting", "class_collapse",
          "prediction_collapse", "prototype_collapse", "inverted_localisation", "unmixed_batches", "diverging_loss",
          "loss_falls_metric_flat", "chance_metric", "not_learning")
+for _module in ORDER:
+    importlib.import_module(f"{__name__}.{_module}")
 if sorted(ORDER) != sorted(REGISTRY):
     raise TypeError(f"health rules registered {sorted(REGISTRY)} but ordered {sorted(ORDER)}")
 
