@@ -15,18 +15,27 @@ scored is the one the monitor would have given with its default fatal rules
 (:func:`medsight_ray.zoo.entries.product_stop`): its first fatal diagnosis, and the
 first remedy ``--remedies`` would have applied.
 
-**Truth, from the run's own end.** Written down before the runs (and not changed after):
+**Truth, from the run's own end.** Written down before the runs of its round, and not
+changed after them:
 
 - skill per epoch = (primary metric - chance) / (1 - chance), on the validation split;
 - **healthy**: best skill >= 0.3 and the last epoch's skill >= best - 0.15 (it learned
   and kept it);
 - **failed**: best skill < 0.1, with its cause the first of:
-  ``inputs`` (the validation images' spread < 1e-3), ``lr_high`` (a non-finite train
-  loss, a last train loss above the loss at the start, or a largest per-step weight
-  change > 0.1 of the weights' norm), ``lr_low`` (a largest per-step weight change
-  < 1e-4), ``labels`` (the train loss fell > 30 % from its start: the model fits labels
+  ``inputs`` (the validation images' spread < 1e-3), ``lr_low`` (a largest per-step
+  weight change < 1e-4 of the weights' norm), ``lr_high`` (a non-finite train loss, a
+  last train loss above the loss at the start, or a largest per-step weight change
+  > 0.1), ``labels`` (the train loss fell > 30 % from its start: the model fits labels
   that do not generalise), else ``unclear``;
 - **weak**: anything between; reported, and left out of both counts.
+
+This is definition 2 (:data:`TRUTH_DEFINITION`), written after round 1 (seed 0) and
+before any later run. Definition 1 tested ``lr_high`` before ``lr_low``, so a run whose
+weights did not move, and whose flat loss ended above its start by the batches' noise
+alone, was labelled ``lr_high`` (nuclei at lr 1e-7 in round 1). Weights that do not move
+cannot be why a loss rose, so the weight test now comes first. Each record keeps the
+definition that labelled it; round 1's records are not relabelled (their loss curves
+are not kept).
 
 **Scoring.** A healthy run with a verdict is a false alarm. A failed run without one is a
 miss; with one, its cause is right when the verdict's cause (:data:`VERDICT_CAUSE`, for
@@ -112,6 +121,10 @@ VERDICT_CAUSE = {
 }
 
 
+#: The truth definition new records are labelled by (the module docstring gives both).
+TRUTH_DEFINITION = 2
+
+
 def _skills(history: list[dict[str, Any]], primary: str) -> list[float]:
     out = []
     for h in history:
@@ -137,11 +150,11 @@ def truth(history: list[dict[str, Any]], primary: str) -> tuple[str, str | None]
     spread = history[-1].get("val/input_spread")
     if isinstance(spread, float) and spread < 1e-3:
         return "failed", "inputs"
-    if any(not (isinstance(x, float) and math.isfinite(x)) for x in losses) or losses[-1] > start \
-            or (ratios and max(ratios) > 0.1):
-        return "failed", "lr_high"
-    if ratios and max(ratios) < 1e-4:
+    finite = all(isinstance(x, float) and math.isfinite(x) for x in losses)
+    if finite and ratios and max(ratios) < 1e-4:
         return "failed", "lr_low"
+    if not finite or losses[-1] > start or (ratios and max(ratios) > 0.1):
+        return "failed", "lr_high"
     if losses[-1] < 0.7 * start:
         return "failed", "labels"
     return "failed", "unclear"
@@ -322,7 +335,8 @@ def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) ->
     result = run_stage(stage, warn_only(cfg), prepared, str(work / "ray"), f"{name}-s{seed}", init)
     state, cause = truth(result.history, stage.primary_metric)
     judged = verdict(list(result.outcome.diagnoses), cfg, stage.config_cls())
-    return {"name": name, "seed": seed, "truth": state, "truth_cause": cause, "verdict": judged,
+    return {"name": name, "seed": seed, "truth": state, "truth_cause": cause,
+            "truth_definition": TRUTH_DEFINITION, "verdict": judged,
             "pretrained": pretrained, "overrides": list(overrides),
             "diagnoses": [{k: d.get(k) for k in ("rule", "severity", "epoch", "step", "evidence")}
                           for d in result.outcome.diagnoses],
@@ -340,7 +354,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     alarms = [r for r in healthy if r["verdict"]["rule"]]
     missed = [r for r in failed if not r["verdict"]["rule"]]
     wrong = [r for r in failed if r["verdict"]["rule"] and not r["correct_cause"]]
-    return {"runs": len(rows), "healthy": len(healthy), "weak": sum(r["truth"] == "weak" for r in rows),
+    definitions = sorted({r.get("truth_definition", 1) for r in rows})
+    return {"runs": len(rows), "truth_definitions": definitions,
+            "healthy": len(healthy), "weak": sum(r["truth"] == "weak" for r in rows),
             "failed": len(failed), "false_alarms": len(alarms),
             "false_alarm_bound_95": clopper_pearson_upper(len(alarms), len(healthy)) if healthy else None,
             "alarms": [f"{r['name']}-s{r['seed']}: {r['verdict']['rule']}" for r in alarms],
