@@ -66,6 +66,10 @@ FLAGS: dict[str, dict[str, Any]] = {
                    "help": "after a fatal diagnosis, train again with its remedy (a config change), up to N "
                            "attempts; 0 = off (default: 2 in tune, which explores; 0 in train, which runs the "
                            "config asked for)"},
+    "--decode-each-epoch": {"action": "store_true",
+                            "help": "decode the images in every epoch, instead of once into a copy of raw pixels "
+                                    "in the storage (STORAGE/decoded; ch x size^2 bytes an image), which is written "
+                                    "only where the stored images are larger than the size trained at"},
 }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from medsight_ray import atomicfile, console, flags
 from medsight_ray.config import apply_overrides
+from medsight_ray.data.store import child
 from medsight_ray.errors import ConfigError, exit_code, exit_on_error, redact_all
 from medsight_ray.fit.checkpoint import copy_model_file
 from medsight_ray.fit.stage import Stage
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
-            "--print-config", "--verbose", "--remedies", "--mlflow")
+            "--print-config", "--verbose", "--remedies", "--mlflow", "--decode-each-epoch")
     p.add_argument("--storage", metavar="URI", help="Ray storage for checkpoints (path or URI; default OUT/ray)")
     p.add_argument("--init", metavar="CKPT", help="checkpoint of the previous stage (model.pt or its directory)")
     return p
@@ -125,11 +126,18 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             # Alone on a machine it started: use the cores Ray's defaults would leave idle.
             configs = {name: apply_overrides(cfg, local_machine_overrides(cfg)) for name, cfg in configs.items()}
         for stage in stages:
-            folds = int(getattr(configs[stage.name], "kfold", 0))
+            cfg = configs[stage.name]
+            # Decoded once (where it pays) for every epoch, fold and remedy of the stage,
+            # and found again by a later stage or invocation at the same size and storage.
+            stage_data = data if args.decode_each_epoch else data.decoded_at(cfg.data.image_size,
+                                                                              child(storage, "decoded"))
+            if stage_data.decoded:
+                summary.setdefault("decoded", {})[stage.name] = stage_data.decoded
+            folds = int(getattr(cfg, "kfold", 0))
             if folds > 1:
-                summary["cross_validation"] = cross_validate(stage, configs[stage.name], data, storage, stamp, folds)
+                summary["cross_validation"] = cross_validate(stage, cfg, stage_data, storage, stamp, folds)
             console.say(f"== {stage.task}/{stage.name}: training")
-            result, lineage = heal(stage, configs[stage.name], data, storage, f"{stage.task}-{stage.name}-{stamp}",
+            result, lineage = heal(stage, cfg, stage_data, storage, f"{stage.task}-{stage.name}-{stamp}",
                                    previous, args.remedies)
             summary["runs"].append(result.summary())
             if args.remedies:

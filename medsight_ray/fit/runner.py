@@ -100,6 +100,22 @@ class PreparedData:
         return cls(data["uri"], DatasetInfo.from_json(data["info"]), data["stats"], data["fingerprint"],
                    data.get("decoded"))
 
+    def decoded_at(self, size: int, root: str) -> PreparedData:
+        """This data read from its decoded mirror at ``size`` (found or written under
+        ``root``, once for every run that trains at that size) where a mirror pays
+        (:func:`medsight_ray.data.decoded.pays`: images stored larger than ``size``);
+        else itself, decoding every epoch. Needs Ray (the mirror is written by Ray tasks).
+
+        Raises:
+            DataError: an image does not decode (named); nothing is left at the mirror's
+                location but what was there before.
+        """
+        from medsight_ray.data.decoded import ensure_decoded, pays
+
+        if not pays(self.uri, size):
+            return replace(self, decoded=None)
+        return replace(self, decoded=ensure_decoded(self.uri, self.fingerprint, size, root))
+
 
 def prepare_data(data: str, task: str, check: bool = True) -> PreparedData:
     """Check the dataset (full check unless ``check`` is False) and read its statistics.

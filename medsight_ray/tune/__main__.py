@@ -57,15 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     flags.add(which, "--stage", "--pipeline")
     flags.add(p, "--data", "--out", "--config", "--set", "--workers", "--seed", "--address", "--skip-check",
-              "--print-config", "--verbose", "--remedies", "--mlflow")
+              "--print-config", "--verbose", "--remedies", "--mlflow", "--decode-each-epoch")
     p.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
     p.add_argument("--storage", metavar="URI", help="Ray storage for trials and checkpoints (path or URI; default OUT)")
     p.add_argument("--samples", type=int, help="trials per stage (default: the space's num_samples)")
     p.add_argument("--max-concurrent", type=int, default=1, help="trials at once (default 1)")
     p.add_argument("--no-asha", action="store_true", help="turn ASHA early stopping off")
-    p.add_argument("--decode-each-epoch", action="store_true",
-                   help="decode the images in every epoch of every trial, as train does, instead of once per sweep "
-                        "into a copy of raw pixels in the storage (STORAGE/decoded; ch x size^2 bytes an image)")
     return p
 
 

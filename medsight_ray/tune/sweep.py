@@ -7,12 +7,11 @@ so that no NaN reaches ASHA or TPE) and ``epoch`` (ASHA's time axis).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medsight_ray.config import apply_overrides, to_dict
-from medsight_ray.data.decoded import ensure_decoded, pays
 from medsight_ray.data.store import ray_storage, uri_of
 from medsight_ray.errors import ConfigError, redact
 from medsight_ray.fit.checkpoint import read_history, read_json
@@ -191,11 +190,10 @@ def sweep_stage(space: SearchSpace, data: PreparedData, out: str, options: Sweep
     # key in it reaches Ray); what this module opens itself is named by URI.
     root, filesystem = storage_path(out), ray_storage(out)[1]
     experiment = uri_of(out, f"{root}/{name}")
-    if options.decode_once and pays(data.uri, base.data.image_size):
+    if options.decode_once:
         # Once for the sweep (and found again by its other stages and on --resume):
         # trials then stream raw pixels, the same batches without decoding and resizing.
-        data = replace(data, decoded=ensure_decoded(data.uri, data.fingerprint, base.data.image_size,
-                                                    uri_of(out, f"{root}/decoded")))
+        data = data.decoded_at(base.data.image_size, uri_of(out, f"{root}/decoded"))
     static = {"task": stage.task, "stage": stage.name, "base_config": to_dict(base), "data": data.to_dict(),
               "storage": uri_of(out, f"{root}/train"), "experiment": experiment, "init_checkpoint": init_checkpoint}
     trainable = tune.with_resources(tune.with_parameters(stage_trial, static=static), {"cpu": options.trial_cpus})

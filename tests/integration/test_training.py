@@ -174,16 +174,23 @@ def test_cli_trains_writes_summary_and_predicts(synth_dir, tmp_path: Path, capsy
     assert (tmp_path / "p" / "mask.png").is_file() and (tmp_path / "p" / "overlay.png").is_file()
 
 
-def test_kfold_cross_validation_by_patient(synth_dir, tmp_path: Path, capsys) -> None:
+def test_kfold_cross_validation_by_patient_decodes_once(synth_dir, tmp_path: Path, capsys) -> None:
+    # Stored at 40 px, trained at 32: the folds and the final run stream one decoded mirror.
+    data = synth_dir("grading", rows=90, image_size=40)
     out = tmp_path / "cv"
-    code, err = _main(capsys, "--task", "grading", "--data", str(synth_dir("grading", rows=90)), "--out", str(out),
+    code, err = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(out),
                       *[a for kv in TINY for a in ("--set", kv)], "--set", "kfold=2")
     assert code == 0, err
-    cv = json.loads((out / "summary.json").read_text())["cross_validation"]
+    summary = json.loads((out / "summary.json").read_text())
+    cv = summary["cross_validation"]
     assert cv["metric"] == "val/f1_macro" and len(cv["folds"]) == 2 and len(cv["runs"]) == 2
     # Each fold validates on its own held-out patients: together they cover train + val once.
-    rows = sum(pq.read_metadata(f).num_rows for f in Path(synth_dir("grading", rows=90)).glob("*.parquet"))
+    rows = sum(pq.read_metadata(f).num_rows for f in Path(data).glob("*.parquet"))
     assert sum(sum(r["details"]["support"].values()) for r in cv["runs"]) == rows
+    (mirror,) = (out / "ray" / "decoded").iterdir()
+    manifest = json.loads((mirror / "decoded.json").read_text())
+    assert summary["decoded"] == {"grading": str(mirror)} and manifest["size"] == 32
+    assert sum(manifest["files"].values()) == rows
 
 
 def test_health_monitor_stops_a_train_run_and_exits_1(synth_dir, tmp_path: Path, capsys) -> None:
