@@ -1,8 +1,10 @@
-"""Each split decoded once per sweep: a mirror of a dataset whose images are raw pixels.
+"""Each split decoded once per sweep (or ``train`` run): a mirror of a dataset whose
+images are raw pixels.
 
-Every trial of a sweep streams the same splits for every epoch, and decoding PNGs
-(and resizing them) is the input pipeline's whole cost. :func:`ensure_decoded` decodes
-them once, before the first trial, into a *decoded mirror* of the dataset:
+Every trial of a sweep, and every epoch, fold and remedy run of ``train``, streams the
+same splits, and decoding PNGs (and resizing them) is the input pipeline's whole cost.
+:func:`ensure_decoded` decodes them once, before the first trial or run, into a
+*decoded mirror* of the dataset:
 
 - the same files (``train-00000.parquet`` …), the same rows in the same order and the
   same row groups, and the same footer metadata;
@@ -201,7 +203,7 @@ def ensure_decoded(data: str, fingerprint: str, size: int, root: str, cpus: floa
         fs.delete_dir(staging)
     except OSError as err:
         # A task on another node wrote to its own disk: the storage is not shared.
-        raise DataError("decoded files did not reach the sweep's storage", where=redact(uri),
+        raise DataError("decoded files did not reach the run's storage", where=redact(uri),
                         expected="a storage every node of the cluster writes and reads (a shared path, or an "
                                  "s3:// or gs:// URI)", got=f"{type(err).__name__}: {err}",
                         fix="give --storage a shared location, or --decode-each-epoch") from None
