@@ -127,13 +127,16 @@ def _train(args: argparse.Namespace, stages: list[Stage], configs: dict[str, Any
             configs = {name: apply_overrides(cfg, local_machine_overrides(cfg)) for name, cfg in configs.items()}
         for stage in stages:
             cfg = configs[stage.name]
-            # Decoded once (where it pays) for every epoch, fold and remedy of the stage,
+            folds = int(getattr(cfg, "kfold", 0))
+            # Decoded once (where it pays) for every epoch, fold and remedy run of the stage,
             # and found again by a later stage or invocation at the same size and storage.
-            stage_data = data if args.decode_each_epoch else data.decoded_at(cfg.data.image_size,
-                                                                              child(storage, "decoded"))
+            # Writing the mirror costs about one pass of decoding, so a stage that reads
+            # its data once (one epoch, no folds) decodes as it reads.
+            passes = cfg.fit.epochs * (1 + (folds if folds > 1 else 0))
+            stage_data = data if args.decode_each_epoch or passes < 2 else data.decoded_at(
+                cfg.data.image_size, child(storage, "decoded"))
             if stage_data.decoded:
                 summary.setdefault("decoded", {})[stage.name] = stage_data.decoded
-            folds = int(getattr(cfg, "kfold", 0))
             if folds > 1:
                 summary["cross_validation"] = cross_validate(stage, cfg, stage_data, storage, stamp, folds)
             console.say(f"== {stage.task}/{stage.name}: training")
