@@ -120,8 +120,12 @@ class DeadOutputs(Rule):
 
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-        steps: list[Step] = too_fast(evidence, cfg, default)
-        auc, se = evidence.get("auc_macro"), evidence.get("auc_se")
-        if isinstance(auc, (int, float)) and isinstance(se, (int, float)):
-            steps.insert(0, CHECK_DATA)  # an AUC far below 0.5 ranks backwards: labels, not the lr
-        return steps
+        """Saturated outputs or dark CAMs: a learning rate too high (lower it, then warm
+        up). A ranking turned below the model's own start is not that: a learning rate
+        too high scrambles a ranking or saturates it, while an AUC many standard errors
+        below the start is a consistent ranking, learnt backwards, which labels that do
+        not belong to their images give. So that evidence gets the data check alone, and
+        no learning-rate change, which would retrain the same labels."""
+        if "start_auc" in evidence:
+            return [CHECK_DATA]
+        return too_fast(evidence, cfg, default)

@@ -11,6 +11,7 @@ from medsight_ray.config import apply_overrides
 from medsight_ray.health import monitor as monitor_module
 from medsight_ray.health.config import HealthConfig
 from medsight_ray.health.monitor import with_rule
+from medsight_ray.health.remedies import next_remedy, plan
 from medsight_ray.stages.registry import REGISTRY, get_stage
 
 
@@ -203,8 +204,16 @@ def test_dead_outputs_are_named_at_the_first_epoch(metrics: dict, evidence: str)
     assert _epochs(monitor, [metrics]) == ["dead_outputs"]
     (d,) = monitor.diagnoses
     assert d.epoch == 1 and d.severity == "fatal" and evidence in d.evidence
-    # An AUC far below chance ranks backwards: the labels come first, then the lr.
-    assert any(r.startswith("lower the learning rate") for r in d.remedies)
+    steps = plan("dead_outputs", d.evidence, _config("concepts/concepts"), _config("concepts/concepts"))
+    if evidence == "start_auc":
+        # A ranking learnt backwards is the labels: the data check, and no lr change to apply.
+        assert d.remedies[0].startswith("check the data") and not any("learning rate" in r for r in d.remedies)
+        assert next_remedy(steps, _config("concepts/concepts")) is None
+    else:
+        # Saturated outputs: the lr comes down first.
+        assert d.remedies[0].startswith("lower the learning rate")
+        cfg = _config("concepts/concepts")
+        assert next_remedy(steps, cfg).changed(cfg)["optim.lr"] < cfg.optim.lr
 
 
 @pytest.mark.parametrize("metrics", [
