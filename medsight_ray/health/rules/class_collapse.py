@@ -98,7 +98,8 @@ def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any], start: Star
         # collapse it, it has not moved it (a stall, which the stall rules judge).
         return None
     if share - true_share >= cfg.threshold:
-        evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share}
+        evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share,
+                    "classes": sum(n > 0 for n in support.values())}
         return evidence if auc is None else {**evidence, "auc_macro": auc}
     return None
 
@@ -113,6 +114,33 @@ def _starved_ranked(cfg: ClassCollapseConfig, metrics: dict[str, Any], starved: 
     if isinstance(per_class, dict) and starved and all(finite(per_class.get(c)) is not None for c in starved):
         return min(float(per_class[c]) for c in starved) >= cfg.ranked_auc
     return ranked(metrics, cfg.ranked_auc)
+
+
+def _neglects_minorities(evidence: Evidence) -> bool:
+    """Do the predictions neglect the minority classes? A majority class (true share
+    above the mean share, 1 / classes) took the predictions, or every starved class is a
+    minority (below it). False where the evidence does not say (no class count)."""
+    classes = evidence.get("classes")
+    if not isinstance(classes, int) or classes < 2:
+        return False
+    mean = 1.0 / classes
+    if isinstance(evidence.get("true_share"), (int, float)):
+        return evidence["true_share"] > mean
+    shares = evidence.get("true_shares")
+    return isinstance(shares, dict) and bool(shares) and all(v < mean for v in shares.values())
+
+
+def _less_for_minorities(key: str, current: Any, default: Any) -> bool:
+    """Would setting ``key`` from ``current`` back to ``default`` do less for the minority
+    classes? Oversampling turned off, a custom class mix dropped, class weights made
+    lighter (a lower power or cap)."""
+    if key == "sampler.balanced":
+        return bool(current) and not default
+    if key == "sampler.class_fractions":
+        return bool(current) and current != default
+    if key in ("loss.class_weight_power", "loss.class_weight_max"):
+        return default < current
+    return False
 
 
 #: The class-balance recipe of a single-label stage: loss, class weights, sampler, MixUp.
@@ -176,7 +204,7 @@ class ClassCollapse(Rule):
         if streak >= cfg.starved_epochs and not _starved_ranked(cfg, history[-1]["metrics"], starved):
             m = history[-1]["metrics"]
             total = sum(m["support"].values())
-            return ({"starved_classes": starved, "epochs": streak,
+            return ({"starved_classes": starved, "epochs": streak, "classes": sum(n > 0 for n in m["support"].values()),
                      "true_shares": {c: m["support"][c] / total for c in starved},
                      "predicted_shares": {c: m["pred_histogram"].get(c, 0.0) for c in starved}},
                     f"a class with support predicted < {cfg.starved_fraction:g} x its true share "
@@ -185,8 +213,16 @@ class ClassCollapse(Rule):
 
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
+        """The class-balance recipe back, then larger batches, then even sampling for a
+        starved class. A cure points against the imbalance the evidence measured: where
+        the predictions neglect the minority classes (:func:`_neglects_minorities`), what
+        the config does for them (oversampling, heavier weights) stays, since taking it
+        away would starve them further; where a minority took the predictions, or the
+        direction is not in the evidence, the whole recipe comes back."""
         steps: list[Step] = []
         keys = [k for k in BALANCE_KEYS if has(cfg, k)]
+        if _neglects_minorities(evidence):
+            keys = [k for k in keys if not _less_for_minorities(k, value_of(cfg, k), value_of(default, k))]
         if keys:
             steps.append(Remedy("back to the stage's class-balance recipe (CE with smoothing, clamped weights, "
                                 "no oversampling, no MixUp)", tuple(Change(k, value_of(default, k)) for k in keys)))

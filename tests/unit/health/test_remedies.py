@@ -194,3 +194,25 @@ def test_a_scaling_remedy_is_not_applied_twice_in_a_lineage() -> None:
     lowered = first.apply(cfg)
     second = next_attempt(stop, lowered, default, [first.why])[1]
     assert second is not None and second.changed(lowered) == {"optim.warmup_fraction": 0.1}
+
+
+def test_class_collapse_keeps_what_helps_the_minorities_when_they_are_the_neglected_ones() -> None:
+    """A cure points against the imbalance measured. A minority never predicted under an
+    oversampling, heavily weighted recipe is not cured by taking those away (that
+    starves it further); a minority that took the predictions is (seed 003)."""
+    default = _default("grading", "grading")
+    cfg = apply_overrides(default, ["sampler.balanced=true", "loss.class_weight_power=2.0",
+                                    "loss.class_weight_max=5.0", "loss.name=focal", "mixup_prob=0.5"])
+    starved_minority = {"starved_classes": ["b"], "epochs": 5, "classes": 4, "true_shares": {"b": 0.13}}
+    majority_took = {"top_class": "a", "predicted_share": 0.95, "true_share": 0.4, "classes": 4}
+    for evidence in (starved_minority, majority_took):
+        changed = next_remedy(plan("class_collapse", evidence, cfg, default), cfg).changed(cfg)
+        # The focal loss and MixUp go; the oversampling and the heavier weights stay.
+        assert changed == {"loss.name": "ce", "mixup_prob": default.mixup_prob}
+    # A minority that took every prediction, or majorities starved: the whole recipe comes back.
+    minority_took = {"top_class": "b", "predicted_share": 0.9, "true_share": 0.13, "classes": 4}
+    starved_majorities = {"starved_classes": ["a", "c"], "epochs": 5, "classes": 4,
+                          "true_shares": {"a": 0.4, "c": 0.33}}
+    for evidence in (minority_took, starved_majorities, {"starved_classes": ["b"]}):
+        changed = next_remedy(plan("class_collapse", evidence, cfg, default), cfg).changed(cfg)
+        assert changed["sampler.balanced"] is False and changed["loss.class_weight_power"] == 1.0

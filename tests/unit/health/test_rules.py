@@ -302,6 +302,8 @@ def test_a_minority_class_never_predicted_is_named_once_healthy_runs_have_learne
     assert _epochs(monitor, never[:4], losses[:4]) == []  # a healthy run may still be learning it
     assert _epochs(monitor, never[4:5], losses[4:5]) == ["class_collapse"]
     assert monitor.diagnoses[0].evidence["starved_classes"] == ["b"]
+    # What the remedy needs to know which way the imbalance points: a minority of 4 classes.
+    assert monitor.diagnoses[0].evidence["classes"] == 4 and monitor.diagnoses[0].evidence["true_shares"]["b"] < 0.25
     # Learned at epoch 4: the streak breaks and nothing is named.
     learned = never[:3] + [_grading({"a": 0.42, "b": 0.1, "c": 0.33, "d": 0.15}, f1=0.8)] * 3
     assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), learned, losses) == []
