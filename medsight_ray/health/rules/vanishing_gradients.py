@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medsight_ray.health.remedies import Evidence, Step, stalled
+from medsight_ray.health.remedies import Advice, Evidence, Step, lr_ratio, pretrained, restore_lr, stalled
 from medsight_ray.health.rule import Finding, Rule, RuleConfig, StepState, register
 
 
@@ -47,4 +47,16 @@ class VanishingGradients(Rule):
 
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
-        return stalled(evidence, cfg, default)
+        """A gradient that vanished says nothing of the step size (a gradient does not
+        depend on the learning rate), so the rate is judged by its level against the
+        stage default: below it (seed 001's 100x too low rates), it rises to the default
+        (a pretrained backbone keeps its own, :func:`raise_lr`); at or above it, a low
+        rate is not the cause and no rate change is prescribed, only where to look (a
+        frozen or saturated part)."""
+        steps = stalled(evidence, cfg, default)
+        if lr_ratio(cfg, default) >= 1:
+            return [s for s in steps if isinstance(s, Advice)]
+        if pretrained(cfg):
+            return steps
+        return [restore_lr("raise the learning rate to the stage default", cfg, default),
+                *[s for s in steps if isinstance(s, Advice)]]

@@ -216,3 +216,23 @@ def test_class_collapse_keeps_what_helps_the_minorities_when_they_are_the_neglec
     for evidence in (minority_took, starved_majorities, {"starved_classes": ["b"]}):
         changed = next_remedy(plan("class_collapse", evidence, cfg, default), cfg).changed(cfg)
         assert changed["sampler.balanced"] is False and changed["loss.class_weight_power"] == 1.0
+
+
+def test_vanishing_gradients_raise_a_low_rate_to_the_default_and_leave_a_default_rate_alone() -> None:
+    """A gradient does not depend on the learning rate, so a vanished one is no reason to
+    raise a rate that is not low: at the default only advice is left; 100x below it the
+    rate comes back to the default (not x10 past it); a pretrained backbone keeps its own."""
+    default = _default("grading", "grading")
+    evidence = {"grad_norm": 1e-9, "steps_below": 20}
+    assert next_remedy(plan("vanishing_gradients", evidence, default, default), default) is None
+    high = apply_overrides(default, ["optim.lr=0.03"])
+    assert next_remedy(plan("vanishing_gradients", evidence, high, default), high) is None
+    low = apply_overrides(default, ["optim.lr=3e-5"])
+    assert next_remedy(plan("vanishing_gradients", evidence, low, default), low).changed(low) == {
+        "optim.lr": pytest.approx(default.optim.lr)}
+    near = apply_overrides(default, ["optim.lr=1e-3"])
+    assert next_remedy(plan("vanishing_gradients", evidence, near, default), near).changed(near) == {
+        "optim.lr": pytest.approx(default.optim.lr)}
+    tuned = apply_overrides(default, ["optim.lr=1e-4", "model.backbone.pretrained_path=backbone.pt"])
+    changed = next_remedy(plan("vanishing_gradients", evidence, tuned, default), tuned).changed(tuned)
+    assert set(changed) == {"optim.head_lr_scale"}

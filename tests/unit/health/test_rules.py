@@ -113,7 +113,11 @@ def test_exploding_needs_patience_and_vanishing_needs_a_sustained_run() -> None:
     vanish = HealthMonitor(HealthConfig(), "concepts/concepts")
     assert _steps(vanish, [1e-9] * 19) == []
     assert _steps(vanish, [1e-9]) == ["vanishing_gradients"]
-    assert "raise the learning rate (optim.lr 0.003 -> 0.03)" in vanish.diagnoses[0].message()
+    # At the stage's default rate a vanished gradient is no evidence of a low rate.
+    message = vanish.diagnoses[0].message()
+    assert message.split("Remedy: ")[1].startswith("check which parts the stage trains")
+    (only,) = vanish.diagnoses[0].remedies
+    assert only.startswith("check which parts the stage trains")
 
 
 def test_gradients_large_from_the_first_step_are_the_losss_scale_not_an_explosion() -> None:
