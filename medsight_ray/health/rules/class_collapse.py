@@ -132,12 +132,13 @@ def _neglects_minorities(evidence: Evidence) -> bool:
 
 def _less_for_minorities(key: str, current: Any, default: Any) -> bool:
     """Would setting ``key`` from ``current`` back to ``default`` do less for the minority
-    classes? Oversampling turned off, a custom class mix dropped, class weights made
-    lighter (a lower power or cap)."""
+    classes? Oversampling turned off, or class weights made lighter (a lower power or
+    cap). A custom class mix (``sampler.class_fractions``) is not counted: it may be what
+    starves a class (a fraction of 0 never draws it, the zoo's
+    ``minority_never_predicted``), and the default mix under an oversampling sampler
+    draws every class equally often, which starves none."""
     if key == "sampler.balanced":
         return bool(current) and not default
-    if key == "sampler.class_fractions":
-        return bool(current) and current != default
     if key in ("loss.class_weight_power", "loss.class_weight_max"):
         return default < current
     return False

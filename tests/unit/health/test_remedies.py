@@ -209,6 +209,11 @@ def test_class_collapse_keeps_what_helps_the_minorities_when_they_are_the_neglec
         changed = next_remedy(plan("class_collapse", evidence, cfg, default), cfg).changed(cfg)
         # The focal loss and MixUp go; the oversampling and the heavier weights stay.
         assert changed == {"loss.name": "ce", "mixup_prob": default.mixup_prob}
+    # The zoo's minority_never_predicted: a class mix that never draws the starved minority.
+    # The mix goes back to even; the oversampling that then draws it stays.
+    never = apply_overrides(default, ["sampler.balanced=true", "sampler.class_fractions=1,1,1,0"])
+    changed = next_remedy(plan("class_collapse", starved_minority, never, default), never).changed(never)
+    assert list(changed) == ["sampler.class_fractions"] and not changed["sampler.class_fractions"]
     # A minority that took every prediction, or majorities starved: the whole recipe comes back.
     minority_took = {"top_class": "b", "predicted_share": 0.9, "true_share": 0.13, "classes": 4}
     starved_majorities = {"starved_classes": ["a", "c"], "epochs": 5, "classes": 4,
