@@ -98,8 +98,7 @@ def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any], start: Star
         # collapse it, it has not moved it (a stall, which the stall rules judge).
         return None
     if share - true_share >= cfg.threshold:
-        evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share,
-                    "classes": sum(n > 0 for n in support.values())}
+        evidence = {"top_class": top_class, "predicted_share": share, "true_share": true_share}
         return evidence if auc is None else {**evidence, "auc_macro": auc}
     return None
 
