@@ -110,7 +110,8 @@ RECIPES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
      ("fit.epochs=6", "fit.batch_size=4", "optim.lr=1e-7")),
 )
 
-#: The cause each rule's verdict names (``chance_metric``: by its remedy's direction).
+#: The cause each rule's verdict names (``chance_metric``: by its remedy's direction;
+#: ``dead_outputs`` on a ranking turned below the model's start: ``labels``).
 VERDICT_CAUSE = {
     "outputs_ignore_input": "inputs", "not_learning": "lr_low", "vanishing_gradients": "lr_low",
     "oversized_updates": "lr_high", "exploding_gradients": "lr_high", "non_finite": "lr_high",
@@ -174,6 +175,8 @@ def verdict(diagnoses: list[dict[str, Any]], cfg: Any, default: Any) -> dict[str
     remedy = next_remedy(plan(first["rule"], diagnosis["evidence"], cfg, default), cfg)
     changed = {k: (value_of(cfg, k), v) for k, v in (remedy.changed(cfg) if remedy else {}).items()}
     cause = VERDICT_CAUSE.get(first["rule"])
+    if first["rule"] == "dead_outputs" and "start_auc" in diagnosis["evidence"]:
+        cause = "labels"  # a ranking learnt below its start, which the rule lays on the labels
     if first["rule"] == "chance_metric":
         lr = changed.get("optim.lr")
         cause = "labels" if lr is None else "lr_low" if lr[1] > lr[0] else "lr_high"

@@ -33,3 +33,16 @@ def test_a_run_that_learned_and_kept_it_is_healthy_and_new_records_name_their_de
                                  {"name": "b", "seed": 0, "truth": "healthy", "truth_cause": None,
                                   "verdict": {"rule": None}, "wrong_way": False}])
     assert summary["truth_definitions"] == [1, 2] and summary["false_alarms"] == 0
+
+
+def test_the_verdict_names_the_cause_its_evidence_supports() -> None:
+    from medsight_ray.stages.registry import get_stage
+
+    default = get_stage("grading").config_cls()
+    inverted = {"rule": "dead_outputs", "severity": "fatal", "epoch": 2, "step": 0,
+                "evidence": {"auc_macro": 0.3, "start_auc": 0.5, "auc_se": 0.02}}
+    saturated = {**inverted, "evidence": {"score_spread": 0.0}}
+    judged = recipes.verdict([inverted], default, default)
+    assert judged["cause"] == "labels" and judged["remedy"] == {}
+    judged = recipes.verdict([saturated], default, default)
+    assert judged["cause"] == "lr_high" and judged["remedy"]["optim.lr"][1] < default.optim.lr
