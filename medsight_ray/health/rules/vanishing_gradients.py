@@ -54,9 +54,9 @@ class VanishingGradients(Rule):
         rate is not the cause and no rate change is prescribed, only where to look (a
         frozen or saturated part)."""
         steps = stalled(evidence, cfg, default)
+        advice = [s for s in steps if isinstance(s, Advice)]
         if lr_ratio(cfg, default) >= 1:
-            return [s for s in steps if isinstance(s, Advice)]
+            return advice
         if pretrained(cfg):
             return steps
-        return [restore_lr("raise the learning rate to the stage default", cfg, default),
-                *[s for s in steps if isinstance(s, Advice)]]
+        return [restore_lr("raise the learning rate to the stage default", cfg, default), *advice]
