@@ -13,6 +13,7 @@ from typing import Any
 
 from medsight_ray.config import from_dict, to_dict
 from medsight_ray.data.checks import check_dataset
+from medsight_ray.data.decoded import ensure_decoded, pays
 from medsight_ray.data.pipeline import build_datasets
 from medsight_ray.data.schema import DatasetInfo
 from medsight_ray.data.stats import fingerprint, label_stats
@@ -104,14 +105,13 @@ class PreparedData:
         """This data read from its decoded mirror at ``size`` (found or written under
         ``root``, once for every run that trains at that size) where a mirror pays
         (:func:`medsight_ray.data.decoded.pays`: images stored larger than ``size``);
-        else itself, decoding every epoch. Needs Ray (the mirror is written by Ray tasks).
+        else this data with no mirror, decoding every epoch. Needs Ray (the mirror is
+        written by Ray tasks).
 
         Raises:
             DataError: an image does not decode (named); nothing is left at the mirror's
                 location but what was there before.
         """
-        from medsight_ray.data.decoded import ensure_decoded, pays
-
         if not pays(self.uri, size):
             return replace(self, decoded=None)
         return replace(self, decoded=ensure_decoded(self.uri, self.fingerprint, size, root))
