@@ -14,7 +14,8 @@ from typing import Any
 
 from medsight_ray.health.config import HealthConfig, RuleConfig
 from medsight_ray.health.diagnosis import Diagnosis
-from medsight_ray.health.rules import EPOCH_RULES, KNOWLEDGE, SKIPPED_STEP_RULES, STEP_RULES, StepState
+from medsight_ray.health.rule import supported_causes
+from medsight_ray.health.rules import EPOCH_RULES, REGISTRY, SKIPPED_STEP_RULES, STEP_RULES, StepState
 
 
 class HealthMonitor:
@@ -48,7 +49,9 @@ class HealthMonitor:
 
     def _fire(self, name: str, evidence: dict[str, Any], threshold: str, step: int) -> Diagnosis:
         rule = self._rule(name)
-        causes = KNOWLEDGE[name]
+        # The causes this evidence on this run's config supports, not every cause the
+        # rule knows: a verdict is read as a promise.
+        causes = supported_causes(REGISTRY[name], evidence, self.config)
         # Diagnoses are stamped 1-based: the epoch whose step or verdict fired them.
         diagnosis = Diagnosis(name, "fatal" if rule.fatal else "warn", self.stage, self.epoch + 1, step,
                               evidence, threshold, causes, self._remedy_words(name, evidence))

@@ -11,7 +11,9 @@ A rule is a subclass of :class:`Rule` in a module of its own under
 - ``check``: what it reads and when it fires, with the principle the docstring states
   (a step rule sees each optimiser step, a skipped-step rule each step float16's
   GradScaler skipped, an epoch rule each epoch's history and the untrained start);
-- ``causes``: the likely causes, in the seeds' terms, corrected where measured;
+- ``causes``: the likely causes, in the seeds' terms, corrected where measured, and
+  ``causes_for``: those a diagnosis' evidence and the run's config support (a verdict
+  names only these: a learning rate at the stage default is no "learning rate too low");
 - ``remedies``: the config changes (and advice) that cure it, sized from its evidence
   (:mod:`medsight_ray.health.remedies` holds the building blocks);
 - ``fires_when`` and ``origin``: its row of the README's rule table, which is
@@ -134,11 +136,33 @@ class Rule:
         """The rule's verdict on what it sees: (evidence, threshold in words), or None."""
         raise NotImplementedError
 
+    @classmethod
+    def causes_for(cls, evidence: Mapping[str, Any], cfg: Any, default: Any) -> tuple[str, ...]:
+        """The causes among :attr:`causes` that a diagnosis with ``evidence`` on a run of
+        config ``cfg`` supports (``default``: the stage's default config), most likely
+        first. All of them unless the rule's evidence or the config tells them apart."""
+        return cls.causes
+
     @staticmethod
     def remedies(evidence: Mapping[str, Any], cfg: Any, default: Any) -> list[Any]:  # pragma: no cover
         """The ordered remedies of a diagnosis with ``evidence`` on a run of config ``cfg``
         (``default``: the stage's default config)."""
         raise NotImplementedError
+
+
+def supported_causes(rule: type[Rule], evidence: Mapping[str, Any], cfg: Any) -> tuple[str, ...]:
+    """The causes a verdict of ``rule`` names: :meth:`Rule.causes_for` on the run's config
+    ``cfg``, or every cause without one (a replay of a history).
+
+    Raises:
+        TypeError: the rule chose no cause, or one it does not declare.
+    """
+    if cfg is None:
+        return rule.causes
+    chosen = tuple(rule.causes_for(evidence, cfg, type(cfg)()))
+    if not chosen or not set(chosen) <= set(rule.causes):
+        raise TypeError(f"health rule {rule.name!r} chose causes {chosen!r}, expected some of its own")
+    return chosen
 
 
 #: Every registered rule by name, in the order the rules package imports them (for

@@ -65,6 +65,14 @@ def _ranking_at_chance(cfg: ChanceConfig, history: list[dict[str, Any]]) -> bool
     return True
 
 
+def _moves(evidence: Evidence, cfg: Any) -> bool:
+    """The run's weights move at a learning rate's healthy pace: the largest per-step
+    change measured (``update_ratio``) at or above ``not_learning.max_update``."""
+    moved = evidence.get("update_ratio")
+    return isinstance(moved, (int, float)) and has(cfg, "health.not_learning.max_update") \
+        and moved >= value_of(cfg, "health.not_learning.max_update")
+
+
 @register
 class ChanceMetric(Rule):
     """chance_metric: see :meth:`check`; its settings: :class:`ChanceConfig`."""
@@ -117,6 +125,20 @@ class ChanceMetric(Rule):
         return (evidence, f"skill (metric - chance) / (1 - chance) <= {cfg.threshold:g}, "
                           f"up < {cfg.min_rise:g} in the last epoch")
 
+    @classmethod
+    def causes_for(cls, evidence: Evidence, cfg: Any, default: Any) -> tuple[str, ...]:
+        """The causes its evidence and the run's learning rate leave open, the judgement
+        :meth:`remedies` acts on: a rate orders of magnitude above the default, outputs
+        that died; weights that move at a healthy pace (``update_ratio`` at or above
+        ``not_learning.max_update``), not a rate too low nor one too high (the labels, or
+        parts that cannot change the output); else a rate too low first."""
+        too_low, too_high, labels, frozen = cls.causes
+        if lr_ratio(cfg, default) >= ORDERS_OFF:
+            return too_high, labels
+        if _moves(evidence, cfg):
+            return labels, frozen
+        return too_low, frozen, labels
+
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
         if lr_ratio(cfg, default) >= ORDERS_OFF:
@@ -124,9 +146,7 @@ class ChanceMetric(Rule):
         # At chance while the optimiser moves the weights at a learning rate's healthy pace:
         # the rate is not too low, and raising it is no cure (the labels or the inputs teach
         # nothing the metric rewards). The evidence cannot tell which, so nothing changes.
-        moved = evidence.get("update_ratio")
-        if isinstance(moved, (int, float)) and has(cfg, "health.not_learning.max_update") \
-                and moved >= value_of(cfg, "health.not_learning.max_update"):
+        if _moves(evidence, cfg):
             return [CHECK_DATA, Advice("the weights move at a healthy rate, so a learning rate too low is not the "
                                        "cause: check that the labels belong to the images and that the images differ")]
         return [raise_lr(evidence, cfg, default), CHECK_DATA]

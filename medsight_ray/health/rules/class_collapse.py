@@ -33,6 +33,11 @@ class ClassCollapseConfig(RuleConfig):
         starved_fraction: a class with support is starved when its predicted share is
             below this fraction of its true share (0.1 = a tenth).
         starved_epochs: consecutive epochs (from epoch 1) a class must stay starved.
+        starved_steps: optimiser steps (the epochs' ``train/steps``, where reported) those
+            epochs must hold between them. A model learns a class in steps, not epochs:
+            at batch 128 an epoch of real digits is 3 steps, and such a run starved a
+            class holding 40 % for 7 epochs (21 steps), then learned it (skill 0.34).
+            45 is the 5 epochs of 9-10 steps ``starved_epochs`` was set on.
         ranked_auc: an epoch whose macro AUC is at least this does not count toward a
             collapse onto one class: the model ranks the images by class, and only its
             output biases favour one class (a prior shift, which re-weighted recipes
@@ -51,6 +56,7 @@ class ClassCollapseConfig(RuleConfig):
     collapse_window: int = 3
     starved_fraction: float = 0.1
     starved_epochs: int = 5
+    starved_steps: int = 45
     ranked_auc: float = 0.85
     min_update: float = 2e-4
 
@@ -59,10 +65,11 @@ class ClassCollapseConfig(RuleConfig):
         return self.grace + self.collapse_epochs
 
 
-def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> tuple[int, list[str]]:
-    """Epochs running (up to the last) in which some class with support was starved, and
-    the classes starved in every one of them."""
-    streak, starved_all = 0, None
+def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> tuple[int, float, list[str]]:
+    """Epochs running (up to the last) in which some class with support was starved, the
+    optimiser steps they held (``train/steps``; inf where an epoch does not report it, so
+    the epochs alone decide), and the classes starved in every one of them."""
+    streak, steps, starved_all = 0, 0.0, None
     for h in reversed(history):
         m = h["metrics"]
         hist, support = m.get("pred_histogram"), m.get("support")
@@ -75,7 +82,9 @@ def _starved_streak(cfg: ClassCollapseConfig, history: list[dict[str, Any]]) -> 
         if not starved:
             break
         streak, starved_all = streak + 1, starved
-    return streak, sorted(starved_all or ())
+        epoch_steps = finite(h.get("train", {}).get("train/steps"))
+        steps += epoch_steps if epoch_steps is not None else float("inf")
+    return streak, steps, sorted(starved_all or ())
 
 
 def _concentrated(cfg: ClassCollapseConfig, metrics: dict[str, Any], start: Start = None) -> dict[str, Any] | None:
@@ -157,14 +166,20 @@ class ClassCollapse(Rule):
     causes = (
         'focal loss on top of heavy class weights starves the majority classes (seed 003)',
         'minority oversampled in every batch',
+        'a sampler class mix that draws a class rarely or never (sampler.class_fractions below 1)',
         'MixUp on tiny batches',
+        (
+            "not the class-balance recipe, which is the stage's own here: the data's class shares or labels, or "
+            'steps large enough to swing the output biases from class to class'
+        ),
     )
     fires_when = (
         'grading: one class predicted ≥ 40 points above its true share while the macro AUC is < 0.85, in 2 of the'
         ' last 3 epochs after the first, the last included (a collapse that spreads out for an epoch and comes '
         'back is one collapse; a healthy run may call every image one class after epoch 1; at a higher AUC the '
         'ranking is learned and only the output biases lean, which re-weighted recipes show for an epoch or two '
-        'and recover from), or a class with support predicted at < 1/10 of its true share for 5 epochs running'
+        'and recover from), or a class with support predicted at < 1/10 of its true share for 5 epochs and 45 '
+        'optimiser steps running (a class is learned in steps: at batch 128 real digits are 3 steps an epoch)'
     )
     origin = 'seeds 001, 003'
 
@@ -176,7 +191,8 @@ class ClassCollapse(Rule):
         after the ``grace`` epochs, the last one included (it may be another class each
         epoch: a collapse that spreads out for an epoch and comes back is one collapse), or
         a class with support starved (predicted below ``starved_fraction`` of its true
-        share) for ``starved_epochs`` epochs running, its own ranking not learned
+        share) for ``starved_epochs`` epochs and ``starved_steps`` optimiser steps running
+        (a class is learned in steps: a large batch takes more epochs to learn it), its own ranking not learned
         (:func:`_starved_ranked`: a minority never predicted at AUC 0.93 is a threshold that
         leans, not a class the model cannot see). A collapse is what training did to the
         predictions, so neither a model whose weights barely moved (largest
@@ -199,16 +215,46 @@ class ClassCollapse(Rule):
             return recent[-1], (f"one class predicted >= {cfg.threshold:g} above its true share, AUC < "
                                 f"{cfg.ranked_auc:g}, in {cfg.collapse_epochs} of the last "
                                 f"{cfg.collapse_window} epochs")
-        streak, starved = _starved_streak(cfg, history)
-        if streak >= cfg.starved_epochs and not _starved_ranked(cfg, history[-1]["metrics"], starved):
+        streak, steps, starved = _starved_streak(cfg, history)
+        if streak >= cfg.starved_epochs and steps >= cfg.starved_steps \
+                and not _starved_ranked(cfg, history[-1]["metrics"], starved):
             m = history[-1]["metrics"]
             total = sum(m["support"].values())
-            return ({"starved_classes": starved, "epochs": streak, "classes": sum(n > 0 for n in m["support"].values()),
+            return ({"starved_classes": starved, "epochs": streak,
+                     **({"steps": steps} if steps != float("inf") else {}),
+                     "classes": sum(n > 0 for n in m["support"].values()),
                      "true_shares": {c: m["support"][c] / total for c in starved},
                      "predicted_shares": {c: m["pred_histogram"].get(c, 0.0) for c in starved}},
                     f"a class with support predicted < {cfg.starved_fraction:g} x its true share "
-                    f"for {cfg.starved_epochs} epochs")
+                    f"for {cfg.starved_epochs} epochs and {cfg.starved_steps} steps")
         return None
+
+    @classmethod
+    def causes_for(cls, evidence: Evidence, cfg: Any, default: Any) -> tuple[str, ...]:
+        """The parts of the run's class-balance recipe that can cause a collapse, each
+        named only where the config holds it: focal loss or class weights heavier than
+        the stage's, an oversampling sampler, a class mix that draws a class below its
+        balanced share, MixUp. A run on the stage's own recipe is told so, and where else
+        to look: naming focal loss on a cross-entropy run sends the reader the wrong way."""
+        focal, oversampled, starved_mix, mixup, elsewhere = cls.causes
+        if not has(cfg, *BALANCE_KEYS):
+            return cls.causes  # a stage without this recipe: the evidence cannot choose
+        chosen = []
+        # Weights heavier than the stage's: a higher power, or clamps opened wider.
+        heavier = value_of(cfg, "loss.class_weight_power") > value_of(default, "loss.class_weight_power") \
+            or value_of(cfg, "loss.class_weight_max") > value_of(default, "loss.class_weight_max") \
+            or value_of(cfg, "loss.class_weight_min") < value_of(default, "loss.class_weight_min")
+        if value_of(cfg, "loss.name") == "focal" or heavier:
+            chosen.append(focal)
+        if value_of(cfg, "sampler.balanced"):
+            fractions = value_of(cfg, "sampler.class_fractions") or ()
+            if any(f > 1 for f in fractions) or not fractions or all(f == 1 for f in fractions):
+                chosen.append(oversampled)
+            if any(f < 1 for f in fractions):
+                chosen.append(starved_mix)
+        if value_of(cfg, "mixup_prob") > 0:
+            chosen.append(mixup)
+        return tuple(chosen) or (elsewhere,)
 
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:

@@ -118,6 +118,13 @@ class DeadOutputs(Rule):
                     f"untrained model's {start_auc:.3f}")
         return None
 
+    @classmethod
+    def causes_for(cls, evidence: Evidence, cfg: Any, default: Any) -> tuple[str, ...]:
+        """Each branch has its own cause: outputs or CAMs that died are a learning rate too
+        high; a ranking turned below the model's own start is labels that do not belong
+        to their images (see :meth:`remedies`)."""
+        return cls.causes[1:] if "start_auc" in evidence else cls.causes[:1]
+
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
         """Saturated outputs or dark CAMs: a learning rate too high (lower it, then warm

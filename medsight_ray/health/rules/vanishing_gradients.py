@@ -45,6 +45,13 @@ class VanishingGradients(Rule):
             return {"grad_norm": grad_norm, "steps_below": state.vanish_streak}, f"grad norm < {cfg.threshold:g}"
         return None
 
+    @classmethod
+    def causes_for(cls, evidence: Evidence, cfg: Any, default: Any) -> tuple[str, ...]:
+        """A learning rate too low only where the run's rate is below the stage default
+        (the judgement :meth:`remedies` makes); at or above it, the frozen or saturated
+        parts."""
+        return cls.causes[1:] if lr_ratio(cfg, default) >= 1 else cls.causes
+
     @staticmethod
     def remedies(evidence: Evidence, cfg: Any, default: Any) -> list[Step]:
         """A gradient that vanished says nothing of the step size (a gradient does not

@@ -210,11 +210,14 @@ def test_dead_outputs_are_named_at_the_first_epoch(metrics: dict, evidence: str)
     assert d.epoch == 1 and d.severity == "fatal" and evidence in d.evidence
     steps = plan("dead_outputs", d.evidence, _config("concepts/concepts"), _config("concepts/concepts"))
     if evidence == "start_auc":
-        # A ranking learnt backwards is the labels: the data check, and no lr change to apply.
+        # A ranking learnt backwards is the labels: the verdict names them alone, with the
+        # data check and no lr change to apply.
+        assert len(d.causes) == 1 and "labels" in d.causes[0] and "learning rate" not in d.causes[0]
         assert d.remedies[0].startswith("check the data") and not any("learning rate" in r for r in d.remedies)
         assert next_remedy(steps, _config("concepts/concepts")) is None
     else:
-        # Saturated outputs: the lr comes down first.
+        # Saturated outputs: a learning rate too high, named alone; the lr comes down first.
+        assert len(d.causes) == 1 and "learning rate far too high" in d.causes[0]
         assert d.remedies[0].startswith("lower the learning rate")
         cfg = _config("concepts/concepts")
         assert next_remedy(steps, cfg).changed(cfg)["optim.lr"] < cfg.optim.lr
@@ -311,6 +314,30 @@ def test_a_minority_class_never_predicted_is_named_once_healthy_runs_have_learne
     # Learned at epoch 4: the streak breaks and nothing is named.
     learned = never[:3] + [_grading({"a": 0.42, "b": 0.1, "c": 0.33, "d": 0.15}, f1=0.8)] * 3
     assert _epochs(HealthMonitor(HealthConfig(), "grading/grading", "f1_macro"), learned, losses) == []
+
+
+def test_a_class_is_starved_over_steps_not_epochs() -> None:
+    """Measured, real digits at batch 128 (3 steps an epoch): the class holding 40 % was
+    never predicted for 7 epochs (21 steps), then learned (skill 0.34 at epoch 12). A
+    class is learned in steps: the streak must also hold 45 of them (the 5 epochs of 9
+    steps the rule was set on), so this run is quiet, while the same streak at 9 steps an
+    epoch is named at epoch 5."""
+    support = {"zero": 25, "one": 9, "two": 34, "three": 18}
+    starved = [_grading({"zero": 0.6, "one": 0.0, "two": 0.0, "three": 0.4}, support, f1=0.3 + 0.005 * i)
+               for i in range(15)]
+    losses = [1.3 * 0.97 ** i for i in range(15)]
+
+    def run(steps: float, epochs: int) -> HealthMonitor:
+        monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+        _epochs(monitor, starved[:epochs], losses[:epochs], [{"train/steps": steps}] * epochs)
+        return monitor
+
+    big_batch = run(3.0, 7)
+    assert not big_batch.fired("class_collapse")
+    assert run(3.0, 15).diagnoses[0].evidence["steps"] == 45  # 15 epochs of 3 steps
+    default_batch = run(9.0, 5)
+    (d,) = [d for d in default_batch.diagnoses if d.rule == "class_collapse"]
+    assert d.epoch == 5 and d.evidence["steps"] == 45 and d.evidence["starved_classes"] == ["one", "two"]
 
 
 def test_a_ranking_at_chance_is_at_chance_whatever_the_thresholded_metric_says() -> None:
