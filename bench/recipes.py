@@ -347,6 +347,10 @@ def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) ->
             "wrong_way": wrong_way(cause, judged["remedy"], pretrained),
             "skills": [round(s, 3) for s in _skills(result.history, stage.primary_metric)],
             "start": {k: result.outcome.start.get(k) for k in ("objective", "auc_macro", "score_spread")},
+            # Every epoch's signals and the whole start, so that a later change to an
+            # epoch rule can be replayed on this run (bench/replay_health.py) before the
+            # corpus is trained again.
+            "history": result.history, "start_metrics": result.outcome.start,
             "not_judged": sorted(result.outcome.not_judged), "epochs": result.outcome.epochs_run,
             "wall_s": round(time.perf_counter() - start, 1)}
 

@@ -35,8 +35,8 @@ class ClassCollapseConfig(RuleConfig):
         starved_epochs: consecutive epochs (from epoch 1) a class must stay starved.
         starved_steps: optimiser steps (the epochs' ``train/steps``, where reported) those
             epochs must hold between them. A model learns a class in steps, not epochs:
-            at batch 128 an epoch of real digits is 3 steps, and such a run starved a
-            class holding 40 % for 7 epochs (21 steps), then learned it (skill 0.34).
+            at batch 128 an epoch of real digits is 2 steps, and such a run starved a
+            class holding 40 % for 7 epochs (14 steps), then learned it (skill 0.34).
             45 is the 5 epochs of 9-10 steps ``starved_epochs`` was set on.
         ranked_auc: an epoch whose macro AUC is at least this does not count toward a
             collapse onto one class: the model ranks the images by class, and only its
@@ -179,7 +179,7 @@ class ClassCollapse(Rule):
         'back is one collapse; a healthy run may call every image one class after epoch 1; at a higher AUC the '
         'ranking is learned and only the output biases lean, which re-weighted recipes show for an epoch or two '
         'and recover from), or a class with support predicted at < 1/10 of its true share for 5 epochs and 45 '
-        'optimiser steps running (a class is learned in steps: at batch 128 real digits are 3 steps an epoch)'
+        'optimiser steps running (a class is learned in steps: at batch 128 real digits are 2 steps an epoch)'
     )
     origin = 'seeds 001, 003'
 

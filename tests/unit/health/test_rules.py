@@ -317,24 +317,24 @@ def test_a_minority_class_never_predicted_is_named_once_healthy_runs_have_learne
 
 
 def test_a_class_is_starved_over_steps_not_epochs() -> None:
-    """Measured, real digits at batch 128 (3 steps an epoch): the class holding 40 % was
-    never predicted for 7 epochs (21 steps), then learned (skill 0.34 at epoch 12). A
+    """Measured, real digits at batch 128 (346 rows, 2 steps an epoch): the class holding
+    40 % was never predicted for 7 epochs (14 steps), then learned (skill 0.34 at epoch 12). A
     class is learned in steps: the streak must also hold 45 of them (the 5 epochs of 9
     steps the rule was set on), so this run is quiet, while the same streak at 9 steps an
     epoch is named at epoch 5."""
     support = {"zero": 25, "one": 9, "two": 34, "three": 18}
     starved = [_grading({"zero": 0.6, "one": 0.0, "two": 0.0, "three": 0.4}, support, f1=0.3 + 0.005 * i)
-               for i in range(15)]
-    losses = [1.3 * 0.97 ** i for i in range(15)]
+               for i in range(23)]
+    losses = [1.3 * 0.97 ** i for i in range(23)]
 
     def run(steps: float, epochs: int) -> HealthMonitor:
         monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
         _epochs(monitor, starved[:epochs], losses[:epochs], [{"train/steps": steps}] * epochs)
         return monitor
 
-    big_batch = run(3.0, 7)
+    big_batch = run(2.0, 7)
     assert not big_batch.fired("class_collapse")
-    assert run(3.0, 15).diagnoses[0].evidence["steps"] == 45  # 15 epochs of 3 steps
+    assert run(2.0, 23).diagnoses[0].evidence["steps"] == 46  # 23 epochs of 2 steps
     default_batch = run(9.0, 5)
     (d,) = [d for d in default_batch.diagnoses if d.rule == "class_collapse"]
     assert d.epoch == 5 and d.evidence["steps"] == 45 and d.evidence["starved_classes"] == ["one", "two"]
