@@ -1,6 +1,7 @@
 """Verdicts on runs the rules were not fitted to: recipes users launch, and natural failures.
 
-    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--rerun] [--summary]
+    python bench/recipes.py [--out bench/results/recipes] [--seeds 2] [--only NAME,...] [--rerun]
+                            [--summary [--replay]]
 
 A corpus of runs that users launch (fine-tuning from a pretrained file, SGD, OneCycle,
 long cosine schedules, label smoothing, MixUp, a frozen-backbone warm-up, a 95/5
@@ -320,6 +321,47 @@ def rescore(row: dict[str, Any]) -> dict[str, Any]:
             else None, "wrong_way": wrong_way(row["truth_cause"], judged["remedy"], bool(row.get("pretrained")))}
 
 
+def replay(row: dict[str, Any]) -> dict[str, Any]:
+    """A kept run judged again by the current epoch rules, without training: its history
+    (every epoch's signals, kept since round 3) and its measured start are fed to a
+    monitor with the run's config, epoch by epoch, as the fit loop feeds them. The step
+    rules judge every optimiser step, which a history does not keep, so their recorded
+    diagnoses stand (a change to a step rule needs ``--rerun``). A record without a
+    history is rescored only (:func:`rescore`)."""
+    from dataclasses import replace
+
+    from medsight_ray.health.monitor import HealthMonitor
+    from medsight_ray.health.rules import SKIPPED_STEP_RULES, STEP_RULES
+    from medsight_ray.stages.registry import get_stage
+    from medsight_ray.zoo.entries import warn_only
+
+    if "history" not in row:
+        return rescore(row)
+    recipe = next(r for r in RECIPES if r[0] == row["name"])
+    stage = get_stage(recipe[2], recipe[3])
+    cfg = recipe_config(recipe, row["seed"], "pretrained.pt" if row.get("pretrained") else None)
+    health = warn_only(cfg).health
+    # The step rules' verdicts are the recorded ones; here they only count the steps.
+    health = replace(health, **{n: replace(getattr(health, n), enabled=False) for n in (*STEP_RULES,
+                                                                                          *SKIPPED_STEP_RULES)})
+    monitor = HealthMonitor(health, f"{recipe[2]}/{recipe[3]}", stage.primary_metric, cfg)
+    if row.get("start_metrics"):
+        monitor.on_start(row["start_metrics"])
+    for epoch, entry in enumerate(row["history"]):
+        train = {k: v for k, v in entry.items() if k.startswith(("train/", "fit/"))}
+        metrics = {k[4:]: v for k, v in entry.items() if k.startswith("val/")}
+        metrics.update({k: v for k, v in (entry.get("details") or {}).items() if k != "diagnoses"})
+        monitor.begin_epoch(epoch)
+        for _ in range(int(train.get("train/steps") or 0)):
+            monitor.on_step(float(train.get("train/loss", 1.0)), float(train.get("train/grad_norm", 1.0)))
+        monitor.on_epoch(epoch, train, metrics)
+    step_rules = {*STEP_RULES, *SKIPPED_STEP_RULES}
+    diagnoses = [d for d in row["diagnoses"] if d["rule"] in step_rules] + [
+        {k: v for k, v in d.to_dict().items() if k in ("rule", "severity", "epoch", "step", "evidence")}
+        for d in monitor.diagnoses]
+    return rescore({**row, "diagnoses": diagnoses})
+
+
 def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) -> dict[str, Any]:
     from medsight_ray.fit.runner import prepare_data, run_stage
     from medsight_ray.stages.registry import get_stage
@@ -396,6 +438,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated recipe names")
     parser.add_argument("--rerun", action="store_true", help="train the kept runs again")
     parser.add_argument("--summary", action="store_true", help="train nothing: judge the kept runs and summarise")
+    parser.add_argument("--replay", action="store_true",
+                        help="with --summary: judge the kept runs' histories by the current epoch rules")
     args = parser.parse_args()
     from medsight_ray.raylocal import init_ray
 
@@ -432,7 +476,8 @@ def main() -> None:
             rows.append(row)
     if only or args.summary:
         # The summary covers every kept run, not only the ones named here.
-        rows = [rescore(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
+        judge = replay if args.replay else rescore
+        rows = [judge(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
     summary = summarise(rows)
     (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": rows}, indent=2, default=str))
     print(table(rows))

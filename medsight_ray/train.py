@@ -195,7 +195,8 @@ def heal(stage: Stage, cfg: Any, data: Any, storage: str, name: str, init: str |
         remedy = remedy if attempt < remedies else None
         lineage.append(Attempt(attempt, result.status, metric, result.epochs_run, diagnosis["rule"], diagnosis["epoch"],
                                remedy.words(cfg) if remedy else None,
-                               tuple(remedy.overrides(cfg)) if remedy else (), tuple(a.text for a in advice)))
+                               tuple(remedy.overrides(cfg)) if remedy else (), tuple(a.text for a in advice),
+                               dict(diagnosis.get("evidence") or {})))
         if remedy is None:
             if remedies and attempt < remedies:
                 console.say(f"== {stage.task}/{stage.name}: no config change left to cure {diagnosis['rule']}; "

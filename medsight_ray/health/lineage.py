@@ -30,6 +30,8 @@ class Attempt:
         metric: the attempt's best primary metric.
         status: how the attempt ended (``completed``, ``stopped``, ``errored``).
         epochs_run: epochs the attempt trained (its compute, in trial-epochs).
+        evidence: what the stopping diagnosis measured (the signal its remedy must move,
+            which the next attempt's history shows).
     """
 
     attempt: int
@@ -41,13 +43,14 @@ class Attempt:
     remedy: str | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
     advice: tuple[str, ...] = field(default_factory=tuple)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"attempt": self.attempt, "status": self.status, "metric": self.metric,
                 "epochs_run": self.epochs_run, "rule": self.rule,
                 "epoch": self.epoch, "remedy": self.remedy, "overrides": list(self.overrides),
-                "advice": list(self.advice)}
+                "advice": list(self.advice), "evidence": dict(self.evidence)}
 
 
 def first_fatal(diagnoses: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -340,7 +340,32 @@ def test_remedies_retrain_a_stopped_stage_with_its_cure_and_record_the_lineage(s
     assert first["status"] == "stopped" and first["overrides"] == ["optim.lr=0.003"]
     assert healed == {**healed, "attempt": 1, "status": "completed", "rule": None}
     assert summary["runs"][-1]["config"]["optim"]["lr"] == pytest.approx(0.003)
+    # The cure moved what the diagnosis measured the right way: smaller steps.
+    history = summary["runs"][-1]["history"]
+    for key, signal in (("update_ratio", "train/update_ratio"), ("grad_norm", "train/grad_norm_max")):
+        if math.isfinite(first["evidence"].get(key, math.nan)):
+            assert max(h[signal] for h in history) < first["evidence"][key]
     plain = tmp_path / "plain"
     code, _ = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(plain), *settings)
     assert code == 1
     assert "lineages" not in json.loads((plain / "summary.json").read_text())
+
+
+def test_a_learning_rate_far_too_low_is_raised_and_the_weights_move(synth_dir, tmp_path: Path, capsys) -> None:
+    """lr 1e-7: the weights barely move, a stall rule stops the run once it has 30 steps
+    to judge, and its remedy raises the rate to the stage default. The remedied run's
+    weights move at least 100x more per step than the evidence measured, past
+    ``not_learning.max_update``, and the stall rule does not stop it again."""
+    data = synth_dir("grading", rows=120)
+    settings = [a for kv in [*TINY, "fit.epochs=3", "fit.batch_size=8", "optim.lr=1e-7"] for a in ("--set", kv)]
+    out = tmp_path / "raised"
+    code, text = _main(capsys, "--task", "grading", "--data", str(data), "--out", str(out), "--remedies", "1",
+                       *settings)
+    summary = json.loads((out / "summary.json").read_text())
+    first, healed = summary["lineages"]["grading"]
+    assert first["rule"] in ("not_learning", "chance_metric"), text[-3000:]
+    assert first["overrides"] == ["optim.lr=0.003"]
+    moved = max(h["train/update_ratio"] for h in summary["runs"][-1]["history"])
+    assert moved > 100 * first["evidence"]["update_ratio"]
+    assert moved >= apply_overrides(get_stage("grading").config_cls(), []).health.not_learning.max_update
+    assert healed["rule"] != first["rule"]
