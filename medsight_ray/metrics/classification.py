@@ -105,7 +105,13 @@ def multiclass_metrics(probs: np.ndarray, labels: np.ndarray, names: tuple[str, 
     f1_each = f1_score(labels, pred, labels=classes, average=None, zero_division=0)
     present = [c for c in classes if (labels == c).any()]
     try:
-        auc = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=classes))
+        if len(classes) == 2:
+            # Two classes are one ranking (sklearn refuses a two-column score for a binary
+            # target): the AUC of the second class's probability, as binary AUC is read.
+            both = (labels == 1).any() and (labels != 1).any()
+            auc = float(roc_auc_score(labels == 1, probs[:, 1])) if both else float("nan")
+        else:
+            auc = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=classes))
     except ValueError:
         auc = float("nan")
     auc_each = {}
