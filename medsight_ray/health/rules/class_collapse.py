@@ -44,6 +44,11 @@ class ClassCollapseConfig(RuleConfig):
             show for an epoch or two and training corrects). Measured: recipes that
             recovered to F1 0.66-0.80 leaned 79-100 % onto one class at AUC 0.92-0.99;
             seed 003's collapse held 93-100 % at AUC 0.68-0.73.
+        min_steps: optimiser steps the run must have taken before the rule may fire. The
+            grace and ``collapse_epochs`` were set on runs of 9-10 steps an epoch, and a
+            model learns in steps: at batch 128 real digits are 2 steps an epoch, and such
+            a run called every image one class at epoch 3, after 6 steps, at AUC 0.72
+            rising to 0.99 (30 = those 3 epochs at 10 steps, the stall rules' minimum).
         min_update: the run's largest epoch weight change per step
             (``train/update_ratio``) below which training has not moved the weights, so
             the predictions are the random start's and not a collapse (the scale of
@@ -58,6 +63,7 @@ class ClassCollapseConfig(RuleConfig):
     starved_epochs: int = 5
     starved_steps: int = 45
     ranked_auc: float = 0.85
+    min_steps: int = 30
     min_update: float = 2e-4
 
     def epochs_needed(self) -> int:
@@ -179,7 +185,8 @@ class ClassCollapse(Rule):
         'back is one collapse; a healthy run may call every image one class after epoch 1; at a higher AUC the '
         'ranking is learned and only the output biases lean, which re-weighted recipes show for an epoch or two '
         'and recover from), or a class with support predicted at < 1/10 of its true share for 5 epochs and 45 '
-        'optimiser steps running (a class is learned in steps: at batch 128 real digits are 2 steps an epoch)'
+        'optimiser steps running (a class is learned in steps: at batch 128 real digits are 2 steps an epoch); '
+        'after 30 optimiser steps'
     )
     origin = 'seeds 001, 003'
 

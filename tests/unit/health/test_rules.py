@@ -334,6 +334,16 @@ def test_a_class_is_starved_over_steps_not_epochs() -> None:
 
     big_batch = run(2.0, 7)
     assert not big_batch.fired("class_collapse")
+    # The collapse onto one class too: measured at batch 128 (seed 1), 100 % one class at
+    # epochs 2 and 3 (6 steps) at AUC 0.67-0.72, which rose to 0.99 by epoch 12.
+    onto_one = [{**_grading({"zero": 0.0, "one": 1.0, "two": 0.0, "three": 0.0}, support, f1=0.04),
+                 "auc_macro": 0.7}] * 3
+    for steps, named in ((2, False), (10, True)):
+        monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro")
+        for epoch, (metrics, loss) in enumerate(zip(onto_one, [1.5, 0.8, 0.5])):
+            _steps(monitor, [1.0] * steps)
+            monitor.on_epoch(epoch, {"train/loss": loss, "train/steps": float(steps)}, metrics)
+        assert monitor.fired("class_collapse") is named
     assert run(2.0, 23).diagnoses[0].evidence["steps"] == 46  # 23 epochs of 2 steps
     default_batch = run(9.0, 5)
     (d,) = [d for d in default_batch.diagnoses if d.rule == "class_collapse"]
