@@ -166,9 +166,9 @@ def verdict(diagnoses: list[dict[str, Any]], cfg: Any, default: Any) -> dict[str
     """The default monitor's verdict on a warn-only run: first fatal rule, its cause, and
     the first remedy ``--remedies`` applies (``{key: (old, new)}``)."""
     from medsight_ray.health.remedies import next_remedy, plan, value_of
-    from medsight_ray.zoo.entries import fired_rules, product_stop
+    from medsight_ray.zoo.entries import fired_rules, product_stop, would_stop
 
-    fired = product_stop(fired_rules(diagnoses), lambda rule: getattr(cfg.health, rule).fatal)
+    fired = product_stop(fired_rules(diagnoses), would_stop(cfg))
     first = next((d for d in fired if d["severity"] == "fatal"), None)
     if first is None:
         return {"rule": None, "cause": None, "remedy": {}}

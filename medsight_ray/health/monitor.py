@@ -52,8 +52,9 @@ class HealthMonitor:
         # The causes this evidence on this run's config supports, not every cause the
         # rule knows: a verdict is read as a promise.
         causes = supported_causes(REGISTRY[name], evidence, self.config)
+        stops = self.config is None or REGISTRY[name].stops(evidence, self.config, type(self.config)())
         # Diagnoses are stamped 1-based: the epoch whose step or verdict fired them.
-        diagnosis = Diagnosis(name, "fatal" if rule.fatal else "warn", self.stage, self.epoch + 1, step,
+        diagnosis = Diagnosis(name, "fatal" if rule.fatal and stops else "warn", self.stage, self.epoch + 1, step,
                               evidence, threshold, causes, self._remedy_words(name, evidence))
         self.diagnoses.append(diagnosis)
         return diagnosis

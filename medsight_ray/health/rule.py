@@ -15,7 +15,9 @@ A rule is a subclass of :class:`Rule` in a module of its own under
   ``causes_for``: those a diagnosis' evidence and the run's config support (a verdict
   names only these: a learning rate at the stage default is no "learning rate too low");
 - ``remedies``: the config changes (and advice) that cure it, sized from its evidence
-  (:mod:`medsight_ray.health.remedies` holds the building blocks);
+  (:mod:`medsight_ray.health.remedies` holds the building blocks), and ``stops``:
+  whether its evidence on this config may stop the run (a verdict with no cause in the
+  config warns);
 - ``fires_when`` and ``origin``: its row of the README's rule table, which is
   generated from the registry (:func:`medsight_ray.health.rules.readme_table`).
 
@@ -142,6 +144,15 @@ class Rule:
         config ``cfg`` supports (``default``: the stage's default config), most likely
         first. All of them unless the rule's evidence or the config tells them apart."""
         return cls.causes
+
+    @classmethod
+    def stops(cls, evidence: Mapping[str, Any], cfg: Any, default: Any) -> bool:
+        """May a diagnosis with ``evidence`` on a run of config ``cfg`` stop the run (where
+        the rule is fatal)? Yes, unless the rule's evidence leaves it no cause in the
+        run's config and so no cure to offer: a stop is a promise that something is
+        wrong and what to change, and such a verdict warns instead, leaving the stop to
+        the rules that judge whether the run learns."""
+        return True
 
     @staticmethod
     def remedies(evidence: Mapping[str, Any], cfg: Any, default: Any) -> list[Any]:  # pragma: no cover

@@ -307,20 +307,33 @@ def onset(entry: ZooEntry, history: History) -> int | None:
 
 
 def fired_rules(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every diagnosis in the order it was made: rule, severity, epoch, step."""
+    """Every diagnosis in the order it was made: rule, severity, epoch, step, evidence."""
     ordered = sorted(diagnoses, key=lambda d: (d["epoch"], d["step"] == 0, d["step"]))
-    return [{"rule": d["rule"], "severity": d["severity"], "epoch": d["epoch"], "step": d["step"]} for d in ordered]
+    return [{"rule": d["rule"], "severity": d["severity"], "epoch": d["epoch"], "step": d["step"],
+             "evidence": d.get("evidence") or {}} for d in ordered]
 
 
-def product_stop(fired: list[dict[str, Any]], fatal: Callable[[str], bool]) -> list[dict[str, Any]]:
+def would_stop(cfg: Any) -> Callable[[dict[str, Any]], bool]:
+    """Would a diagnosis (its rule and evidence) have stopped a run of config ``cfg``:
+    its rule is fatal there and its evidence lets it stop (:meth:`Rule.stops
+    <medsight_ray.health.rule.Rule.stops>`), as the monitor decides."""
+    from medsight_ray.health.rules import REGISTRY
+
+    default = type(cfg)()
+    return lambda d: bool(getattr(cfg.health, d["rule"]).fatal
+                          and REGISTRY[d["rule"]].stops(d.get("evidence") or {}, cfg, default))
+
+
+def product_stop(fired: list[dict[str, Any]], fatal: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     """What the monitor would have recorded had its fatal rules stopped the run, from
     the diagnoses of a run in which every rule only warned (``fired``, in order). The
     run is deterministic and the monitor only watches, so a stopped run is this run cut
     at its first diagnosis by a rule that is ``fatal``. Kept: every diagnosis before
     it; with it, the rest of that epoch's verdicts when it is an epoch rule, or that
     epoch's step rules up to its step when it is a step rule (the epoch halts there
-    and its epoch rules are not judged). Severities are the ones ``fatal`` gives."""
-    stamped = [{**d, "severity": "fatal" if fatal(d["rule"]) else "warn"} for d in fired]
+    and its epoch rules are not judged). Severities are the ones ``fatal`` (of each
+    diagnosis: :func:`would_stop`) gives."""
+    stamped = [{**d, "severity": "fatal" if fatal(d) else "warn"} for d in fired]
     first = next((d for d in stamped if d["severity"] == "fatal"), None)
     if first is None:
         return stamped
@@ -360,7 +373,7 @@ def run_entry(entry: ZooEntry, out: Path, data: str, *, verify: bool = False, ex
     init = (_previous_stage(entry, data, prepared, out, cfg, {} if cache is None else cache)
             if stage.order > 1 else None)
     result = run_stage(stage, warn_only(cfg), prepared, str(out / "ray"), name, init)
-    fired = product_stop(fired_rules(result.outcome.diagnoses), lambda rule: getattr(cfg.health, rule).fatal)
+    fired = product_stop(fired_rules(result.outcome.diagnoses), would_stop(cfg))
     fatal = [d for d in fired if d["severity"] == "fatal"]
     first = fatal[0] if fatal else None
     truth, first_onset = None, None

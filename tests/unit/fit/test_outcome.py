@@ -70,6 +70,8 @@ def test_a_restored_monitor_keeps_its_streaks_and_diagnoses() -> None:
     cfg = with_rule(HealthConfig(), "non_finite", fatal=False)
     monitor = HealthMonitor(cfg, "grading/grading", "f1_macro")
     monitor.on_step(float("inf"), 1.0)
+    for _ in range(30):  # the steps class_collapse waits for
+        monitor.on_step(1.0, 1.0)
     for epoch in range(3):
         monitor.on_epoch(epoch, {"train/loss": 1.0 - 0.2 * epoch}, _collapsed() if epoch == 2 else {
             "pred_histogram": {"a": 0.5, "b": 0.5}, "support": {"a": 5, "b": 5},
@@ -80,6 +82,8 @@ def test_a_restored_monitor_keeps_its_streaks_and_diagnoses() -> None:
     assert [d.rule for d in restored.diagnoses] == ["non_finite"] and restored.epoch == 3
     assert "class_collapse" in [d.rule for d in restored.on_epoch(3, {"train/loss": 0.3}, _collapsed())]
     fresh = HealthMonitor(cfg, "grading/grading", "f1_macro")
+    for _ in range(30):
+        fresh.on_step(1.0, 1.0)
     assert fresh.on_epoch(3, {"train/loss": 0.3}, _collapsed()) == []
 
 

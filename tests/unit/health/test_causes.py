@@ -68,3 +68,25 @@ def test_learning_rate_causes_follow_the_rate_and_the_measured_weight_change() -
     assert _causes("chance_metric", {"update_ratio": 1e-7}, _grading())[0] == low
     # A rate 100x the default: outputs that died, or the labels.
     assert _causes("chance_metric", {"update_ratio": 1e-3}, _grading("optim.lr=0.3")) == (high, labels)
+
+
+def test_a_collapse_on_the_stages_own_recipe_warns_and_one_its_recipe_can_cause_stops() -> None:
+    """A stop promises a cause in the config and a cure. On the stage's own recipe
+    class_collapse has neither, so it warns (measured: SGD lr 3 on real digits, every
+    image one class at epochs 2-4, F1 0.97 by epoch 6); under seed 003's recipe it stops."""
+    from medsight_ray.health.config import HealthConfig
+    from medsight_ray.health.monitor import HealthMonitor
+
+    support = {"a": 40, "b": 13, "c": 33, "d": 13}
+    onto_one = {"f1_macro": 0.06, "chance": 0.145, "auc_macro": 0.6, "support": support,
+                "pred_histogram": {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}}
+    seed003 = _grading("loss.name=focal", "loss.class_weight_max=1000000", "sampler.balanced=true")
+    for cfg, severity in ((_grading(), "warn"), (_grading("optim.name=sgd", "optim.lr=3.0"), "warn"),
+                          (seed003, "fatal")):
+        monitor = HealthMonitor(HealthConfig(), "grading/grading", "f1_macro", cfg)
+        for epoch, loss in enumerate([1.4, 1.3, 1.2]):
+            for _ in range(10):
+                monitor.on_step(loss, 1.0)
+            monitor.on_epoch(epoch, {"train/loss": loss}, onto_one)
+        (d,) = [d for d in monitor.diagnoses if d.rule == "class_collapse"]
+        assert d.severity == severity

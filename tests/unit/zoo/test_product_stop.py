@@ -8,12 +8,16 @@ from medsight_ray.zoo.entries import product_stop
 FATAL = {"exploding_gradients", "class_collapse", "not_learning"}
 
 
+def _fatal(d: dict) -> bool:
+    return d["rule"] in FATAL
+
+
 def _d(rule: str, epoch: int, step: int = 0) -> dict:
     return {"rule": rule, "severity": "warn", "epoch": epoch, "step": step}
 
 
 def _cut(fired: list[dict]) -> list[tuple[str, int, int, str]]:
-    return [(d["rule"], d["epoch"], d["step"], d["severity"]) for d in product_stop(fired, FATAL.__contains__)]
+    return [(d["rule"], d["epoch"], d["step"], d["severity"]) for d in product_stop(fired, _fatal)]
 
 
 def test_an_epoch_rule_stop_keeps_that_epochs_verdicts_and_nothing_after() -> None:
@@ -32,4 +36,4 @@ def test_a_step_rule_stop_halts_the_epoch_there_and_its_epoch_rules_are_not_judg
 def test_a_run_without_a_fatal_rule_keeps_every_warning() -> None:
     fired = [_d("unmixed_batches", 1), _d("overfitting", 5)]
     assert _cut(fired) == [("unmixed_batches", 1, 0, "warn"), ("overfitting", 5, 0, "warn")]
-    assert product_stop([], FATAL.__contains__) == []
+    assert product_stop([], _fatal) == []
