@@ -479,7 +479,9 @@ def main() -> None:
         judge = replay if args.replay else rescore
         rows = [judge(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
     summary = summarise(rows)
-    (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": rows}, indent=2, default=str))
+    # The histories stay in the run records; the summary is the verdicts.
+    brief = [{k: v for k, v in r.items() if k not in ("history", "start_metrics")} for r in rows]
+    (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": brief}, indent=2, default=str))
     print(table(rows))
     print(json.dumps(summary, indent=2))
 
