@@ -66,6 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from detection import clopper_pearson_upper  # noqa: E402
+from replay_health import feed  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "realdata"
 TINY = ("fit.cpus_per_worker=0.5", "model.backbone.name=resnet10t", "fit.torch_threads=1")
@@ -347,14 +348,7 @@ def replay(row: dict[str, Any]) -> dict[str, Any]:
     monitor = HealthMonitor(health, f"{recipe[2]}/{recipe[3]}", stage.primary_metric, cfg)
     if row.get("start_metrics"):
         monitor.on_start(row["start_metrics"])
-    for epoch, entry in enumerate(row["history"]):
-        train = {k: v for k, v in entry.items() if k.startswith(("train/", "fit/"))}
-        metrics = {k[4:]: v for k, v in entry.items() if k.startswith("val/")}
-        metrics.update({k: v for k, v in (entry.get("details") or {}).items() if k != "diagnoses"})
-        monitor.begin_epoch(epoch)
-        for _ in range(int(train.get("train/steps") or 0)):
-            monitor.on_step(float(train.get("train/loss", 1.0)), float(train.get("train/grad_norm", 1.0)))
-        monitor.on_epoch(epoch, train, metrics)
+    feed(monitor, row["history"])
     step_rules = {*STEP_RULES, *SKIPPED_STEP_RULES}
     diagnoses = [d for d in row["diagnoses"] if d["rule"] in step_rules] + [
         {k: v for k, v in d.to_dict().items() if k in ("rule", "severity", "epoch", "step", "evidence")}
@@ -390,8 +384,8 @@ def run_recipe(recipe: tuple, seed: int, root: Path, work: Path, cache: dict) ->
             "skills": [round(s, 3) for s in _skills(result.history, stage.primary_metric)],
             "start": {k: result.outcome.start.get(k) for k in ("objective", "auc_macro", "score_spread")},
             # Every epoch's signals and the whole start, so that a later change to an
-            # epoch rule can be replayed on this run (bench/replay_health.py) before the
-            # corpus is trained again.
+            # epoch rule can be replayed on this run (:func:`replay`) before the corpus is
+            # trained again.
             "history": result.history, "start_metrics": result.outcome.start,
             "not_judged": sorted(result.outcome.not_judged), "epochs": result.outcome.epochs_run,
             "wall_s": round(time.perf_counter() - start, 1)}

@@ -29,20 +29,28 @@ def latest_history(run: Path) -> list[dict[str, Any]] | None:
     return read_history(files[-1].parent) if files else None
 
 
+def feed(monitor: HealthMonitor, history: list[dict[str, Any]]) -> None:
+    """Feed a recorded ``history`` (flat per-epoch entries, as ``history.json`` keeps them)
+    to ``monitor`` epoch by epoch, as the fit loop does: the epoch's optimiser steps (each
+    at the epoch's mean loss and gradient norm; one where a record lacks the count),
+    then its train signals and validation metrics."""
+    for epoch, entry in enumerate(history):
+        train = {k: v for k, v in entry.items() if k.startswith(("train/", "fit/"))}
+        metrics = {k[4:]: v for k, v in entry.items() if k.startswith("val/")}
+        metrics.update({k: v for k, v in (entry.get("details") or {}).items() if k != "diagnoses"})
+        monitor.begin_epoch(epoch)
+        for _ in range(int(train.get("train/steps", 1))):
+            monitor.on_step(float(train.get("train/loss", 1.0)), float(train.get("train/grad_norm", 1.0)))
+        monitor.on_epoch(epoch, train, metrics)
+
+
 def replay(history: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
     """Every (rule, epoch, severity) the current rules fire on ``history``."""
     # The primary metric is the one the objective reports (a stopped epoch reports 0).
     primary = next((k[4:] for e in history for k, v in e.items()
                     if k.startswith("val/") and e.get("objective") and v == e["objective"]), "auc_macro")
     monitor = HealthMonitor(HealthConfig(), "replay", primary)
-    for epoch, entry in enumerate(history):
-        train = {k: v for k, v in entry.items() if k.startswith(("train/", "fit/"))}
-        metrics = {k[4:]: v for k, v in entry.items() if k.startswith("val/")}
-        metrics.update({k: v for k, v in entry.get("details", {}).items() if k != "diagnoses"})
-        monitor.begin_epoch(epoch)
-        for _ in range(int(train.get("train/steps", 1))):
-            monitor.on_step(float(train.get("train/loss", 1.0)), float(train.get("train/grad_norm", 1.0)))
-        monitor.on_epoch(epoch, train, metrics)
+    feed(monitor, history)
     return [(d.rule, d.epoch, d.severity) for d in monitor.diagnoses]
 
 
