@@ -14,7 +14,7 @@ from typing import Any
 
 from medsight_ray.health.config import HealthConfig, RuleConfig
 from medsight_ray.health.diagnosis import Diagnosis
-from medsight_ray.health.rule import supported_causes
+from medsight_ray.health.rule import stops_run, supported_causes
 from medsight_ray.health.rules import EPOCH_RULES, REGISTRY, SKIPPED_STEP_RULES, STEP_RULES, StepState
 
 
@@ -48,13 +48,12 @@ class HealthMonitor:
         self.epoch = epoch
 
     def _fire(self, name: str, evidence: dict[str, Any], threshold: str, step: int) -> Diagnosis:
-        rule = self._rule(name)
         # The causes this evidence on this run's config supports, not every cause the
         # rule knows: a verdict is read as a promise.
         causes = supported_causes(REGISTRY[name], evidence, self.config)
-        stops = self.config is None or REGISTRY[name].stops(evidence, self.config, type(self.config)())
+        stops = stops_run(REGISTRY[name], self._rule(name), evidence, self.config)
         # Diagnoses are stamped 1-based: the epoch whose step or verdict fired them.
-        diagnosis = Diagnosis(name, "fatal" if rule.fatal and stops else "warn", self.stage, self.epoch + 1, step,
+        diagnosis = Diagnosis(name, "fatal" if stops else "warn", self.stage, self.epoch + 1, step,
                               evidence, threshold, causes, self._remedy_words(name, evidence))
         self.diagnoses.append(diagnosis)
         return diagnosis

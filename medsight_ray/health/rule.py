@@ -176,6 +176,14 @@ def supported_causes(rule: type[Rule], evidence: Mapping[str, Any], cfg: Any) ->
     return chosen
 
 
+def stops_run(rule: type[Rule], settings: RuleConfig, evidence: Mapping[str, Any], cfg: Any) -> bool:
+    """Does a diagnosis of ``rule`` with ``evidence`` stop its run: the rule is fatal in
+    its ``settings`` and its evidence on the run's config ``cfg`` lets it stop
+    (:meth:`Rule.stops`); without a config (a replay), being fatal is enough. The monitor
+    and the zoo's cut of a warn-only run decide by this one test."""
+    return settings.fatal and (cfg is None or rule.stops(evidence, cfg, type(cfg)()))
+
+
 #: Every registered rule by name, in the order the rules package imports them (for
 #: epoch rules: most specific first).
 REGISTRY: dict[str, type[Rule]] = {}

@@ -317,11 +317,10 @@ def would_stop(cfg: Any) -> Callable[[dict[str, Any]], bool]:
     """Would a diagnosis (its rule and evidence) have stopped a run of config ``cfg``:
     its rule is fatal there and its evidence lets it stop (:meth:`Rule.stops
     <medsight_ray.health.rule.Rule.stops>`), as the monitor decides."""
+    from medsight_ray.health.rule import stops_run
     from medsight_ray.health.rules import REGISTRY
 
-    default = type(cfg)()
-    return lambda d: bool(getattr(cfg.health, d["rule"]).fatal
-                          and REGISTRY[d["rule"]].stops(d.get("evidence") or {}, cfg, default))
+    return lambda d: stops_run(REGISTRY[d["rule"]], getattr(cfg.health, d["rule"]), d.get("evidence") or {}, cfg)
 
 
 def product_stop(fired: list[dict[str, Any]], fatal: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:

@@ -275,7 +275,7 @@ class ClassCollapse(Rule):
             chosen.append(focal)
         if value_of(cfg, "sampler.balanced"):
             fractions = value_of(cfg, "sampler.class_fractions") or ()
-            if any(f > 1 for f in fractions) or not fractions or all(f == 1 for f in fractions):
+            if any(f > 1 for f in fractions) or all(f == 1 for f in fractions):  # all(): true when none given
                 chosen.append(oversampled)
             if any(f < 1 for f in fractions):
                 chosen.append(starved_mix)
